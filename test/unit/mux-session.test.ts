@@ -1,0 +1,195 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConnectionRefusedError, TunnelClosedError } from "../../shared/errors.js";
+import { encodeDataHeader } from "../../shared/frame-codec.js";
+import type { MuxStream, StreamHandlers } from "../../shared/mux-stream.js";
+import { DEFAULT_LIMITS, OPEN_KIND } from "../../shared/tunnel-constants.js";
+import { memoryPair } from "../helpers/memory-pair.js";
+
+/** Collects what a stream receives; consumes at once unless `hold` is set. */
+function collector(stream: MuxStream, hold = false, onDrain?: () => void) {
+  const got: Buffer[] = [];
+  const state = { ended: false, reset: null as Error | null, drains: 0 };
+  const handlers: StreamHandlers = {
+    onData(chunk) {
+      got.push(Buffer.from(chunk));
+      if (!hold) stream.consumed(chunk.length);
+    },
+    onEnd() {
+      state.ended = true;
+    },
+    onReset(err) {
+      state.reset = err;
+    },
+    onDrain() {
+      state.drains++;
+      onDrain?.();
+    },
+  };
+  stream.attach(handlers);
+  return { got, state, bytes: () => Buffer.concat(got) };
+}
+
+function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = (): void => {
+      if (pred()) return resolve();
+      if (Date.now() - start > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
+      setImmediate(tick);
+    };
+    tick();
+  });
+}
+
+describe("mux session", () => {
+  it("opens a stream, carries data both ways and half-closes each side", async () => {
+    const { relay, agent } = memoryPair();
+    let agentSide: ReturnType<typeof collector> | null = null;
+    let agentStream: MuxStream | null = null;
+    agent.onOpen = (stream, open) => {
+      assert.equal(open.host, "ftp.corp");
+      assert.equal(open.port, 21);
+      agentStream = stream;
+      agentSide = collector(stream);
+      agent.accept(stream, "10.0.0.2", 40000);
+      stream.write(Buffer.from("220 hello\r\n"));
+    };
+    const r = await relay.open(OPEN_KIND.CONNECT, "ftp.corp", 21, 1000);
+    assert.equal(r.address, "10.0.0.2");
+    const relaySide = collector(r.stream);
+    r.stream.write(Buffer.from("USER x\r\n"));
+    r.stream.end();
+    await until(() => agentSide?.state.ended === true, "agent end");
+    assert.equal(agentSide!.bytes().toString(), "USER x\r\n");
+    assert.equal(relaySide.state.ended, false, "the other half is still open");
+    agentStream!.write(Buffer.from("221 bye\r\n"));
+    agentStream!.end();
+    await until(() => relaySide.state.ended, "relay end");
+    assert.equal(relaySide.bytes().toString(), "220 hello\r\n221 bye\r\n");
+    await until(() => relay.streamCount === 0 && agent.streamCount === 0, "streams released");
+  });
+
+  it("maps an open failure to the coded error", async () => {
+    const { relay, agent } = memoryPair();
+    agent.onOpen = (stream) => agent.reject(stream, new ConnectionRefusedError("refused"));
+    await assert.rejects(relay.open(OPEN_KIND.CONNECT, "h", 1, 1000), ConnectionRefusedError);
+    assert.equal(relay.streamCount, 0);
+  });
+
+  it("stalls the sender at zero credit and resumes on a window update", async () => {
+    const window = 64 * 1024;
+    const limits = { ...DEFAULT_LIMITS, initialWindow: window };
+    const { relay, agent } = memoryPair({ relayLimits: limits, agentLimits: limits });
+    let agentSide: ReturnType<typeof collector> | null = null;
+    let agentStream: MuxStream | null = null;
+    agent.onOpen = (stream) => {
+      agentStream = stream;
+      agentSide = collector(stream, true);
+      agent.accept(stream, "", 0);
+    };
+    const { stream } = await relay.open(OPEN_KIND.CONNECT, "h", 1, 1000);
+    const sender = collector(stream);
+    const chunk = Buffer.alloc(16 * 1024, 1);
+    let accepted = 0;
+    while (stream.write(chunk)) accepted++;
+    assert.equal(accepted, 3, "three 16 KiB writes fit a 64 KiB window; the fourth exhausts it");
+    assert.equal(stream.credit, 0);
+    await until(() => agentSide!.bytes().length === window, "window delivered");
+    assert.equal(sender.state.drains, 0, "no drain while the receiver holds the data");
+    stream.write(chunk); // queued, not sent
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(agentSide!.bytes().length, window, "nothing beyond the window is sent");
+    agentStream!.consumed(window);
+    await until(() => sender.state.drains === 1, "drain after the window update");
+    await until(() => agentSide!.bytes().length === window + chunk.length, "queued data flushed");
+  });
+
+  it("cuts off a peer that sends beyond the window", async () => {
+    const limits = { ...DEFAULT_LIMITS, initialWindow: 16 * 1024 };
+    const { relay, agent, relayTransport } = memoryPair({ relayLimits: limits, agentLimits: limits });
+    agent.onOpen = (stream) => {
+      collector(stream, true);
+      agent.accept(stream, "", 0);
+    };
+    const { stream } = await relay.open(OPEN_KIND.CONNECT, "h", 1, 1000);
+    const closed = new Promise((resolve) => {
+      agent.onClose = resolve;
+    });
+    // bypass the stream's own credit check: a misbehaving peer
+    relayTransport.send(encodeDataHeader(stream.id, 20 * 1024));
+    relayTransport.send(Buffer.alloc(20 * 1024));
+    const info = (await closed) as { code: number; reason: string };
+    assert.equal(info.code, 0x07);
+    assert.match(info.reason, /beyond its window/);
+  });
+
+  it("keeps a slow stream from stalling a fast one", async () => {
+    const limits = { ...DEFAULT_LIMITS, initialWindow: 32 * 1024 };
+    const { relay, agent } = memoryPair({ relayLimits: limits, agentLimits: limits });
+    const sides: Array<ReturnType<typeof collector>> = [];
+    agent.onOpen = (stream) => {
+      sides.push(collector(stream, sides.length === 0)); // the first stream never consumes
+      agent.accept(stream, "", 0);
+    };
+    const slow = await relay.open(OPEN_KIND.CONNECT, "slow", 1, 1000);
+    const fast = await relay.open(OPEN_KIND.CONNECT, "fast", 1, 1000);
+    collector(slow.stream);
+    const chunk = Buffer.alloc(8 * 1024, 2);
+    while (slow.stream.write(chunk)) {}
+    let sent = 0;
+    const total = 1024 * 1024;
+    const pump = (): void => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!fast.stream.write(chunk)) return;
+      }
+    };
+    collector(fast.stream, false, pump);
+    pump();
+    await until(() => sides[1]!.bytes().length === total, "fast stream delivered 1 MiB", 10_000);
+    assert.equal(sides[0]!.bytes().length, 32 * 1024, "the slow stream got exactly its window");
+  });
+
+  it("resets every stream when the tunnel goes away", async () => {
+    const { relay, agent, agentTransport } = memoryPair();
+    agent.onOpen = (stream) => {
+      collector(stream);
+      agent.accept(stream, "", 0);
+    };
+    const { stream } = await relay.open(OPEN_KIND.CONNECT, "h", 1, 1000);
+    const side = collector(stream);
+    const pending = new Promise((resolve) => {
+      agent.onOpen = () => resolve(undefined); // never answered
+    });
+    const hanging = relay.open(OPEN_KIND.CONNECT, "h2", 2, 10_000);
+    await pending;
+    agentTransport.close(1006, "network lost");
+    await assert.rejects(hanging, TunnelClosedError);
+    await until(() => side.state.reset !== null, "reset");
+    assert.ok(side.state.reset instanceof TunnelClosedError);
+    assert.equal(side.state.ended, false, "a lost tunnel is never a clean end");
+  });
+
+  it("refuses more pending opens than the agent allows", async () => {
+    const limits = { ...DEFAULT_LIMITS, maxPendingOpens: 2 };
+    const { relay, agent } = memoryPair({ agentLimits: limits });
+    agent.onOpen = () => {}; // never answers
+    const a = relay.open(OPEN_KIND.CONNECT, "h", 1, 50);
+    const b = relay.open(OPEN_KIND.CONNECT, "h", 1, 50);
+    await assert.rejects(relay.open(OPEN_KIND.CONNECT, "h", 1, 50), /pending/);
+    await Promise.allSettled([a, b]);
+  });
+
+  it("detects a silent tunnel within the ping timeout", async () => {
+    const timers = { pingIntervalMs: 20, pingTimeoutMs: 60 };
+    const { relay, agentTransport } = memoryPair({ timers });
+    agentTransport.held = []; // the agent's bytes never arrive
+    const keepAlive = setTimeout(() => {}, 10_000); // the ping timer itself does not hold the process
+    const closed = await new Promise<{ code: number }>((resolve) => {
+      relay.onClose = resolve;
+    });
+    clearTimeout(keepAlive);
+    assert.equal(closed.code, 0x05);
+  });
+});
