@@ -1,0 +1,323 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { FileStore, STORE_FILE } from "../../cloud/file-store.js";
+import type { AgentRecord, ClientRecord, MappingRecord } from "../../cloud/store.js";
+import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
+import { silentLogger } from "../../shared/logger.js";
+import { generateSecret, hashSecret } from "../../shared/secret.js";
+
+const T = "2026-01-02T03:04:05.000Z";
+
+function agent(id: string, token = generateSecret("upa"), location = "default"): AgentRecord {
+  return { id, name: `agent ${id}`, location, tokenHash: hashSecret(token), createdAt: T };
+}
+
+function client(id: string, username: string, password = generateSecret("ups")): ClientRecord {
+  return {
+    id,
+    name: `client ${id}`,
+    location: "default",
+    username,
+    passwordHash: hashSecret(password),
+    createdAt: T,
+  };
+}
+
+function mapping(id: string, location = "default", start = 21, end = start): MappingRecord {
+  return {
+    id,
+    virtualHost: "ftp.example",
+    virtualPort: { start, end },
+    internalHost: "10.0.0.5",
+    internalPort: { start, end },
+    location,
+    protocol: "ftp",
+    description: "",
+    createdAt: T,
+    updatedAt: T,
+  };
+}
+
+describe("FileStore", () => {
+  let dir: string;
+  const opened: FileStore[] = [];
+
+  async function openStore(d = dir): Promise<FileStore> {
+    const store = new FileStore({ dir: d, logger: silentLogger() });
+    await store.open();
+    opened.push(store);
+    return store;
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "underpass-store-"));
+  });
+
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates the data dir (0700) and an empty file (0600) on first open", async () => {
+    const sub = join(dir, "data", "nested");
+    const store = await openStore(sub);
+    assert.equal((await stat(sub)).mode & 0o777, 0o700);
+    const file = join(sub, STORE_FILE);
+    assert.equal(store.path, file);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const saved = JSON.parse(await readFile(file, "utf8"));
+    assert.deepEqual(saved, { version: 1, adminTokenHash: null, agents: [], clients: [], mappings: [] });
+    assert.deepEqual(store.listAgents(), []);
+    assert.equal(store.adminTokenHash(), null);
+  });
+
+  it("round-trips every record through a close and a reopen", async () => {
+    const store = await openStore();
+    const token = generateSecret("upa");
+    await store.setAdminTokenHash(hashSecret("admin"));
+    await store.addAgent(agent("ag_1", token));
+    await store.addClient(client("cl_1", "erp-1a2b3c"));
+    await store.addMapping(mapping("mp_1", "default", 30000, 30010));
+    await store.addMapping(mapping("mp_2", "plant", 21));
+    await store.close();
+
+    const again = await openStore();
+    assert.equal(again.adminTokenHash(), hashSecret("admin"));
+    assert.deepEqual(again.listAgents(), store.listAgents());
+    assert.deepEqual(again.listClients(), store.listClients());
+    assert.deepEqual(again.listMappings(), store.listMappings());
+    assert.equal(again.findAgentByTokenHash(hashSecret(token))?.id, "ag_1");
+    assert.equal(again.findClientByUsername("erp-1a2b3c")?.id, "cl_1");
+    assert.deepEqual(again.getMapping("mp_1")?.virtualPort, { start: 30000, end: 30010 });
+    assert.deepEqual(
+      again.mappingsOf("plant").map((m) => m.id),
+      ["mp_2"],
+    );
+    assert.deepEqual(again.mappingsOf("nowhere"), []);
+  });
+
+  it("keeps the indexes in step with adds, replaces and deletes", async () => {
+    const store = await openStore();
+    const token = generateSecret("upa");
+    await store.addAgent(agent("ag_1", token));
+    await store.addClient(client("cl_1", "u1"));
+    await store.addMapping(mapping("mp_1"));
+    await store.addMapping(mapping("mp_2", "default", 990));
+
+    await store.replaceMapping({ ...mapping("mp_1", "plant"), description: "moved" });
+    assert.deepEqual(
+      store.mappingsOf("default").map((m) => m.id),
+      ["mp_2"],
+    );
+    assert.equal(store.mappingsOf("plant")[0]?.description, "moved");
+    assert.equal(store.getMapping("mp_1")?.location, "plant");
+
+    assert.equal(await store.deleteAgent("ag_1"), true);
+    assert.equal(await store.deleteAgent("ag_1"), false);
+    assert.equal(store.findAgentByTokenHash(hashSecret(token)), undefined);
+    assert.equal(store.getAgent("ag_1"), undefined);
+
+    assert.equal(await store.deleteClient("cl_1"), true);
+    assert.equal(store.findClientByUsername("u1"), undefined);
+
+    assert.equal(await store.deleteMapping("mp_1"), true);
+    assert.equal(await store.deleteMapping("nope"), false);
+    assert.deepEqual(store.mappingsOf("plant"), []);
+    assert.deepEqual(
+      store.listMappings().map((m) => m.id),
+      ["mp_2"],
+    );
+  });
+
+  it("rejects duplicates and unknown ids without writing", async () => {
+    const store = await openStore();
+    const token = generateSecret("upa");
+    await store.addAgent(agent("ag_1", token));
+    await store.addClient(client("cl_1", "u1"));
+    await store.addMapping(mapping("mp_1"));
+    const before = await readFile(store.path, "utf8");
+    await assert.rejects(store.addAgent(agent("ag_1")), ConflictError);
+    await assert.rejects(store.addAgent(agent("ag_2", token)), ConflictError);
+    await assert.rejects(store.addClient(client("cl_2", "u1")), ConflictError);
+    await assert.rejects(store.addMapping(mapping("mp_1")), ConflictError);
+    await assert.rejects(store.replaceMapping(mapping("mp_9")), NotFoundError);
+    assert.equal(await readFile(store.path, "utf8"), before);
+    assert.equal(store.listAgents().length, 1);
+  });
+
+  it("serialises concurrent writes: none is lost", async () => {
+    const store = await openStore();
+    await Promise.all(
+      Array.from({ length: 25 }, (_, i) => store.addMapping(mapping(`mp_${i}`, "default", 1000 + i))),
+    );
+    assert.equal(store.listMappings().length, 25);
+    await store.close();
+    const again = await openStore();
+    assert.deepEqual(
+      again
+        .listMappings()
+        .map((m) => m.id)
+        .sort(),
+      Array.from({ length: 25 }, (_, i) => `mp_${i}`).sort(),
+    );
+  });
+
+  it("replaces the file atomically and leaves no temporary files", async () => {
+    const store = await openStore();
+    for (let i = 0; i < 5; i++) await store.addAgent(agent(`ag_${i}`));
+    assert.deepEqual(await readdir(dir), [STORE_FILE]);
+    assert.equal((await stat(store.path)).mode & 0o777, 0o600);
+  });
+
+  it("ignores and removes a temporary file left by a crash", async () => {
+    const first = await openStore();
+    await first.addAgent(agent("ag_1"));
+    await first.close();
+    const leftover = join(dir, `${STORE_FILE}.deadbeef0001.tmp`);
+    await writeFile(leftover, '{"version":1,"adminTok'); // torn write that never got renamed
+    const store = await openStore();
+    assert.deepEqual(
+      store.listAgents().map((a) => a.id),
+      ["ag_1"],
+    );
+    assert.deepEqual(await readdir(dir), [STORE_FILE]);
+  });
+
+  it("refuses a file that is not JSON, naming the file", async () => {
+    await writeFile(join(dir, STORE_FILE), '{"version": 1, "agents": [');
+    const store = new FileStore({ dir, logger: silentLogger() });
+    await assert.rejects(store.open(), (err: unknown) => {
+      assert.ok(err instanceof StoreError);
+      assert.equal(err.code, "UP_ERR_STORE");
+      assert.match(err.message, new RegExp(`${STORE_FILE}.*not valid JSON`));
+      return true;
+    });
+    // The corrupt file is left exactly as it was: never silently replaced by an empty store.
+    assert.equal(await readFile(join(dir, STORE_FILE), "utf8"), '{"version": 1, "agents": [');
+  });
+
+  it("refuses a file that fails the schema, naming the file and the field", async () => {
+    const bad = {
+      version: 1,
+      adminTokenHash: null,
+      agents: [{ id: "ag_1", name: "a", location: "default", tokenHash: "not-a-hash", createdAt: T }],
+      clients: [],
+      mappings: [],
+    };
+    await writeFile(join(dir, STORE_FILE), JSON.stringify(bad));
+    const store = new FileStore({ dir, logger: silentLogger() });
+    await assert.rejects(store.open(), (err: unknown) => {
+      assert.ok(err instanceof StoreError);
+      assert.ok(err.message.includes(join(dir, STORE_FILE)), err.message);
+      assert.match(err.message, /agents\.0\.tokenHash/);
+      return true;
+    });
+  });
+
+  it("refuses an unknown version and duplicate ids", async () => {
+    await writeFile(
+      join(dir, STORE_FILE),
+      JSON.stringify({ version: 2, adminTokenHash: null, agents: [], clients: [], mappings: [] }),
+    );
+    await assert.rejects(
+      new FileStore({ dir, logger: silentLogger() }).open(),
+      /unsupported store version 2/,
+    );
+    await writeFile(
+      join(dir, STORE_FILE),
+      JSON.stringify({
+        version: 1,
+        adminTokenHash: null,
+        agents: [],
+        clients: [],
+        mappings: [mapping("x"), mapping("x")],
+      }),
+    );
+    await assert.rejects(new FileStore({ dir, logger: silentLogger() }).open(), /duplicate mapping id/);
+  });
+
+  it("a failing write rejects with StoreError and leaves memory and file unchanged", async () => {
+    const store = await openStore();
+    await store.addAgent(agent("ag_1"));
+    await store.addMapping(mapping("mp_1"));
+    const before = await readFile(store.path, "utf8");
+
+    // Pull the directory away and put a file in its place: the temporary file cannot be created
+    // (ENOTDIR). This works as root too, where a read-only mode would not stop the write.
+    const moved = `${dir}-moved`;
+    await rename(dir, moved);
+    await writeFile(dir, "not a directory");
+    try {
+      await assert.rejects(store.addAgent(agent("ag_2")), StoreError);
+      await assert.rejects(store.deleteMapping("mp_1"), StoreError);
+      await assert.rejects(store.replaceMapping({ ...mapping("mp_1"), description: "changed" }), StoreError);
+      await assert.rejects(store.setAdminTokenHash(hashSecret("x")), StoreError);
+    } finally {
+      await rm(dir, { force: true });
+      await rename(moved, dir);
+    }
+    assert.deepEqual(
+      store.listAgents().map((a) => a.id),
+      ["ag_1"],
+    );
+    assert.equal(store.getAgent("ag_2"), undefined);
+    assert.equal(store.getMapping("mp_1")?.description, "");
+    assert.equal(store.mappingsOf("default").length, 1);
+    assert.equal(store.adminTokenHash(), null);
+    assert.equal(await readFile(store.path, "utf8"), before);
+
+    // The queue is not wedged by the failures: the next write goes through.
+    await store.addAgent(agent("ag_3"));
+    assert.deepEqual(
+      store.listAgents().map((a) => a.id),
+      ["ag_1", "ag_3"],
+    );
+  });
+
+  it("fails open() with StoreError when the data dir cannot be created", async () => {
+    const file = join(dir, "a-file");
+    await writeFile(file, "x");
+    await assert.rejects(
+      new FileStore({ dir: join(file, "sub"), logger: silentLogger() }).open(),
+      StoreError,
+    );
+  });
+
+  it("keeps only hashes: no secret appears in the file", async () => {
+    const store = await openStore();
+    const token = generateSecret("upa");
+    const password = generateSecret("ups");
+    await store.addAgent(agent("ag_1", token));
+    await store.addClient(client("cl_1", "u1", password));
+    const text = await readFile(store.path, "utf8");
+    assert.ok(!text.includes(token));
+    assert.ok(!text.includes(password));
+    assert.ok(text.includes(hashSecret(token)));
+    assert.ok(text.includes(hashSecret(password)));
+  });
+
+  it("refuses writes before open and after close; records cannot be mutated", async () => {
+    const fresh = new FileStore({ dir, logger: silentLogger() });
+    await assert.rejects(fresh.addAgent(agent("ag_1")), StoreError);
+    const store = await openStore();
+    await store.addAgent(agent("ag_1"));
+    const record = store.getAgent("ag_1")!;
+    assert.throws(() => {
+      (record as { name: string }).name = "changed";
+    }, TypeError);
+    await store.close();
+    await assert.rejects(store.addAgent(agent("ag_2")), /closed/);
+  });
+
+  it("close() waits for the writes already queued", async () => {
+    const store = await openStore();
+    const pending = store.addAgent(agent("ag_1"));
+    await store.close();
+    await pending;
+    const again = await openStore();
+    assert.equal(again.getAgent("ag_1")?.id, "ag_1");
+  });
+});
