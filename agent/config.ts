@@ -1,0 +1,50 @@
+/** `underpass agent` configuration from the environment (DESIGN.md: the contract). */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { parseEnv } from "../shared/env.js";
+import type { Logger } from "../shared/logger.js";
+import type { AgentConfig } from "./agent.js";
+import { proxyConnection } from "./http-proxy.js";
+import { allowAll, describePolicy, parsePolicy } from "./policy.js";
+
+const ms = z.coerce.number().int().min(1).max(3_600_000);
+
+const agentEnv = z.object({
+  UNDERPASS_RELAY_URL: z
+    .string({ error: "is required (ws://host:8443/tunnel or wss://host:8443/tunnel)" })
+    .regex(/^wss?:\/\/[^/]+(\/.*)?$/, "must be ws://host:port/tunnel or wss://host:port/tunnel"),
+  UNDERPASS_AGENT_TOKEN: z.string({ error: "is required (the token POST /v1/agents returned)" }).min(1),
+  UNDERPASS_ALLOW: z.string().optional(),
+  UNDERPASS_CA: z.string().optional(),
+  UNDERPASS_TUNNELS: z.coerce.number().int().min(1).max(64).default(1),
+  UNDERPASS_DIAL_TIMEOUT_MS: ms.default(30_000),
+  UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
+  UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
+  UNDERPASS_RECONNECT_MAX_MS: ms.default(10_000),
+  HTTPS_PROXY: z.string().optional(),
+  https_proxy: z.string().optional(),
+});
+
+export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): AgentConfig {
+  const e = parseEnv(agentEnv, env);
+  let policy = allowAll();
+  if (e.UNDERPASS_ALLOW?.trim()) {
+    policy = parsePolicy(e.UNDERPASS_ALLOW);
+    logger.info({ policy: describePolicy(policy) }, "local policy");
+  } else {
+    logger.warn("UNDERPASS_ALLOW is not set: the agent dials whatever the relay asks; set a local policy");
+  }
+  const proxy = e.HTTPS_PROXY ?? e.https_proxy;
+  return {
+    relayUrl: e.UNDERPASS_RELAY_URL,
+    token: e.UNDERPASS_AGENT_TOKEN,
+    policy,
+    logger,
+    tunnels: e.UNDERPASS_TUNNELS,
+    ca: e.UNDERPASS_CA ? readFileSync(e.UNDERPASS_CA) : undefined,
+    maxDialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
+    timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
+    backoff: { baseMs: 250, maxMs: e.UNDERPASS_RECONNECT_MAX_MS },
+    wsOptions: proxy ? { createConnection: proxyConnection(proxy, e.UNDERPASS_RELAY_URL) } : undefined,
+  };
+}

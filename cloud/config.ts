@@ -1,0 +1,47 @@
+/** `underpass cloud` configuration from the environment (DESIGN.md: the contract). */
+import { z } from "zod";
+import { envFlag, parseEnv, parseListen } from "../shared/env.js";
+import type { Logger } from "../shared/logger.js";
+import type { RelayConfig } from "./relay.js";
+
+const ms = z.coerce.number().int().min(1).max(3_600_000);
+
+const relayEnv = z.object({
+  UNDERPASS_TUNNEL_LISTEN: z.string().default("0.0.0.0:8443"),
+  UNDERPASS_SOCKS_LISTEN: z.string().default("0.0.0.0:1080"),
+  UNDERPASS_ADMIN_LISTEN: z.string().default("127.0.0.1:8081"),
+  UNDERPASS_DATA_DIR: z.string().min(1).default("./underpass-data"),
+  UNDERPASS_ADMIN_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
+  UNDERPASS_TLS_CERT: z.string().optional(),
+  UNDERPASS_TLS_KEY: z.string().optional(),
+  UNDERPASS_SOCKS_NO_AUTH: z.string().optional(),
+  UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
+  UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
+  UNDERPASS_SOCKS_HANDSHAKE_TIMEOUT_MS: ms.default(10_000),
+  UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
+  UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
+});
+
+export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
+  const e = parseEnv(relayEnv, env);
+  if (Boolean(e.UNDERPASS_TLS_CERT) !== Boolean(e.UNDERPASS_TLS_KEY)) {
+    throw new Error("UNDERPASS_TLS_CERT and UNDERPASS_TLS_KEY go together: set both or neither");
+  }
+  return {
+    tunnelListen: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
+    socksListen: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
+    adminListen: parseListen(e.UNDERPASS_ADMIN_LISTEN, "UNDERPASS_ADMIN_LISTEN"),
+    dataDir: e.UNDERPASS_DATA_DIR,
+    adminToken: e.UNDERPASS_ADMIN_TOKEN,
+    tls:
+      e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY
+        ? { certFile: e.UNDERPASS_TLS_CERT, keyFile: e.UNDERPASS_TLS_KEY }
+        : undefined,
+    socksNoAuth: envFlag(e.UNDERPASS_SOCKS_NO_AUTH),
+    anonymousLocation: e.UNDERPASS_SOCKS_NO_AUTH_LOCATION,
+    dialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
+    socksHandshakeTimeoutMs: e.UNDERPASS_SOCKS_HANDSHAKE_TIMEOUT_MS,
+    timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
+    logger,
+  };
+}

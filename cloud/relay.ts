@@ -1,0 +1,229 @@
+/**
+ * The relay, assembled: the tunnel endpoint for agents, the SOCKS5 endpoint for cloud
+ * clients and the admin API, over one store. `startRelay` is what `underpass cloud` runs
+ * and what tests start on port 0.
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Server } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { NoAgentError, toUnderpassError } from "../shared/errors.js";
+import type { Logger } from "../shared/logger.js";
+import { generateSecret, hashSecret } from "../shared/secret.js";
+import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel-constants.js";
+import { VERSION } from "../shared/version.js";
+import { buildAdminApi } from "./admin-api.js";
+import type { CheckResult, ReachabilityChecker } from "./admin-deps.js";
+import { AgentRegistry } from "./agent-registry.js";
+import { LiveConnections } from "./connection-table.js";
+import { FileStore } from "./file-store.js";
+import { RelayMetrics } from "./metrics.js";
+import { createSocksServer } from "./socks-server.js";
+import type { MappingRecord, Store } from "./store.js";
+import { TunnelGateway } from "./tunnel-gateway.js";
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RelayConfig {
+  readonly tunnelListen: ListenAddress;
+  readonly socksListen: ListenAddress;
+  readonly adminListen: ListenAddress;
+  readonly dataDir: string;
+  /** Fixed admin token (UNDERPASS_ADMIN_TOKEN); when absent one is generated on first start. */
+  readonly adminToken?: string | undefined;
+  /** PEM files; when set the tunnel is served over TLS (wss). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly socksNoAuth?: boolean;
+  /** Location of SOCKS clients when authentication is off. */
+  readonly anonymousLocation?: string;
+  readonly socksHandshakeTimeoutMs?: number;
+  readonly dialTimeoutMs?: number;
+  readonly helloTimeoutMs?: number;
+  readonly limits?: TunnelLimits;
+  readonly timers?: SessionTimers;
+  readonly logger: Logger;
+  /** Audit events (grants, denials); defaults to the main logger with `audit: true`. */
+  readonly audit?: Logger;
+  /** Another store (a shared database); defaults to the file store in `dataDir`. */
+  readonly store?: Store;
+}
+
+export interface Relay {
+  readonly tunnelAddress: AddressInfo;
+  readonly socksAddress: AddressInfo;
+  readonly adminAddress: AddressInfo;
+  /** Set only on the start that generated the admin token: show it once. */
+  readonly generatedAdminToken: string | null;
+  readonly store: Store;
+  readonly registry: AgentRegistry;
+  readonly connections: LiveConnections;
+  readonly admin: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function startRelay(config: RelayConfig): Promise<Relay> {
+  const log = config.logger;
+  const audit = config.audit ?? log.child({ audit: true });
+  const store = config.store ?? new FileStore({ dir: config.dataDir, logger: log });
+  await store.open();
+
+  let generatedAdminToken: string | null = null;
+  let adminTokenHash: string;
+  if (config.adminToken) {
+    adminTokenHash = hashSecret(config.adminToken);
+  } else if (store.adminTokenHash()) {
+    adminTokenHash = store.adminTokenHash()!;
+  } else {
+    generatedAdminToken = generateSecret("upadm");
+    adminTokenHash = hashSecret(generatedAdminToken);
+    await store.setAdminTokenHash(adminTokenHash);
+  }
+
+  const registry = new AgentRegistry();
+  const connections = new LiveConnections();
+  const metrics = new RelayMetrics(registry, connections);
+  const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
+
+  const gateway = new TunnelGateway({
+    store,
+    registry,
+    metrics,
+    logger: log.child({ component: "gateway" }),
+    limits: config.limits,
+    timers: config.timers,
+    helloTimeoutMs: config.helloTimeoutMs,
+  });
+  const tunnelServer: HttpServer = config.tls
+    ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
+    : createHttpServer();
+  tunnelServer.on("request", (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok" }));
+    } else {
+      res
+        .writeHead(426, { "content-type": "text/plain" })
+        .end("the tunnel endpoint is /tunnel (WebSocket)\n");
+    }
+  });
+  tunnelServer.on("upgrade", (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+
+  const socksServer = createSocksServer({
+    store,
+    registry,
+    connections,
+    metrics,
+    logger: log.child({ component: "socks" }),
+    audit,
+    requireAuth: !config.socksNoAuth,
+    anonymousLocation: config.anonymousLocation ?? "default",
+    handshakeTimeoutMs: config.socksHandshakeTimeoutMs ?? 10_000,
+    dialTimeoutMs,
+  });
+
+  const reachability: ReachabilityChecker = {
+    check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
+  };
+  const admin = buildAdminApi({
+    store,
+    deps: { tunnels: registry, connections, reachability, metrics },
+    adminTokenHash,
+    logger: log.child({ component: "admin" }),
+    version: VERSION,
+  });
+
+  const started: Array<() => Promise<void>> = [];
+  try {
+    await listen(tunnelServer, config.tunnelListen);
+    started.push(() => closeServer(tunnelServer));
+    await listen(socksServer, config.socksListen);
+    started.push(() => closeServer(socksServer));
+    await admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
+    started.push(() => admin.close());
+  } catch (err) {
+    for (const stop of started.reverse()) await stop().catch(() => {});
+    await store.close();
+    throw err;
+  }
+
+  const relay: Relay = {
+    tunnelAddress: tunnelServer.address() as AddressInfo,
+    socksAddress: socksServer.address() as AddressInfo,
+    adminAddress: admin.server.address() as AddressInfo,
+    generatedAdminToken,
+    store,
+    registry,
+    connections,
+    admin,
+    async close() {
+      socksServer.close();
+      for (const c of connections.list()) connections.kill(c.id);
+      gateway.close("relay shutting down");
+      tunnelServer.closeAllConnections();
+      await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
+      await store.close();
+    },
+  };
+  log.info(
+    {
+      tunnel: fmt(relay.tunnelAddress),
+      tls: Boolean(config.tls),
+      socks: fmt(relay.socksAddress),
+      admin: fmt(relay.adminAddress),
+      dataDir: config.dataDir,
+    },
+    "relay listening",
+  );
+  return relay;
+}
+
+async function checkMapping(
+  registry: AgentRegistry,
+  mapping: MappingRecord,
+  timeoutMs: number,
+): Promise<CheckResult> {
+  const tunnel = registry.pick(mapping.location);
+  if (!tunnel) {
+    return {
+      reachable: false,
+      error: new NoAgentError(`no agent connected for location ${mapping.location}`).message,
+    };
+  }
+  const t0 = performance.now();
+  try {
+    const { stream } = await tunnel.session.open(
+      OPEN_KIND.CONNECT,
+      mapping.internalHost,
+      mapping.internalPort.start,
+      timeoutMs,
+    );
+    const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
+    stream.reset(RESET_CODE.CANCELLED, "reachability check done");
+    return { reachable: true, latencyMs };
+  } catch (err) {
+    const e = toUnderpassError(err);
+    return { reachable: false, error: `${e.code}: ${e.message}` };
+  }
+}
+
+function listen(server: Server, at: ListenAddress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function fmt(a: AddressInfo): string {
+  return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
