@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+import { startAgent } from "../agent/agent.js";
+/**
+ * `underpass cloud | agent | demo | version | help`. Configuration comes from the
+ * environment (DESIGN.md); bad configuration ends the process with a message that names
+ * the variable, before anything listens.
+ */
+import { agentConfigFromEnv } from "../agent/config.js";
+import { relayConfigFromEnv } from "../cloud/config.js";
+import { startRelay } from "../cloud/relay.js";
+import { ValidationError } from "../shared/errors.js";
+import { createLogger } from "../shared/logger.js";
+import { VERSION } from "../shared/version.js";
+import { runDemo } from "./demo.js";
+
+const USAGE = `underpass ${VERSION} — reach on-premise FTP and TCP services from the cloud
+
+usage:
+  underpass cloud     run the relay (tunnel endpoint, SOCKS5 endpoint, admin API)
+  underpass agent     run the on-premise agent (outbound tunnel to the relay)
+  underpass demo      relay, agent and a demo FTP server on loopback, ready for curl
+  underpass version   print the version
+
+Configuration is read from UNDERPASS_* environment variables; see the README.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0] ?? "help";
+  switch (command) {
+    case "cloud": {
+      const logger = createLogger({ name: "underpass-cloud" });
+      const relay = await startRelay(relayConfigFromEnv(process.env, logger));
+      if (relay.generatedAdminToken) {
+        process.stdout.write(
+          `\nAdmin token (shown once; only its hash is kept in the data dir):\n  ${relay.generatedAdminToken}\n\n`,
+        );
+      }
+      onSignals(async () => {
+        await relay.close();
+      });
+      return -1;
+    }
+    case "agent": {
+      const logger = createLogger({ name: "underpass-agent" });
+      const agent = startAgent(agentConfigFromEnv(process.env, logger));
+      onSignals(() => agent.close());
+      return -1;
+    }
+    case "demo":
+      await runDemo(argv.slice(1));
+      return -1;
+    case "version":
+    case "--version":
+    case "-v":
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    process.stderr.write(`${signal}: shutting down\n`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ValidationError) {
+      process.stderr.write(`underpass: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`underpass: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
