@@ -105,7 +105,8 @@ export class TunnelClosedError extends defineError({
 /** The destination is not covered by any mapping of the client's location, or the agent's local policy refuses it. */
 export class NotAllowedError extends defineError({
   code: "UP_ERR_NOT_ALLOWED",
-  description: "No mapping of the client's location covers host:port, or the agent's local policy refuses it.",
+  description:
+    "No mapping of the client's location covers host:port, or the agent's local policy refuses it.",
   socksReply: SOCKS5_REPLY.NOT_ALLOWED,
   httpStatus: 403,
 }) {}

@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export type { Logger };
 
@@ -6,7 +6,11 @@ export type { Logger };
  * The one logger factory. Secrets never reach a line: the fields below are censored wherever
  * they appear, as a second line of defence behind code that never logs them.
  */
-export function createLogger(options: { name: string; level?: string; destination?: NodeJS.WritableStream }): Logger {
+export function createLogger(options: {
+  name: string;
+  level?: string;
+  destination?: NodeJS.WritableStream;
+}): Logger {
   const level = options.level ?? process.env["UNDERPASS_LOG_LEVEL"] ?? "info";
   return pino(
     {

@@ -26,7 +26,14 @@ if (files.length === 0) {
 const concurrency = process.env.UNDERPASS_TEST_CONCURRENCY ?? "2";
 const r = spawnSync(
   process.execPath,
-  ["--enable-source-maps", "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files],
+  [
+    "--enable-source-maps",
+    "--test",
+    "--test-timeout=180000",
+    `--test-concurrency=${concurrency}`,
+    "--test-reporter=spec",
+    ...files,
+  ],
   { stdio: "inherit" },
 );
 process.exit(r.status ?? 1);
