@@ -1,8 +1,10 @@
 /** `underpass agent` configuration from the environment (DESIGN.md: the contract). */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { z } from "zod";
 import { parseEnv } from "../shared/env.js";
 import type { Logger } from "../shared/logger.js";
+import { parsePortRange } from "../shared/port-range.js";
 import type { AgentConfig } from "./agent.js";
 import { proxyConnection } from "./http-proxy.js";
 import { allowAll, describePolicy, parsePolicy } from "./policy.js";
@@ -21,6 +23,19 @@ const agentEnv = z.object({
   UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
   UNDERPASS_RECONNECT_MAX_MS: ms.default(10_000),
+  UNDERPASS_BIND_ADDRESS: z
+    .string()
+    .refine((v) => isIP(v) !== 0, "must be an IP address of this host")
+    .optional(),
+  UNDERPASS_BIND_PORTS: z
+    .string()
+    .transform((v, ctx) => {
+      const r = parsePortRange(v);
+      if (typeof r === "string") ctx.addIssue({ code: "custom", message: r });
+      return r;
+    })
+    .optional(),
+  UNDERPASS_BIND_TIMEOUT_MS: ms.default(120_000),
   HTTPS_PROXY: z.string().optional(),
   https_proxy: z.string().optional(),
 });
@@ -45,6 +60,11 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
     maxDialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     backoff: { baseMs: 250, maxMs: e.UNDERPASS_RECONNECT_MAX_MS },
+    bind: {
+      address: e.UNDERPASS_BIND_ADDRESS,
+      ports: typeof e.UNDERPASS_BIND_PORTS === "object" ? e.UNDERPASS_BIND_PORTS : undefined,
+      maxWaitMs: e.UNDERPASS_BIND_TIMEOUT_MS,
+    },
     wsOptions: proxy ? { createConnection: proxyConnection(proxy, e.UNDERPASS_RELAY_URL) } : undefined,
   };
 }

@@ -8,6 +8,7 @@ import { WebSocket } from "ws";
 import { NotAllowedError, toUnderpassError, UnsupportedCommandError } from "../shared/errors.js";
 import type { OpenFrame } from "../shared/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/handshake.js";
+import { unmapIPv4 } from "../shared/host.js";
 import type { Logger } from "../shared/logger.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/mux-session.js";
 import type { MuxStream } from "../shared/mux-stream.js";
@@ -19,12 +20,14 @@ import {
   GOAWAY_CODE,
   OPEN_KIND,
   PROTOCOL_VERSION,
+  RESET_CODE,
   type SessionTimers,
   type TunnelLimits,
 } from "../shared/tunnel-constants.js";
 import { VERSION } from "../shared/version.js";
 import { WebSocketTransport } from "../shared/ws-transport.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { type BindSettings, listenForPeer, localAddressTowards, peerAddresses } from "./bind-listener.js";
 import { dial } from "./dialer.js";
 import type { Policy } from "./policy.js";
 
@@ -42,7 +45,11 @@ export interface TunnelClientOptions {
   readonly backoff?: BackoffOptions;
   /** Extra options for the WebSocket (an HTTP CONNECT proxy's `createConnection`). */
   readonly wsOptions?: Record<string, unknown>;
+  /** Where BIND listeners (FTP active mode) listen; BIND is served with defaults when unset. */
+  readonly bind?: BindSettings;
 }
+
+const DEFAULT_BIND: BindSettings = { maxWaitMs: 120_000 };
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
 
@@ -180,7 +187,7 @@ export class TunnelClient {
             version: PROTOCOL_VERSION,
             token: this.#o.token,
             agentVersion: VERSION,
-            capabilities: [CAPABILITY.CONNECT],
+            capabilities: [CAPABILITY.CONNECT, CAPABILITY.BIND],
             limits: this.#limits,
           },
         });
@@ -219,10 +226,6 @@ export class TunnelClient {
 
   async #serveOpen(session: MuxSession, stream: MuxStream, open: OpenFrame): Promise<void> {
     const log = this.#log.child({ streamId: stream.id, target: `${open.host}:${open.port}` });
-    if (open.kind !== OPEN_KIND.CONNECT) {
-      session.reject(stream, new UnsupportedCommandError("this agent does not serve BIND"));
-      return;
-    }
     try {
       const decision = await this.#o.policy.authorize(open.host, open.port);
       if (!decision.allowed) {
@@ -231,6 +234,14 @@ export class TunnelClient {
           stream,
           new NotAllowedError(`local policy refuses ${open.host}:${open.port}: ${decision.reason}`),
         );
+        return;
+      }
+      if (open.kind === OPEN_KIND.BIND) {
+        await this.#serveBind(session, stream, open, decision.dialHost, log);
+        return;
+      }
+      if (open.kind !== OPEN_KIND.CONNECT) {
+        session.reject(stream, new UnsupportedCommandError(`open kind ${open.kind} is not served`));
         return;
       }
       const timeoutMs = Math.min(open.timeoutMs || 10_000, this.#o.maxDialTimeoutMs ?? 30_000);
@@ -244,8 +255,61 @@ export class TunnelClient {
       log.debug("target connected");
     } catch (err) {
       const e = toUnderpassError(err);
-      log.info({ code: e.code, err: e.message }, "dial failed");
+      log.info({ code: e.code, err: e.message }, "open failed");
       session.reject(stream, e);
     }
+  }
+
+  /**
+   * BIND: listen where `open.host` (the FTP server) can connect, tell the relay where, and
+   * splice the one expected connection to the stream. Only that host may connect.
+   */
+  async #serveBind(
+    session: MuxSession,
+    stream: MuxStream,
+    open: OpenFrame,
+    dialHost: string,
+    log: Logger,
+  ): Promise<void> {
+    const settings = this.#o.bind ?? DEFAULT_BIND;
+    const gone = (): boolean => stream.phase === "closed" || session.closed;
+    const address = settings.address ?? (await localAddressTowards(dialHost));
+    const listener = await listenForPeer({
+      peers: await peerAddresses(open.host, dialHost),
+      address,
+      ports: settings.ports,
+      waitMs: Math.min(open.timeoutMs || settings.maxWaitMs, settings.maxWaitMs),
+      log,
+    });
+    if (gone()) {
+      listener.close();
+      return;
+    }
+    // until the peer comes, the relay has nothing to say on this stream but a reset
+    stream.attach({
+      onData: () => stream.reset(RESET_CODE.INTERNAL, "data before the BIND peer connected"),
+      onEnd: () => listener.close(),
+      onReset: () => listener.close(),
+      onDrain: () => {},
+    });
+    session.accept(stream, listener.address, listener.port);
+    log.debug({ listen: `${listener.address}:${listener.port}` }, "BIND listening");
+    let peer: Socket;
+    try {
+      peer = await listener.accepted;
+    } catch (err) {
+      const e = toUnderpassError(err);
+      log.info({ err: e.message }, "BIND ended without a peer");
+      stream.reset(RESET_CODE.TIMEOUT, e.message);
+      return;
+    }
+    if (gone()) {
+      peer.destroy();
+      return;
+    }
+    session.bindPeer(stream, unmapIPv4(peer.remoteAddress ?? ""), peer.remotePort ?? 0);
+    pipeSocketStream(peer, stream);
+    peer.resume();
+    log.debug({ peer: `${peer.remoteAddress}:${peer.remotePort}` }, "BIND peer connected");
   }
 }

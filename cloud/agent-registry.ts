@@ -47,18 +47,31 @@ export class AgentRegistry implements TunnelDirectory {
     }
   }
 
-  /** The live tunnel for a new stream in `location`, or undefined when no agent is connected. */
-  pick(location: string, capability?: string): Tunnel | undefined {
+  /**
+   * The live tunnel for a new stream in `location`, or undefined when no agent is connected.
+   * With `agentId`, that agent's tunnels come first (an FTP data connection goes to the host
+   * its control connection came from); with `capability`, only tunnels that serve it count.
+   */
+  pick(location: string, want: { capability?: string; agentId?: string } = {}): Tunnel | undefined {
     const list = this.#byLocation.get(location);
     if (!list || list.length === 0) return undefined;
     const n = list.length;
     const start = this.#rotor++ % n;
     let best: Tunnel | undefined;
+    let bestPreferred = false;
     for (let k = 0; k < n; k++) {
       const t = list[(start + k) % n]!;
       if (t.session.closed || !t.session.established) continue;
-      if (capability && !t.capabilities.includes(capability)) continue;
-      if (!best || t.session.streamCount < best.session.streamCount) best = t;
+      if (want.capability && !t.capabilities.includes(want.capability)) continue;
+      const preferred = want.agentId !== undefined && t.agentId === want.agentId;
+      if (
+        !best ||
+        (preferred && !bestPreferred) ||
+        (preferred === bestPreferred && t.session.streamCount < best.session.streamCount)
+      ) {
+        best = t;
+        bestPreferred = preferred;
+      }
     }
     return best;
   }

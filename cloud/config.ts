@@ -1,4 +1,5 @@
 /** `underpass cloud` configuration from the environment (DESIGN.md: the contract). */
+import { isIPv4 } from "node:net";
 import { z } from "zod";
 import { envFlag, parseEnv, parseListen } from "../shared/env.js";
 import type { Logger } from "../shared/logger.js";
@@ -18,6 +19,11 @@ const relayEnv = z.object({
   UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
   UNDERPASS_SOCKS_HANDSHAKE_TIMEOUT_MS: ms.default(10_000),
+  UNDERPASS_BIND_TIMEOUT_MS: ms.default(60_000),
+  UNDERPASS_FTP_PASV_ADDRESS: z
+    .string()
+    .refine((v) => isIPv4(v), "must be an IPv4 address")
+    .optional(),
   UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
 });
@@ -41,6 +47,8 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     anonymousLocation: e.UNDERPASS_SOCKS_NO_AUTH_LOCATION,
     dialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
     socksHandshakeTimeoutMs: e.UNDERPASS_SOCKS_HANDSHAKE_TIMEOUT_MS,
+    bindTimeoutMs: e.UNDERPASS_BIND_TIMEOUT_MS,
+    ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     logger,
   };

@@ -1,6 +1,7 @@
 /** Live SOCKS streams, for `GET/DELETE /v1/connections` and for cutting off revoked access. */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
+import { normalizeHost } from "../shared/host.js";
 import type { MuxStream } from "../shared/mux-stream.js";
 import { RESET_CODE } from "../shared/tunnel-constants.js";
 import type { ConnectionInfo, ConnectionTable } from "./admin-deps.js";
@@ -46,6 +47,35 @@ export class LiveConnections implements ConnectionTable {
       down += c.stream.bytesIn;
     }
     return { up, down };
+  }
+
+  /**
+   * The live CONNECT a BIND of this client belongs to: its newest to `host` when there is
+   * one, else its newest of all. A client is its id, or its address when authentication is off.
+   */
+  controlFor(clientId: string | null, remoteAddress: string, host: string): LiveConnection | undefined {
+    const prefix = `${remoteAddress}:`;
+    const wanted = normalizeHost(host);
+    let newest: LiveConnection | undefined;
+    let newestToHost: LiveConnection | undefined;
+    for (const c of this.#live.values()) {
+      if (c.kind !== "connect") continue;
+      if (
+        clientId !== null
+          ? c.clientId !== clientId
+          : c.clientId !== null || !c.remoteAddress.startsWith(prefix)
+      ) {
+        continue;
+      }
+      if (!newest || c.startedAt >= newest.startedAt) newest = c;
+      if (
+        normalizeHost(c.virtualHost) === wanted &&
+        (!newestToHost || c.startedAt >= newestToHost.startedAt)
+      ) {
+        newestToHost = c;
+      }
+    }
+    return newestToHost ?? newest;
   }
 
   list(): ConnectionInfo[] {

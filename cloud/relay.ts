@@ -16,8 +16,10 @@ import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin-api.js";
 import type { CheckResult, ReachabilityChecker } from "./admin-deps.js";
 import { AgentRegistry } from "./agent-registry.js";
+import { BindPeers } from "./bind-peers.js";
 import { LiveConnections } from "./connection-table.js";
 import { FileStore } from "./file-store.js";
+import { FtpDataExpectations } from "./ftp-expectations.js";
 import { RelayMetrics } from "./metrics.js";
 import { createSocksServer } from "./socks-server.js";
 import type { MappingRecord, Store } from "./store.js";
@@ -42,6 +44,10 @@ export interface RelayConfig {
   readonly anonymousLocation?: string;
   readonly socksHandshakeTimeoutMs?: number;
   readonly dialTimeoutMs?: number;
+  /** How long an on-premise BIND listener waits for its peer, in ms (default 60 s). */
+  readonly bindTimeoutMs?: number;
+  /** IPv4 address announced in rewritten 227 replies of FTP-aware mappings. */
+  readonly ftpPasvAddress?: string;
   readonly helloTimeoutMs?: number;
   readonly limits?: TunnelLimits;
   readonly timers?: SessionTimers;
@@ -87,6 +93,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const connections = new LiveConnections();
   const metrics = new RelayMetrics(registry, connections);
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
+  const bindPeers = new BindPeers();
 
   const gateway = new TunnelGateway({
     store,
@@ -96,6 +103,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     limits: config.limits,
     timers: config.timers,
     helloTimeoutMs: config.helloTimeoutMs,
+    onBindPeer: (stream, address, port) => bindPeers.deliver(stream, address, port),
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
@@ -123,6 +131,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     anonymousLocation: config.anonymousLocation ?? "default",
     handshakeTimeoutMs: config.socksHandshakeTimeoutMs ?? 10_000,
     dialTimeoutMs,
+    bindTimeoutMs: config.bindTimeoutMs ?? 60_000,
+    bindPeers,
+    ftpExpectations: new FtpDataExpectations(),
+    ftpPasvAddress: config.ftpPasvAddress,
   });
 
   const reachability: ReachabilityChecker = {

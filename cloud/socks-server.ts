@@ -14,14 +14,20 @@ import {
   UnsupportedAddressTypeError,
   UnsupportedCommandError,
 } from "../shared/errors.js";
+import { CAPABILITY } from "../shared/handshake.js";
 import type { Logger } from "../shared/logger.js";
+import type { OpenResult } from "../shared/mux-session.js";
+import type { MuxStream } from "../shared/mux-stream.js";
 import { pipeSocketStream } from "../shared/pipe.js";
 import { formatPortRange } from "../shared/port-range.js";
 import { secretMatches } from "../shared/secret.js";
-import { OPEN_KIND, RESET_CODE } from "../shared/tunnel-constants.js";
-import { resolveDestination } from "./access-control.js";
-import type { AgentRegistry } from "./agent-registry.js";
+import { OPEN_KIND, type OpenKind, RESET_CODE } from "../shared/tunnel-constants.js";
+import { type Grant, resolveDestination } from "./access-control.js";
+import type { AgentRegistry, Tunnel } from "./agent-registry.js";
+import type { BindPeers } from "./bind-peers.js";
 import type { LiveConnections } from "./connection-table.js";
+import { FtpControl } from "./ftp-control.js";
+import { type FtpDataExpectations, ownerKey } from "./ftp-expectations.js";
 import type { RelayMetrics } from "./metrics.js";
 import {
   encodeAuthReply,
@@ -40,7 +46,7 @@ import {
   type Socks5Reply,
   USERPASS_STATUS,
 } from "./socks5-constants.js";
-import type { Store } from "./store.js";
+import type { MappingRecord, Store } from "./store.js";
 
 export interface SocksServerOptions {
   readonly store: Store;
@@ -58,6 +64,13 @@ export interface SocksServerOptions {
   readonly handshakeTimeoutMs: number;
   /** How long the agent may take to reach the internal target, in ms. */
   readonly dialTimeoutMs: number;
+  /** How long a BIND listener on premises waits for its peer, in ms. */
+  readonly bindTimeoutMs: number;
+  readonly bindPeers: BindPeers;
+  /** Data ports announced on FTP-aware control connections. */
+  readonly ftpExpectations: FtpDataExpectations;
+  /** IPv4 address announced in rewritten 227 replies; by default the relay address the client reached. */
+  readonly ftpPasvAddress?: string | undefined;
 }
 
 /** Who is asking, once authenticated. */
@@ -213,83 +226,75 @@ class SocksConnection {
     return { clientId: c.id, clientName: c.name, location: c.location };
   }
 
+  get #owner(): string {
+    return ownerKey(this.#principal!.clientId, this.#socket.remoteAddress ?? "");
+  }
+
   async #serve(req: SocksRequest): Promise<void> {
-    const p = this.#principal!;
+    if (req.command === SOCKS5_CMD.BIND) return this.#serveBind(req);
     if (req.command !== SOCKS5_CMD.CONNECT) {
       return this.#fail(
         new UnsupportedCommandError(`SOCKS command 0x${req.command.toString(16)} is not supported`),
       );
     }
-    const grant = resolveDestination(this.#o.store, p.location, req.host, req.port);
-    if (!grant.allowed) {
-      this.#o.audit.warn(
-        {
-          event: "socks.denied",
-          client: p.clientName,
-          clientId: p.clientId,
-          location: p.location,
-          host: req.host,
-          port: req.port,
-          nearest: grant.nearest.map((m) => `${m.virtualHost}:${formatPortRange(m.virtualPort)}`),
-        },
-        `denied ${req.host}:${req.port}: no mapping in location ${p.location}`,
-      );
-      return this.#fail(
-        new NotAllowedError(`${req.host}:${req.port} is not mapped for location ${p.location}`),
-      );
+    const p = this.#principal!;
+    const socket = this.#socket;
+    // a data port an FTP-aware control connection of this client announced comes first
+    const data = this.#o.ftpExpectations.take(this.#owner, req.host, req.port, socket.localAddress ?? "");
+    let grant: Grant;
+    if (data) {
+      grant = {
+        allowed: true,
+        mapping: data.mapping,
+        internalHost: data.internalHost,
+        internalPort: data.internalPort,
+      };
+    } else {
+      const g = resolveDestination(this.#o.store, p.location, req.host, req.port);
+      if (!g.allowed) {
+        this.#o.audit.warn(
+          {
+            event: "socks.denied",
+            client: p.clientName,
+            clientId: p.clientId,
+            location: p.location,
+            host: req.host,
+            port: req.port,
+            nearest: g.nearest.map((m) => `${m.virtualHost}:${formatPortRange(m.virtualPort)}`),
+          },
+          `denied ${req.host}:${req.port}: no mapping in location ${p.location}`,
+        );
+        return this.#fail(
+          new NotAllowedError(`${req.host}:${req.port} is not mapped for location ${p.location}`),
+        );
+      }
+      grant = g;
     }
-    const tunnel = this.#o.registry.pick(grant.mapping.location);
+    const tunnel = this.#o.registry.pick(grant.mapping.location, { agentId: data?.agentId });
     if (!tunnel) {
       return this.#fail(new NoAgentError(`no agent connected for location ${grant.mapping.location}`));
     }
-    const socket = this.#socket;
-    let cancelled = false;
-    const onEarlyClose = (): void => {
-      cancelled = true;
-    };
-    socket.once("close", onEarlyClose);
-    let result: Awaited<ReturnType<typeof tunnel.session.open>>;
-    try {
-      result = await tunnel.session.open(
-        OPEN_KIND.CONNECT,
-        grant.internalHost,
-        grant.internalPort,
-        this.#o.dialTimeoutMs,
-      );
-    } catch (err) {
-      socket.off("close", onEarlyClose);
-      return this.#fail(toUnderpassError(err));
-    }
-    socket.off("close", onEarlyClose);
-    const { stream } = result;
-    if (cancelled || socket.destroyed) {
-      stream.reset(RESET_CODE.CANCELLED, "client went away");
-      return;
-    }
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#phase = "done";
-    this.#o.metrics.countReply(SOCKS5_REPLY.SUCCEEDED);
-    const id = this.#o.connections.newId();
-    this.#o.connections.add({
-      id,
-      kind: "connect",
-      clientId: p.clientId,
-      clientName: p.clientName,
-      mappingId: grant.mapping.id,
-      location: grant.mapping.location,
-      virtualHost: req.host,
-      virtualPort: req.port,
-      internalHost: grant.internalHost,
-      internalPort: grant.internalPort,
-      agentId: tunnel.agentId,
-      remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`,
-      startedAt: new Date(),
+    const opened = await this.#openOnPremises(
+      tunnel,
+      OPEN_KIND.CONNECT,
+      grant.internalHost,
+      grant.internalPort,
+      this.#o.dialTimeoutMs,
+    );
+    if (!opened) return;
+    const { stream } = opened;
+    const id = this.#register(
+      "connect",
+      grant.mapping,
+      req,
+      grant.internalHost,
+      grant.internalPort,
+      tunnel,
       stream,
-      socket,
-    });
+    );
     this.#o.audit.info(
       {
-        event: "socks.connect",
+        event: data ? "socks.ftp-data" : "socks.connect",
         connectionId: id,
         client: p.clientName,
         location: p.location,
@@ -304,14 +309,206 @@ class SocksConnection {
     socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED));
     const early = this.#buf;
     this.#buf = Buffer.alloc(0);
-    pipeSocketStream(socket, stream, {
-      onClose: ({ error }) => {
-        this.#o.connections.remove(id);
-        if (error) this.#log.debug({ connectionId: id, err: error.message }, "connection broke");
-      },
-    });
+    const onClose = (error: Error | null): void => {
+      this.#o.connections.remove(id);
+      if (error) this.#log.debug({ connectionId: id, err: error.message }, "connection broke");
+    };
+    if (grant.mapping.protocol === "ftp" && !data) {
+      const control = new FtpControl(
+        {
+          connectionId: id,
+          socket,
+          stream,
+          tunnel,
+          mapping: grant.mapping,
+          internalHost: grant.internalHost,
+          internalPort: grant.internalPort,
+          owner: this.#owner,
+          clientId: p.clientId,
+          clientName: p.clientName,
+          virtualHost: req.host,
+        },
+        {
+          expectations: this.#o.ftpExpectations,
+          bindPeers: this.#o.bindPeers,
+          connections: this.#o.connections,
+          logger: this.#log,
+          audit: this.#o.audit,
+          dialTimeoutMs: this.#o.dialTimeoutMs,
+          bindTimeoutMs: this.#o.bindTimeoutMs,
+          pasvAddress: this.#o.ftpPasvAddress,
+        },
+      );
+      control.start(early, onClose);
+      return;
+    }
+    pipeSocketStream(socket, stream, { onClose: ({ error }) => onClose(error) });
     if (early.length > 0 && !stream.write(early)) socket.pause();
     else socket.resume();
+  }
+
+  /**
+   * SOCKS5 BIND (RFC 1928 §6), for FTP active mode. DST.ADDR is not trusted (socksify sends
+   * fake addresses): the BIND belongs to a live connection of this client, the one to DST's
+   * host if there is one, else the newest. The agent that carries it listens on premises
+   * where that connection's internal host can reach it; the first reply names the listener,
+   * the second the peer that connected.
+   */
+  async #serveBind(req: SocksRequest): Promise<void> {
+    const p = this.#principal!;
+    const control = this.#o.connections.controlFor(p.clientId, this.#socket.remoteAddress ?? "", req.host);
+    if (!control) {
+      this.#o.audit.warn(
+        {
+          event: "socks.bind-denied",
+          client: p.clientName,
+          clientId: p.clientId,
+          host: req.host,
+          port: req.port,
+        },
+        "BIND without a live connection to a mapped host",
+      );
+      return this.#fail(new NotAllowedError("BIND needs a live connection of this client to a mapped host"));
+    }
+    const mapping = this.#o.store.getMapping(control.mappingId);
+    if (!mapping) return this.#fail(new NotAllowedError("the mapping of the connection is gone"));
+    const tunnel = this.#o.registry.pick(control.location, {
+      capability: CAPABILITY.BIND,
+      agentId: control.agentId,
+    });
+    if (!tunnel)
+      return this.#fail(new NoAgentError(`no agent serving BIND for location ${control.location}`));
+    const opened = await this.#openOnPremises(
+      tunnel,
+      OPEN_KIND.BIND,
+      control.internalHost,
+      control.internalPort,
+      this.#o.bindTimeoutMs,
+    );
+    if (!opened) return;
+    const { stream } = opened;
+    const socket = this.#socket;
+    const forget = this.#o.ftpExpectations.noteBindListen(this.#owner, opened.address, opened.port);
+    this.#o.audit.info(
+      {
+        event: "socks.bind",
+        client: p.clientName,
+        location: control.location,
+        virtualHost: control.virtualHost,
+        listen: `${opened.address}:${opened.port}`,
+        agentId: tunnel.agentId,
+      },
+      "bind listening",
+    );
+    socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED, opened.address, opened.port));
+    const onGone = (): void => {
+      forget();
+      cancel();
+      stream.reset(RESET_CODE.CANCELLED, "client went away");
+    };
+    socket.once("close", onGone);
+    // until the peer connects, the stream can only break: say so in a second reply
+    stream.attach({
+      onData: () => {},
+      onEnd: () => {},
+      onReset: () => {
+        socket.off("close", onGone);
+        forget();
+        cancel();
+        this.#o.metrics.countReply(SOCKS5_REPLY.HOST_UNREACHABLE);
+        if (!socket.destroyed) socket.end(encodeReply(SOCKS5_REPLY.HOST_UNREACHABLE));
+      },
+      onDrain: () => {},
+    });
+    const cancel = this.#o.bindPeers.expect(stream, (peer) => {
+      socket.off("close", onGone);
+      forget();
+      if (socket.destroyed) {
+        stream.reset(RESET_CODE.CANCELLED, "client went away");
+        return;
+      }
+      this.#o.metrics.countReply(SOCKS5_REPLY.SUCCEEDED);
+      const id = this.#register(
+        "bind",
+        mapping,
+        { host: control.virtualHost, port: control.virtualPort },
+        peer.address,
+        peer.port,
+        tunnel,
+        stream,
+      );
+      socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED, peer.address, peer.port));
+      const early = this.#buf;
+      this.#buf = Buffer.alloc(0);
+      pipeSocketStream(socket, stream, { onClose: () => this.#o.connections.remove(id) });
+      if (early.length > 0 && !stream.write(early)) socket.pause();
+      else socket.resume();
+    });
+  }
+
+  /** Open a stream on premises; on failure the client has its reply and null comes back. */
+  async #openOnPremises(
+    tunnel: Tunnel,
+    kind: OpenKind,
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<OpenResult | null> {
+    const socket = this.#socket;
+    let cancelled = false;
+    const onEarlyClose = (): void => {
+      cancelled = true;
+    };
+    socket.once("close", onEarlyClose);
+    let result: OpenResult;
+    try {
+      result = await tunnel.session.open(kind, host, port, timeoutMs);
+    } catch (err) {
+      this.#fail(toUnderpassError(err));
+      return null;
+    } finally {
+      socket.off("close", onEarlyClose);
+    }
+    if (cancelled || socket.destroyed) {
+      result.stream.reset(RESET_CODE.CANCELLED, "client went away");
+      return null;
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#phase = "done";
+    if (kind === OPEN_KIND.CONNECT) this.#o.metrics.countReply(SOCKS5_REPLY.SUCCEEDED);
+    return result;
+  }
+
+  #register(
+    kind: "connect" | "bind",
+    mapping: MappingRecord,
+    virtual: { host: string; port: number },
+    internalHost: string,
+    internalPort: number,
+    tunnel: Tunnel,
+    stream: MuxStream,
+  ): string {
+    const p = this.#principal!;
+    const socket = this.#socket;
+    const id = this.#o.connections.newId();
+    this.#o.connections.add({
+      id,
+      kind,
+      clientId: p.clientId,
+      clientName: p.clientName,
+      mappingId: mapping.id,
+      location: mapping.location,
+      virtualHost: virtual.host,
+      virtualPort: virtual.port,
+      internalHost,
+      internalPort,
+      agentId: tunnel.agentId,
+      remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+      startedAt: new Date(),
+      stream,
+      socket,
+    });
+    return id;
   }
 
   #fail(err: UnderpassError): void {

@@ -10,6 +10,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { helloSchema, mergeLimits } from "../shared/handshake.js";
 import type { Logger } from "../shared/logger.js";
 import { MuxSession } from "../shared/mux-session.js";
+import type { MuxStream } from "../shared/mux-stream.js";
 import { hashSecret } from "../shared/secret.js";
 import {
   DEFAULT_LIMITS,
@@ -37,6 +38,8 @@ export interface GatewayOptions {
   readonly timers?: SessionTimers;
   /** An agent must say hello within this, in ms. */
   readonly helloTimeoutMs?: number;
+  /** Where BIND_PEER frames go (the on-premise peer of a BIND connected). */
+  readonly onBindPeer?: (stream: MuxStream, address: string, port: number) => void;
 }
 
 export class TunnelGateway {
@@ -85,6 +88,7 @@ export class TunnelGateway {
       logger: log,
     });
     this.#sessions.add(session);
+    session.onBindPeer = this.#o.onBindPeer ?? null;
     let tunnel: Tunnel | null = null;
 
     const helloTimer = setTimeout(() => {

@@ -2,12 +2,14 @@
  * A real relay and a real agent in this process, on loopback port 0, registered through the
  * real admin API. Every test that starts one closes it in its teardown.
  */
+
 import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SocksClient } from "socks";
 import { type Agent, startAgent } from "../../agent/agent.js";
+import type { BindSettings } from "../../agent/bind-listener.js";
 import { allowAll, parsePolicy } from "../../agent/policy.js";
 import { type Relay, type RelayConfig, startRelay } from "../../cloud/relay.js";
 import { createLogger, type Logger, silentLogger } from "../../shared/logger.js";
@@ -44,7 +46,14 @@ export function testLogger(name: string): Logger {
 }
 
 export async function startStack(
-  options: { relay?: Partial<RelayConfig>; agent?: boolean; allow?: string; dataDir?: string } = {},
+  options: {
+    relay?: Partial<RelayConfig>;
+    agent?: boolean;
+    allow?: string;
+    dataDir?: string;
+    /** BIND settings of the agents this stack starts. */
+    bind?: BindSettings;
+  } = {},
 ): Promise<Stack> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "underpass-test-")));
   const relay = await startRelay({
@@ -98,6 +107,7 @@ export async function startStack(
         logger: testLogger("agent"),
         tunnels: o.tunnels ?? 1,
         backoff: { baseMs: 50, maxMs: 500 },
+        ...(options.bind ? { bind: options.bind } : {}),
       });
       agents.push(agent);
       return agent;
