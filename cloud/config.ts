@@ -1,7 +1,10 @@
 /** `underpass cloud` configuration from the environment (DESIGN.md: the contract). */
+import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
+import { createSecureContext } from "node:tls";
 import { z } from "zod";
 import { envFlag, parseEnv, parseListen } from "../shared/env.js";
+import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { RelayConfig } from "./relay.js";
 
@@ -31,8 +34,13 @@ const relayEnv = z.object({
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
   const e = parseEnv(relayEnv, env);
   if (Boolean(e.UNDERPASS_TLS_CERT) !== Boolean(e.UNDERPASS_TLS_KEY)) {
-    throw new Error("UNDERPASS_TLS_CERT and UNDERPASS_TLS_KEY go together: set both or neither");
+    const missing = e.UNDERPASS_TLS_CERT ? "UNDERPASS_TLS_KEY" : "UNDERPASS_TLS_CERT";
+    throw new ValidationError(
+      `UNDERPASS_TLS_CERT and UNDERPASS_TLS_KEY go together: set both or neither (${missing} is not set)`,
+      [{ path: missing, message: "is required with the other TLS variable" }],
+    );
   }
+  if (e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY) checkTlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY);
   return {
     tunnelListen: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
     socksListen: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
@@ -52,4 +60,30 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     logger,
   };
+}
+
+/**
+ * Reads the certificate and key now, so that a missing file or a key that does not match
+ * its certificate is a configuration error naming the variable, before the store is opened
+ * or anything listens.
+ */
+function checkTlsPair(certFile: string, keyFile: string): void {
+  const read = (file: string, name: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ValidationError(`${name}=${file} cannot be read (${why})`, [{ path: name, message: why }]);
+    }
+  };
+  const cert = read(certFile, "UNDERPASS_TLS_CERT");
+  const key = read(keyFile, "UNDERPASS_TLS_KEY");
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ValidationError(`UNDERPASS_TLS_CERT / UNDERPASS_TLS_KEY are not a usable PEM pair: ${why}`, [
+      { path: "UNDERPASS_TLS_CERT", message: why },
+    ]);
+  }
 }
