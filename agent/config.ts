@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { z } from "zod";
 import { parseEnv } from "../shared/env.js";
+import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { parsePortRange } from "../shared/port-range.js";
 import type { AgentConfig } from "./agent.js";
@@ -44,7 +45,13 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
   const e = parseEnv(agentEnv, env);
   let policy = allowAll();
   if (e.UNDERPASS_ALLOW?.trim()) {
-    policy = parsePolicy(e.UNDERPASS_ALLOW);
+    try {
+      policy = parsePolicy(e.UNDERPASS_ALLOW);
+    } catch (err) {
+      if (err instanceof ValidationError)
+        throw new ValidationError(`UNDERPASS_ALLOW: ${err.message}`, err.issues);
+      throw err;
+    }
     logger.info({ policy: describePolicy(policy) }, "local policy");
   } else {
     logger.warn("UNDERPASS_ALLOW is not set: the agent dials whatever the relay asks; set a local policy");
@@ -56,7 +63,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
     policy,
     logger,
     tunnels: e.UNDERPASS_TUNNELS,
-    ca: e.UNDERPASS_CA ? readFileSync(e.UNDERPASS_CA) : undefined,
+    ca: e.UNDERPASS_CA ? readCa(e.UNDERPASS_CA) : undefined,
     maxDialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     backoff: { baseMs: 250, maxMs: e.UNDERPASS_RECONNECT_MAX_MS },
@@ -67,4 +74,23 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
     },
     wsOptions: proxy ? { createConnection: proxyConnection(proxy, e.UNDERPASS_RELAY_URL) } : undefined,
   };
+}
+
+/** The PEM file UNDERPASS_CA names, read now so that a wrong path fails before any connection. */
+function readCa(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ValidationError(`UNDERPASS_CA=${file} cannot be read (${why})`, [
+      { path: "UNDERPASS_CA", message: why },
+    ]);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ValidationError(`UNDERPASS_CA=${file} holds no PEM certificate`, [
+      { path: "UNDERPASS_CA", message: "no -----BEGIN CERTIFICATE----- block" },
+    ]);
+  }
+  return pem;
 }
