@@ -1,0 +1,373 @@
+/**
+ * The `underpass` command line and its environment: configuration mistakes end the process
+ * with a message that names the variable before anything listens or connects; `version` and
+ * unknown commands behave; a wss tunnel works with a CA the agent is told to trust; an agent
+ * with a wrong token is refused, says why and keeps trying.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  ChildRegistry,
+  formatResult,
+  requireCommand,
+  type SpawnResult,
+  spawnBounded,
+} from "../helpers/clients.js";
+import { freePort } from "../helpers/ports.js";
+import {
+  CLI,
+  type CloudProcess,
+  cliEnv,
+  REPO_ROOT,
+  startAgentProcess,
+  startCloud,
+} from "../helpers/processes.js";
+import { socksConnect } from "../helpers/stack.js";
+import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
+
+const ADMIN_TOKEN = "cli-config-admin-token-0123456789";
+/** Exit code of a configuration error (the CLI's ValidationError path). */
+const EXIT_CONFIG = 2;
+
+/** Environment variables for a run; undefined ones are left out. */
+type Env = Record<string, string | undefined>;
+
+/** `underpass <args>` run to completion with exactly `env` (plus PATH and the like). */
+function underpass(args: readonly string[], env: Env, registry: ChildRegistry): Promise<SpawnResult> {
+  return spawnBounded(process.execPath, [CLI, ...args], {
+    timeoutMs: 20_000,
+    env: cliEnv(env),
+    cwd: REPO_ROOT,
+    registry,
+    display: `underpass ${args.join(" ")}`,
+  });
+}
+
+/** A TCP listener that only counts the connections it receives (a relay that must not be reached). */
+async function countingServer(): Promise<{ port: number; count(): number; close(): Promise<void> }> {
+  let n = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    n++;
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address();
+  assert.ok(addr !== null && typeof addr === "object");
+  return {
+    port: addr.port,
+    count: () => n,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A self-signed certificate for 127.0.0.1 made now with `openssl req -x509`, in `dir`. */
+async function selfSigned(
+  dir: string,
+  name: string,
+  registry: ChildRegistry,
+): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = join(dir, `${name}-cert.pem`);
+  const keyFile = join(dir, `${name}-key.pem`);
+  const r = await spawnBounded(
+    requireCommand("openssl"),
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=underpass test ${name}`,
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
+    { timeoutMs: 20_000, registry },
+  );
+  assert.equal(r.code, 0, formatResult(r));
+  return { certFile, keyFile };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Asserts a configuration error: exit 2, the variable named, no stack trace, no "listening" log. */
+function assertConfigError(r: SpawnResult, variable: string): void {
+  assert.equal(r.timedOut, false, formatResult(r));
+  assert.equal(r.code, EXIT_CONFIG, formatResult(r));
+  assert.match(r.stderr, new RegExp(`^underpass: .*${variable}`, "m"), formatResult(r));
+  assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace\n${formatResult(r)}`);
+  assert.doesNotMatch(r.stderr, /listening|tunnel up/, formatResult(r));
+}
+
+/**
+ * `underpass cloud` on fresh loopback ports with `env` on top: refused with a configuration
+ * error naming `variable`, before its data dir was even created.
+ */
+async function expectCloudRefused(
+  work: string,
+  env: Env,
+  variable: string,
+  registry: ChildRegistry,
+): Promise<SpawnResult> {
+  const dataDir = join(work, `data-${randomUUID()}`);
+  const r = await underpass(
+    ["cloud"],
+    {
+      UNDERPASS_TUNNEL_LISTEN: `127.0.0.1:${await freePort()}`,
+      UNDERPASS_SOCKS_LISTEN: `127.0.0.1:${await freePort()}`,
+      UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
+      UNDERPASS_DATA_DIR: dataDir,
+      UNDERPASS_ADMIN_TOKEN: ADMIN_TOKEN,
+      ...env,
+    },
+    registry,
+  );
+  assertConfigError(r, variable);
+  assert.equal(await exists(dataDir), false, "the data dir was not even created");
+  return r;
+}
+
+describe("underpass: configuration errors and commands", () => {
+  const children = new ChildRegistry();
+  let work: string;
+  let relay: Awaited<ReturnType<typeof countingServer>>;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "underpass-e2e-cli-"));
+    relay = await countingServer();
+  });
+
+  after(async () => {
+    await children.killAll();
+    await relay?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** `underpass agent` aimed at the counting relay with `env` on top: refused, and never connected. */
+  async function expectAgentRefused(env: Env, variable: string): Promise<SpawnResult> {
+    const r = await underpass(
+      ["agent"],
+      {
+        UNDERPASS_RELAY_URL: `ws://127.0.0.1:${relay.port}/tunnel`,
+        UNDERPASS_AGENT_TOKEN: "upagt_x",
+        ...env,
+      },
+      children,
+    );
+    assertConfigError(r, variable);
+    assert.equal(relay.count(), 0, "the agent never connected");
+    return r;
+  }
+
+  it("agent without UNDERPASS_RELAY_URL: exit 2 naming the variable", async () => {
+    await expectAgentRefused({ UNDERPASS_RELAY_URL: undefined }, "UNDERPASS_RELAY_URL");
+  });
+
+  it("agent with a URL that is not ws:// or wss://: exit 2 naming the variable, no connection", async () => {
+    await expectAgentRefused(
+      { UNDERPASS_RELAY_URL: `http://127.0.0.1:${relay.port}/tunnel` },
+      "UNDERPASS_RELAY_URL",
+    );
+  });
+
+  it("agent with a bad UNDERPASS_ALLOW: exit 2 naming the variable and the entry, no connection", async () => {
+    const r = await expectAgentRefused({ UNDERPASS_ALLOW: "10.0.0.0/33:21;ftp.corp:21" }, "UNDERPASS_ALLOW");
+    assert.match(r.stderr, /10\.0\.0\.0\/33/);
+  });
+
+  it("agent with UNDERPASS_CA naming a missing file: exit 2 naming the variable, no connection", async () => {
+    await expectAgentRefused({ UNDERPASS_CA: join(work, "no-such-ca.pem") }, "UNDERPASS_CA");
+  });
+
+  it("agent with UNDERPASS_CA naming a file that holds no certificate: exit 2 naming the variable", async () => {
+    await expectAgentRefused({ UNDERPASS_CA: join(REPO_ROOT, "package.json") }, "UNDERPASS_CA");
+  });
+
+  for (const bad of ["127.0.0.1:99999", "127.0.0.1", "localhost:socks"]) {
+    it(`cloud with UNDERPASS_SOCKS_LISTEN=${bad}: exit 2 naming the variable, nothing created`, async () => {
+      await expectCloudRefused(work, { UNDERPASS_SOCKS_LISTEN: bad }, "UNDERPASS_SOCKS_LISTEN", children);
+    });
+  }
+
+  it("cloud with UNDERPASS_TLS_CERT but no UNDERPASS_TLS_KEY: exit 2 naming both, nothing created", async () => {
+    const r = await expectCloudRefused(
+      work,
+      { UNDERPASS_TLS_CERT: join(work, "cert.pem") },
+      "UNDERPASS_TLS_KEY",
+      children,
+    );
+    assert.match(r.stderr, /UNDERPASS_TLS_CERT/);
+  });
+
+  it("cloud with TLS files that do not exist: exit 2 naming the variable, nothing created", async () => {
+    await expectCloudRefused(
+      work,
+      {
+        UNDERPASS_TLS_CERT: join(work, "missing-cert.pem"),
+        UNDERPASS_TLS_KEY: join(work, "missing-key.pem"),
+      },
+      "UNDERPASS_TLS_CERT",
+      children,
+    );
+  });
+
+  it("an unknown command exits 2 and shows the usage", async () => {
+    const r = await underpass(["frobnicate"], {}, children);
+    assert.equal(r.code, 2, formatResult(r));
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+    assert.match(r.stderr, /underpass cloud/);
+  });
+
+  it("version prints package.json's version", async () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+    const r = await underpass(["version"], {}, children);
+    assert.equal(r.code, 0, formatResult(r));
+    assert.equal(r.stdout, `${pkg.version}\n`);
+  });
+});
+
+describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA", () => {
+  const children = new ChildRegistry();
+  let work: string;
+  let dataDir: string;
+  let cloud: CloudProcess | undefined;
+  let target: Target | undefined;
+  let certFile: string;
+  let keyFile: string;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "underpass-e2e-wss-"));
+    dataDir = join(work, "data");
+    const pair = await selfSigned(work, "relay", children);
+    certFile = pair.certFile;
+    keyFile = pair.keyFile;
+    cloud = await startCloud({
+      dataDir,
+      adminToken: ADMIN_TOKEN,
+      env: { UNDERPASS_TLS_CERT: certFile, UNDERPASS_TLS_KEY: keyFile },
+      registry: children,
+    });
+    target = await startTarget(bannerEcho("220 on-premise echo\r\n"));
+    await cloud.admin.addMapping({
+      virtualHost: "echo.corp.example",
+      virtualPort: 21,
+      internalHost: "127.0.0.1",
+      internalPort: target.port,
+    });
+  });
+
+  after(async () => {
+    await children.killAll();
+    await cloud?.stop();
+    await target?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("cloud with a key that does not belong to the certificate: exit 2 naming the variables, nothing created", async () => {
+    const other = await selfSigned(work, "other", children);
+    await expectCloudRefused(
+      work,
+      { UNDERPASS_TLS_CERT: certFile, UNDERPASS_TLS_KEY: other.keyFile },
+      "UNDERPASS_TLS_KEY",
+      children,
+    );
+  });
+
+  it("the agent trusts the relay through UNDERPASS_CA, connects over wss, and a SOCKS CONNECT works", async () => {
+    assert.ok(cloud && target);
+    assert.match(cloud.relayUrl, /^wss:\/\//);
+    const rec = await cloud.admin.addAgent("wss-agent");
+    const agent = startAgentProcess({
+      relayUrl: cloud.relayUrl,
+      token: rec.token,
+      allow: `127.0.0.1:${target.port}`,
+      env: { UNDERPASS_CA: certFile },
+      registry: children,
+    });
+    let s: Socket | undefined;
+    try {
+      const entry = await cloud.admin.waitAgentConnected(rec.id);
+      assert.equal(entry.connected, true);
+      const client = await cloud.admin.addClient("wss-flow");
+      s = await socksConnect(cloud.ports.socks, client, "echo.corp.example", 21);
+      assert.equal((await readAll(s, 21)).toString(), "220 on-premise echo\r\n");
+      s.write("NOOP\r\n");
+      assert.equal((await readAll(s, 6)).toString(), "NOOP\r\n");
+    } finally {
+      // Closed before the agent stops: its tunnel going away would reset the stream.
+      s?.destroy();
+      await agent.stop();
+    }
+  });
+
+  it("an agent without UNDERPASS_CA refuses the self-signed relay, logs why and keeps trying", async () => {
+    assert.ok(cloud);
+    const rec = await cloud.admin.addAgent("untrusting-agent");
+    const agent = startAgentProcess({
+      relayUrl: cloud.relayUrl,
+      token: rec.token,
+      env: { UNDERPASS_RECONNECT_MAX_MS: "500" },
+      registry: children,
+    });
+    try {
+      const failures = await agent.waitForLog((l) => l.msg === "tunnel connection failed", { count: 2 });
+      assert.match(String(failures[0]?.["err"]), /self[- ]signed|certificate/i, agent.describe());
+      assert.ok(agent.running(), agent.describe());
+      assert.equal((await cloud.admin.agent(rec.id)).connected, false);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("an agent with a wrong token is refused, logs the reason and keeps retrying without crashing", async () => {
+    assert.ok(cloud);
+    const agent = startAgentProcess({
+      relayUrl: cloud.relayUrl,
+      token: "upagt_not-a-token-this-relay-issued",
+      env: { UNDERPASS_CA: certFile, UNDERPASS_RECONNECT_MAX_MS: "500" },
+      registry: children,
+    });
+    try {
+      const refusals = await agent.waitForLog((l) => l.msg === "the relay refused this agent", { count: 3 });
+      assert.match(String(refusals[0]?.["reason"]), /token/, agent.describe());
+      assert.ok(agent.running(), agent.describe());
+      assert.doesNotMatch(agent.stderr(), /not-a-token-this-relay-issued/, "the token never reaches a log");
+      const connected = (
+        (await cloud.admin.expect("GET", "/v1/agents", undefined, 200)) as Array<{
+          connected: boolean;
+        }>
+      ).filter((a) => a.connected);
+      assert.deepEqual(connected, []);
+    } finally {
+      await agent.stop();
+    }
+    const { code, signal } = await agent.exited;
+    assert.equal(code, 0, agent.describe());
+    assert.equal(signal, null);
+  });
+});
