@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { access, mkdtemp, rm } from "node:fs/promises";
+import { access, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,12 +19,16 @@ import {
   type SpawnResult,
   spawnBounded,
 } from "../helpers/clients.js";
-import { freePort } from "../helpers/ports.js";
 import {
+  AdminClient,
   CLI,
   type CloudProcess,
   cliEnv,
+  cloudEnv,
+  freeCloudPorts,
+  isRelayListening,
   REPO_ROOT,
+  spawnCli,
   startAgentProcess,
   startCloud,
 } from "../helpers/processes.js";
@@ -137,14 +141,7 @@ async function expectCloudRefused(
   const dataDir = join(work, `data-${randomUUID()}`);
   const r = await underpass(
     ["cloud"],
-    {
-      UNDERPASS_TUNNEL_LISTEN: `127.0.0.1:${await freePort()}`,
-      UNDERPASS_SOCKS_LISTEN: `127.0.0.1:${await freePort()}`,
-      UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
-      UNDERPASS_DATA_DIR: dataDir,
-      UNDERPASS_ADMIN_TOKEN: ADMIN_TOKEN,
-      ...env,
-    },
+    { ...cloudEnv(await freeCloudPorts(), dataDir), UNDERPASS_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
     registry,
   );
   assertConfigError(r, variable);
@@ -369,5 +366,61 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
     const { code, signal } = await agent.exited;
     assert.equal(code, 0, agent.describe());
     assert.equal(signal, null);
+  });
+});
+
+describe("underpass cloud without UNDERPASS_ADMIN_TOKEN", () => {
+  const children = new ChildRegistry();
+  let dataDir: string;
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "underpass-e2e-admin-token-"));
+  });
+
+  after(async () => {
+    await children.killAll();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("prints a generated admin token once, keeps only hashes of secrets, and accepts the token after a restart", async () => {
+    const ports = await freeCloudPorts();
+    const env = cliEnv(cloudEnv(ports, dataDir));
+    const first = spawnCli(["cloud"], env, children);
+    let password: string;
+    let token: string;
+    try {
+      token = (await first.waitForOutput(/Admin token[^\n]*\n\s*(\S+)/))[1] ?? "";
+      await first.waitForLog(isRelayListening);
+      const admin = new AdminClient(`http://127.0.0.1:${ports.admin}`, token);
+      password = (await admin.addClient("hash-check")).password;
+      const wrong = new AdminClient(admin.baseUrl, `${token}x`);
+      assert.equal((await wrong.request("GET", "/v1/clients")).status, 401);
+    } finally {
+      await first.stop();
+    }
+    const stored = await Promise.all((await readdir(dataDir)).map((f) => readFile(join(dataDir, f), "utf8")));
+    assert.ok(stored.length > 0, "the store wrote its files");
+    for (const text of stored) {
+      assert.ok(!text.includes(token), "the admin token is not stored in clear");
+      assert.ok(!text.includes(password), "the client's password is not stored in clear");
+    }
+
+    const second = spawnCli(["cloud"], env, children);
+    try {
+      await second.waitForLog(isRelayListening);
+      const clients = await new AdminClient(`http://127.0.0.1:${ports.admin}`, token).expect(
+        "GET",
+        "/v1/clients",
+        undefined,
+        200,
+      );
+      assert.deepEqual(
+        clients.map((c: { name: string }) => c.name),
+        ["hash-check"],
+      );
+      assert.doesNotMatch(second.stdout(), /Admin token/, "the token is shown only on the first start");
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -321,20 +321,12 @@ export async function startCloud(o: CloudOptions): Promise<CloudProcess> {
     const tls = Boolean(o.env?.["UNDERPASS_TLS_CERT"]);
     const proc = spawnCli(
       ["cloud"],
-      cliEnv({
-        UNDERPASS_TUNNEL_LISTEN: `127.0.0.1:${ports.tunnel}`,
-        UNDERPASS_SOCKS_LISTEN: `127.0.0.1:${ports.socks}`,
-        UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${ports.admin}`,
-        UNDERPASS_DATA_DIR: o.dataDir,
-        UNDERPASS_ADMIN_TOKEN: o.adminToken,
-        ...o.env,
-      }),
+      cliEnv({ ...cloudEnv(ports, o.dataDir), UNDERPASS_ADMIN_TOKEN: o.adminToken, ...o.env }),
       o.registry,
     );
     const admin = new AdminClient(`http://127.0.0.1:${ports.admin}`, o.adminToken);
     try {
-      // "relay listening" is logged once all three servers listen.
-      await proc.waitForLog((l) => l.msg === "relay listening", { timeoutMs: o.startTimeoutMs ?? 20_000 });
+      await proc.waitForLog(isRelayListening, { timeoutMs: o.startTimeoutMs ?? 20_000 });
       await admin.expect("GET", "/healthz", undefined, 200);
     } catch (err) {
       await proc.stop();
@@ -352,9 +344,25 @@ export async function startCloud(o: CloudOptions): Promise<CloudProcess> {
   throw new Error(`underpass cloud did not start after ${CLOUD_START_ATTEMPTS} attempts: ${lastFailure}`);
 }
 
-async function freeCloudPorts(): Promise<CloudPorts> {
+/** Three consecutive free ports below the kernel's ephemeral range. */
+export async function freeCloudPorts(): Promise<CloudPorts> {
   const span = await freePortRange(3);
   return { tunnel: span.start, socks: span.start + 1, admin: span.start + 2 };
+}
+
+/** The listen addresses (127.0.0.1 `ports`) and data dir of an `underpass cloud`. */
+export function cloudEnv(ports: CloudPorts, dataDir: string): Record<string, string> {
+  return {
+    UNDERPASS_TUNNEL_LISTEN: `127.0.0.1:${ports.tunnel}`,
+    UNDERPASS_SOCKS_LISTEN: `127.0.0.1:${ports.socks}`,
+    UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${ports.admin}`,
+    UNDERPASS_DATA_DIR: dataDir,
+  };
+}
+
+/** The relay's log line once all three servers listen. */
+export function isRelayListening(line: LogLine): boolean {
+  return line.msg === "relay listening";
 }
 
 export interface AgentProcessOptions {
