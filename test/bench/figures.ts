@@ -1,0 +1,150 @@
+/**
+ * The figures a run measures and the record of their samples. Every figure is one number per
+ * peer per repetition; the report shows it as median (min–max).
+ */
+import type { PeerId } from "./peers/peer.js";
+import { type Summary, summarize } from "./stats.js";
+
+export interface FigureInfo {
+  readonly id: string;
+  readonly title: string;
+  readonly unit: string;
+  /** Decimals shown in tables. */
+  readonly digits: number;
+  readonly higherIsBetter: boolean;
+}
+
+export interface PeerFigure {
+  readonly samples: number[];
+  readonly errors: string[];
+  summary: Summary | null;
+}
+
+export interface FigureRecord extends FigureInfo {
+  readonly peers: Partial<Record<PeerId, PeerFigure>>;
+}
+
+export type TransferDirection = "c2p" | "p2c";
+
+/** Streams of the throughput figures. */
+export const STREAM_COUNTS = [1, 8] as const;
+
+export function throughputFigure(direction: TransferDirection, streams: number): FigureInfo {
+  const way = direction === "c2p" ? "cloud→premises" : "premises→cloud";
+  return {
+    id: `throughput.${direction}.${streams}`,
+    title: `throughput ${way}, ${streams} stream${streams === 1 ? "" : "s"}`,
+    unit: "MiB/s",
+    digits: 0,
+    higherIsBetter: true,
+  };
+}
+
+export const LATENCY_P50: FigureInfo = {
+  id: "latency.p50",
+  title: "connect + SOCKS5 auth + 1-byte echo + close, p50",
+  unit: "ms",
+  digits: 3,
+  higherIsBetter: false,
+};
+export const LATENCY_P99: FigureInfo = {
+  ...LATENCY_P50,
+  id: "latency.p99",
+  title: LATENCY_P50.title.replace("p50", "p99"),
+};
+
+export const FTP_DOWNLOAD: FigureInfo = {
+  id: "ftp.download",
+  title: "FTP passive download with curl through SOCKS5",
+  unit: "MiB/s",
+  digits: 0,
+  higherIsBetter: true,
+};
+
+export const FAIRNESS_AGGREGATE: FigureInfo = {
+  id: "fairness.aggregate7",
+  title: "fairness: 7 full-speed streams beside one 100 KiB/s reader, aggregate",
+  unit: "MiB/s",
+  digits: 0,
+  higherIsBetter: true,
+};
+export const FAIRNESS_SLOW: FigureInfo = {
+  id: "fairness.slow-reader",
+  title: "fairness: the throttled reader's rate",
+  unit: "KiB/s",
+  digits: 0,
+  higherIsBetter: true,
+};
+export const FAIRNESS_MAX_RSS: FigureInfo = {
+  id: "fairness.max-rss",
+  title: "fairness: max RSS of the proxy processes",
+  unit: "MiB",
+  digits: 1,
+  higherIsBetter: false,
+};
+
+/** The figures of one scale step (`streams` held at once). */
+export function scaleFigures(streams: number): {
+  openErrors: FigureInfo;
+  echoErrors: FigureInfo;
+  rssBefore: FigureInfo;
+  rssHeld: FigureInfo;
+  perThousand: FigureInfo;
+  openRate: FigureInfo;
+} {
+  const at = (
+    id: string,
+    title: string,
+    unit: string,
+    digits: number,
+    higherIsBetter = false,
+  ): FigureInfo => ({
+    id: `scale.${streams}.${id}`,
+    title: `${streams} idle streams: ${title}`,
+    unit,
+    digits,
+    higherIsBetter,
+  });
+  return {
+    openErrors: at("open-errors", "streams that failed to open", "count", 0),
+    echoErrors: at("echo-errors", "streams whose echo failed", "count", 0),
+    rssBefore: at("rss-before", "RSS before", "MiB", 1),
+    rssHeld: at("rss-held", "RSS while held", "MiB", 1),
+    perThousand: at("rss-per-1000", "RSS growth per 1 000 streams", "MiB", 2),
+    openRate: at("open-rate", "opening rate", "streams/s", 0, true),
+  };
+}
+
+/** Samples and failures of every figure, by figure id then peer. */
+export class FigureBook {
+  readonly figures = new Map<string, FigureRecord>();
+
+  #entry(info: FigureInfo, peer: PeerId): PeerFigure {
+    let fig = this.figures.get(info.id);
+    if (!fig) {
+      fig = { ...info, peers: {} };
+      this.figures.set(info.id, fig);
+    }
+    let p = fig.peers[peer];
+    if (!p) {
+      p = { samples: [], errors: [], summary: null };
+      fig.peers[peer] = p;
+    }
+    return p;
+  }
+
+  record(info: FigureInfo, peer: PeerId, value: number): void {
+    const p = this.#entry(info, peer);
+    p.samples.push(value);
+    p.summary = summarize(p.samples);
+  }
+
+  fail(info: FigureInfo, peer: PeerId, err: unknown): void {
+    this.#entry(info, peer).errors.push(err instanceof Error ? err.message : String(err));
+  }
+
+  /** Median of a figure for a peer, or null when it has no sample. */
+  median(id: string, peer: PeerId): number | null {
+    return this.figures.get(id)?.peers[peer]?.summary?.median ?? null;
+  }
+}

@@ -1,0 +1,171 @@
+/** Command-line options of `npm run bench -- [options]`. */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { FAIRNESS_AGGREGATE, FTP_DOWNLOAD, LATENCY_P50, STREAM_COUNTS, throughputFigure } from "./figures.js";
+import { PEER_IDS, type PeerId } from "./peers/peer.js";
+import { GIB, MIB } from "./stats.js";
+
+/** The repository's root, from dist/test/bench/. */
+export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+export const RESULTS_DIR = join(REPO_ROOT, "test", "bench", "results");
+/** Scratch space, gitignored. */
+export const SCRATCH_DIR = join(RESULTS_DIR, "tmp");
+
+const THROUGHPUT_IDS = (["c2p", "p2c"] as const).flatMap((d) =>
+  STREAM_COUNTS.map((n) => throughputFigure(d, n).id),
+);
+/** Keys of what a run may measure; `--only` takes these or their group names. */
+export const FIGURE_KEYS = [
+  ...THROUGHPUT_IDS,
+  LATENCY_P50.id,
+  FAIRNESS_AGGREGATE.id,
+  "scale",
+  FTP_DOWNLOAD.id,
+];
+const GROUPS: Readonly<Record<string, readonly string[]>> = {
+  throughput: THROUGHPUT_IDS,
+  latency: [LATENCY_P50.id],
+  fairness: [FAIRNESS_AGGREGATE.id],
+  scale: ["scale"],
+  ftp: [FTP_DOWNLOAD.id],
+};
+
+export interface BenchOptions {
+  readonly quick: boolean;
+  /** Bytes per throughput figure (spread over its streams). */
+  readonly sizeBytes: number;
+  readonly reps: number;
+  readonly peers: readonly PeerId[];
+  readonly figures: ReadonlySet<string>;
+  readonly latencyRounds: number;
+  readonly scaleCounts: readonly number[];
+  readonly ftpBytes: number;
+  /** Fail when a peer's tools are missing, instead of skipping the peer. */
+  readonly requireAll: boolean;
+  /** Start the relay and the agent with --cpu-prof. */
+  readonly profile: boolean;
+  readonly outDir: string;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --quick             smoke run well under a minute: 64 MiB, 1 repetition, direct, microsocks and
+                      Underpass ws, 1 stream each way; exits 1 when Underpass ws is below half of
+                      microsocks' throughput (results in test/bench/results/tmp/quick)
+  --size N            bytes per throughput figure, e.g. 256M, 1G (default 1G)
+  --reps N            repetitions of every figure (default 3)
+  --peers a,b         among ${PEER_IDS.join(", ")}
+  --only a,b          figures: throughput, latency, fairness, scale, ftp, or ids such as
+                      ${THROUGHPUT_IDS[0]}
+  --rounds N          latency rounds per repetition (default 500)
+  --scale N,M         idle streams held at once (default 1000,10000)
+  --ftp-size N        FTP file size (default 256M)
+  --require-all       fail when a peer cannot run, instead of skipping it
+  --profile           run the relay and the agent under node --cpu-prof
+                      (profiles in test/bench/results/tmp/<run>/<peer>/profiles)
+  --out DIR           where results.json, results.md and the chart go (default test/bench/results)
+`;
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a size (e.g. 64M, 1G)`);
+  const scale = { "": 1, k: 1024, m: MIB, g: GIB }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Math.round(Number(m[1]) * scale);
+}
+
+function positiveInt(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, not "${text}"`);
+  return n;
+}
+
+function list(text: string): string[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
+  const quick = argv.includes("--quick");
+  let sizeBytes = quick ? 64 * MIB : GIB;
+  let reps = quick ? 1 : 3;
+  let peers: PeerId[] = quick ? ["direct", "microsocks", "underpass-ws"] : [...PEER_IDS];
+  let figures = new Set(quick ? [throughputFigure("c2p", 1).id, throughputFigure("p2c", 1).id] : FIGURE_KEYS);
+  let latencyRounds = 500;
+  let scaleCounts = [1000, 10000];
+  let ftpBytes = 256 * MIB;
+  let requireAll = false;
+  let profile = false;
+  let outDir = quick ? join(SCRATCH_DIR, "quick") : RESULTS_DIR;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    switch (arg) {
+      case "--quick":
+        break;
+      case "--size":
+        sizeBytes = parseSize(value());
+        break;
+      case "--reps":
+        reps = positiveInt(value(), "--reps");
+        break;
+      case "--peers":
+        peers = list(value()).map((p) => {
+          if (!(PEER_IDS as readonly string[]).includes(p)) throw new Error(`unknown peer "${p}"`);
+          return p as PeerId;
+        });
+        break;
+      case "--only":
+        figures = new Set(
+          list(value()).flatMap((f) => {
+            const ids = GROUPS[f] ?? (FIGURE_KEYS.includes(f) ? [f] : null);
+            if (ids === null)
+              throw new Error(`unknown figure "${f}"; choose among ${FIGURE_KEYS.join(", ")}`);
+            return ids;
+          }),
+        );
+        break;
+      case "--rounds":
+        latencyRounds = positiveInt(value(), "--rounds");
+        break;
+      case "--scale":
+        scaleCounts = list(value()).map((n) => positiveInt(n, "--scale"));
+        break;
+      case "--ftp-size":
+        ftpBytes = parseSize(value());
+        break;
+      case "--require-all":
+        requireAll = true;
+        break;
+      case "--profile":
+        profile = true;
+        break;
+      case "--out":
+        outDir = value();
+        break;
+      case "-h":
+      case "--help":
+        return "help";
+      default:
+        throw new Error(`unknown option "${arg}"\n\n${USAGE}`);
+    }
+  }
+  return {
+    quick,
+    sizeBytes,
+    reps,
+    peers,
+    figures,
+    latencyRounds,
+    scaleCounts,
+    ftpBytes,
+    requireAll,
+    profile,
+    outDir,
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Underpass as a user runs it: `underpass cloud` and `underpass agent` as two processes started
+ * from the CLI with the environment DESIGN.md documents, the agent, the SOCKS client and the
+ * mappings registered through the admin API over HTTP. With `tls`, the tunnel is wss with a
+ * self-signed certificate the agent trusts through UNDERPASS_CA.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { findCommand, spawnBounded } from "../../helpers/clients.js";
+import { freePort, waitFor, waitForPort } from "../../helpers/ports.js";
+import { assertRunning, benchChildren, type Daemon, startDaemon } from "../processes.js";
+import type { Peer, PeerContext, Service } from "./peer.js";
+
+/** dist/cli/main.js, next to this file's compiled copy. */
+const CLI = fileURLToPath(new URL("../../../cli/main.js", import.meta.url));
+
+/** A self-signed P-256 certificate for 127.0.0.1 and localhost. */
+async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const openssl = findCommand("openssl");
+  if (openssl === undefined) throw new Error("openssl is not installed (needed for the wss certificate)");
+  const cert = join(dir, "tunnel-cert.pem");
+  const key = join(dir, "tunnel-key.pem");
+  const r = await spawnBounded(
+    openssl,
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    { timeoutMs: 20_000, registry: benchChildren },
+  );
+  if (r.code !== 0) throw new Error(`openssl req -x509 failed: ${r.stderr}`);
+  return { cert, key };
+}
+
+/** Node's flags for the relay and the agent: none, or a CPU profile written at exit. */
+function nodeArgs(ctx: PeerContext, name: string): string[] {
+  return ctx.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles", name)}`] : [];
+}
+
+export async function startUnderpass(ctx: PeerContext, tls: boolean): Promise<Peer> {
+  const id = tls ? "underpass-wss" : "underpass-ws";
+  const [tunnelPort, socksPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const adminToken = `bench-${randomBytes(12).toString("hex")}`;
+  const certs = tls ? await selfSignedCert(ctx.dir) : null;
+  const daemons: Daemon[] = [];
+  const stop = async (): Promise<void> => {
+    // the agent first, so the relay does not log a lost tunnel; both flush their profiles on SIGTERM
+    for (const d of [...daemons].reverse()) await d.stop(10_000);
+  };
+
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const api = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+    const res = await fetch(`${admin}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${adminToken}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+
+  try {
+    const relay = startDaemon(
+      `${id} relay`,
+      process.execPath,
+      [...nodeArgs(ctx, "relay"), CLI, "cloud"],
+      join(ctx.dir, "relay.log"),
+      {
+        env: {
+          ...process.env,
+          UNDERPASS_TUNNEL_LISTEN: `127.0.0.1:${tunnelPort}`,
+          UNDERPASS_SOCKS_LISTEN: `127.0.0.1:${socksPort}`,
+          UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+          UNDERPASS_DATA_DIR: join(ctx.dir, "relay-data"),
+          UNDERPASS_ADMIN_TOKEN: adminToken,
+          ...(certs ? { UNDERPASS_TLS_CERT: certs.cert, UNDERPASS_TLS_KEY: certs.key } : {}),
+        },
+      },
+    );
+    daemons.push(relay);
+    await waitForPort(adminPort, "127.0.0.1", 20_000).catch((err: unknown) => {
+      assertRunning(relay);
+      throw err;
+    });
+    await waitForPort(socksPort, "127.0.0.1", 5_000);
+
+    const agentRec = (await api("POST", "/v1/agents", { name: "bench-site" })) as {
+      id: string;
+      token: string;
+    };
+    const client = (await api("POST", "/v1/clients", { name: "bench-client" })) as {
+      username: string;
+      password: string;
+    };
+    const agent = startDaemon(
+      `${id} agent`,
+      process.execPath,
+      [...nodeArgs(ctx, "agent"), CLI, "agent"],
+      join(ctx.dir, "agent.log"),
+      {
+        env: {
+          ...process.env,
+          UNDERPASS_RELAY_URL: `${tls ? "wss" : "ws"}://127.0.0.1:${tunnelPort}/tunnel`,
+          UNDERPASS_AGENT_TOKEN: agentRec.token,
+          UNDERPASS_ALLOW: "127.0.0.1:*",
+          ...(certs ? { UNDERPASS_CA: certs.cert } : {}),
+        },
+      },
+    );
+    daemons.push(agent);
+    await waitFor(
+      async () => {
+        assertRunning(agent);
+        const agents = (await api("GET", "/v1/agents")) as Array<{ id: string; connected: boolean }>;
+        return agents.some((a) => a.id === agentRec.id && a.connected);
+      },
+      { timeoutMs: 20_000, what: `the ${id} agent's tunnel`, intervalMs: 50 },
+    );
+
+    return {
+      id,
+      proxy: { host: "127.0.0.1", port: socksPort, username: client.username, password: client.password },
+      async expose(service: Service) {
+        const virtualHost = `${service.name}.bench`;
+        const start = service.virtualStart ?? service.ports.start;
+        const span = service.ports.end - service.ports.start;
+        const range = (a: number, n: number): string => (n === 0 ? String(a) : `${a}-${a + n}`);
+        await api("POST", "/v1/mappings", {
+          virtualHost,
+          virtualPort: range(start, span),
+          internalHost: service.host,
+          internalPort: range(service.ports.start, span),
+          description: `bench ${service.name}`,
+        });
+        return { host: virtualHost, port: start };
+      },
+      pids: () => [relay.pid, agent.pid],
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

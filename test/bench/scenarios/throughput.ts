@@ -1,0 +1,68 @@
+/**
+ * Throughput: `size` bytes in total over 1 or 8 parallel streams, each way. Connections are
+ * set up before the clock starts; the clock stops when the last receiver has checked its
+ * SHA-256. Repetitions go round the peers, so noise from the machine hits every peer alike.
+ */
+import type { Socket } from "node:net";
+import { type RunContext, routeOf, withDeadline } from "../context.js";
+import { patternDigest } from "../data-pattern.js";
+import { STREAM_COUNTS, type TransferDirection, throughputFigure } from "../figures.js";
+import type { Peer } from "../peers/peer.js";
+import { connectVia } from "../socks5-client.js";
+import { MIB } from "../stats.js";
+import { download, upload } from "../transfer.js";
+
+/** Slowest rate before a transfer counts as stuck, in bytes/s. */
+const STUCK_RATE = 5 * MIB;
+
+/** One transfer of `totalBytes` over `streams` connections; resolves with MiB/s. */
+export async function measureTransfer(
+  ctx: RunContext,
+  peer: Peer,
+  direction: TransferDirection,
+  streams: number,
+  totalBytes: number,
+): Promise<number> {
+  const route = routeOf(ctx, peer);
+  const per = Math.floor(totalBytes / streams);
+  // stream i carries pattern i + 1 in both directions
+  for (let i = 0; i < streams; i++) patternDigest(i + 1, per);
+  const dest = direction === "c2p" ? route.sink : route.source;
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < streams; i++) sockets.push(await connectVia(peer.proxy, dest));
+    const t0 = performance.now();
+    const move = direction === "c2p" ? upload : download;
+    await withDeadline(
+      Promise.all(sockets.map((s, i) => move(s, i + 1, per))),
+      10_000 + (per * streams * 1000) / STUCK_RATE,
+      `${peer.id} ${direction} x${streams}`,
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    return (per * streams) / MIB / seconds;
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+}
+
+export async function runThroughput(ctx: RunContext): Promise<void> {
+  const { options } = ctx;
+  for (const direction of ["c2p", "p2c"] as const) {
+    for (const streams of STREAM_COUNTS) {
+      const figure = throughputFigure(direction, streams);
+      if (!options.figures.has(figure.id)) continue;
+      for (let rep = 1; rep <= options.reps; rep++) {
+        for (const peer of ctx.peers) {
+          try {
+            const mibs = await measureTransfer(ctx, peer, direction, streams, options.sizeBytes);
+            ctx.book.record(figure, peer.id, mibs);
+            ctx.log(`${figure.id} rep ${rep} ${peer.id}: ${mibs.toFixed(0)} MiB/s`);
+          } catch (err) {
+            ctx.book.fail(figure, peer.id, err);
+            ctx.log(`${figure.id} rep ${rep} ${peer.id}: FAILED ${err instanceof Error ? err.message : err}`);
+          }
+        }
+      }
+    }
+  }
+}
