@@ -5,7 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocket } from "ws";
-import { NotAllowedError, toUnderpassError, UnsupportedCommandError } from "../shared/errors.js";
+import { toUnderpassError, UnsupportedCommandError } from "../shared/errors.js";
 import type { OpenFrame } from "../shared/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/handshake.js";
 import { unmapIPv4 } from "../shared/host.js";
@@ -230,10 +230,7 @@ export class TunnelClient {
       const decision = await this.#o.policy.authorize(open.host, open.port);
       if (!decision.allowed) {
         log.warn({ reason: decision.reason }, "local policy refuses the target");
-        session.reject(
-          stream,
-          new NotAllowedError(`local policy refuses ${open.host}:${open.port}: ${decision.reason}`),
-        );
+        session.reject(stream, decision.error);
         return;
       }
       if (open.kind === OPEN_KIND.BIND) {

@@ -204,6 +204,37 @@ describe("relay and agent over real sockets", () => {
     }
   });
 
+  it("enforces the agent's local policy: 0x02 for a target it refuses, 0x04 for a name it cannot resolve", async () => {
+    const guarded = await startStack({ allow: `127.0.0.1:${banner.port};does-not-exist.invalid:21` });
+    try {
+      await guarded.addMapping({
+        virtualHost: "ok.corp",
+        virtualPort: 21,
+        internalHost: "127.0.0.1",
+        internalPort: banner.port,
+      });
+      await guarded.addMapping({
+        virtualHost: "other.corp",
+        virtualPort: 21,
+        internalHost: "127.0.0.1",
+        internalPort: banner.port + 1,
+      });
+      await guarded.addMapping({
+        virtualHost: "ghost.corp",
+        virtualPort: 21,
+        internalHost: "does-not-exist.invalid",
+        internalPort: 21,
+      });
+      const ok = await socksReply(guarded.socksPort, guarded.client, "ok.corp", 21);
+      const refused = await socksReply(guarded.socksPort, guarded.client, "other.corp", 21);
+      const ghost = await socksReply(guarded.socksPort, guarded.client, "ghost.corp", 21);
+      for (const r of [ok, refused, ghost]) track(r.socket);
+      assert.deepEqual([ok.reply, refused.reply, ghost.reply], [0x00, 0x02, 0x04]);
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it("closes a SOCKS handshake that stalls", async () => {
     const slow = await startStack({ relay: { socksHandshakeTimeoutMs: 300 }, agent: false });
     try {
