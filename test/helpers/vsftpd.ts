@@ -1,19 +1,22 @@
 /**
  * A real vsftpd per test: anonymous FTP on a loopback port, a fixed passive range, an announced
- * passive address of the test's choosing (e.g. an unroutable one, as behind NAT) and an
- * `upload/` directory that accepts anonymous uploads. Needs root (vsftpd chroots anonymous
- * sessions and drops to the `ftp` user) and the Debian package (`.ci/run` installs it).
+ * passive address of the test's choosing (e.g. an unroutable one, as behind NAT), an `upload/`
+ * directory that accepts anonymous uploads and, on request, FTPS (explicit AUTH TLS or
+ * implicit TLS, with vsftpd's TLS session reuse on data connections). Needs root (vsftpd
+ * chroots anonymous sessions and drops to the `ftp` user) and the Debian package (`.ci/run`
+ * installs it).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, createReadStream, createWriteStream, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, openSync, readFileSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { isIP, Socket } from "node:net";
+import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type ChildRegistry, defaultRegistry, requireCommand, terminate } from "./clients.js";
+import { forEachProcess, readBanner } from "./daemon.js";
 import { freePort, type PortSpan, waitFor } from "./ports.js";
 
 export interface VsftpdOptions {
@@ -27,11 +30,58 @@ export interface VsftpdOptions {
   allowUpload?: boolean;
   /** listen_address; default 127.0.0.1. */
   listenAddress?: string;
+  /** FTPS with this certificate; plain FTP without it. */
+  tls?: VsftpdTlsOptions;
   /** More vsftpd.conf lines, overriding the harness's. */
   extraConfig?: Record<string, string>;
   /** How long to wait for the 220 banner, in ms (default 10 s). */
   startTimeoutMs?: number;
   registry?: ChildRegistry;
+}
+
+export interface VsftpdTlsOptions {
+  /** PEM certificate and key (rsa_cert_file, rsa_private_key_file), e.g. from helpers/tls.ts. */
+  certFile: string;
+  keyFile: string;
+  /**
+   * implicit_ssl: TLS from the first byte, as on port 990 (`ftps://`). Otherwise explicit FTPS:
+   * plain until the client sends AUTH TLS.
+   */
+  implicit?: boolean;
+  /**
+   * require_ssl_reuse: a data connection must resume the control connection's TLS session
+   * (default true, as vsftpd's own default).
+   */
+  requireReuse?: boolean;
+  /** force_anon_data_ssl / force_local_data_ssl: no clear-text data connection (default true). */
+  forceData?: boolean;
+  /** force_anon_logins_ssl / force_local_logins_ssl: no clear-text login (default true). */
+  forceLogins?: boolean;
+}
+
+/** vsftpd.conf lines for FTPS; ssl_enable=NO without options. */
+function tlsConfig(tls: VsftpdTlsOptions | undefined): Record<string, string> {
+  if (tls === undefined) return { ssl_enable: "NO" };
+  const yesNo = (b: boolean) => (b ? "YES" : "NO");
+  const forceData = yesNo(tls.forceData ?? true);
+  const forceLogins = yesNo(tls.forceLogins ?? true);
+  return {
+    ssl_enable: "YES",
+    implicit_ssl: yesNo(tls.implicit ?? false),
+    rsa_cert_file: tls.certFile,
+    rsa_private_key_file: tls.keyFile,
+    allow_anon_ssl: "YES",
+    force_anon_data_ssl: forceData,
+    force_local_data_ssl: forceData,
+    force_anon_logins_ssl: forceLogins,
+    force_local_logins_ssl: forceLogins,
+    require_ssl_reuse: yesNo(tls.requireReuse ?? true),
+    ssl_sslv2: "NO",
+    ssl_sslv3: "NO",
+    ssl_tlsv1: "YES",
+    // vsftpd 3.0.3's default (DES-CBC3-SHA) is not offered by OpenSSL 3.
+    ssl_ciphers: "HIGH",
+  };
 }
 
 export interface VsftpdServer {
@@ -46,9 +96,11 @@ export interface VsftpdServer {
   readonly pasvPorts: PortSpan;
   /** The address announced in 227 replies. */
   readonly pasvAddress: string;
+  /** "implicit" (TLS from the first byte), "explicit" (AUTH TLS) or "none". */
+  readonly tls: "implicit" | "explicit" | "none";
   /** vsftpd's own log (every command and response: log_ftp_protocol=YES). */
   readonly logFile: string;
-  /** `ftp://host:port/<path>`. */
+  /** `ftp://host:port/<path>` (`ftps://` for implicit FTPS). */
   url(path?: string): string;
   /** The vsftpd log and whatever the daemon wrote to its stdio, for failure messages. */
   readLog(): Promise<string>;
@@ -69,21 +121,10 @@ const START_ATTEMPTS = 3;
  */
 function sessionPids(confFile: string): number[] {
   const pids: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return pids;
-  }
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-      if (argv[1] === confFile && argv[0]?.endsWith("vsftpd")) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
+  forEachProcess((pid) => {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    if (argv[1] === confFile && argv[0]?.endsWith("vsftpd")) pids.push(pid);
+  });
   return pids;
 }
 
@@ -133,35 +174,6 @@ function configText(entries: Record<string, string>): string {
     .join("\n")}\n`;
 }
 
-/** The first line the server sends on a fresh connection, within `timeoutMs`. */
-function readBanner(port: number, host: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = new Socket();
-    let buf = "";
-    const done = (err: Error | undefined, line?: string) => {
-      clearTimeout(timer);
-      sock.removeAllListeners("data");
-      if (err === undefined && line !== undefined) {
-        sock.end("QUIT\r\n");
-        sock.once("error", () => {});
-        setTimeout(() => sock.destroy(), 1000).unref();
-        resolve(line);
-      } else {
-        sock.destroy();
-        reject(err);
-      }
-    };
-    const timer = setTimeout(() => done(new Error(`no banner within ${timeoutMs} ms`)), timeoutMs);
-    sock.once("error", (e) => done(e));
-    sock.on("data", (d: Buffer) => {
-      buf += d.toString("latin1");
-      const nl = buf.indexOf("\n");
-      if (nl >= 0) done(undefined, buf.slice(0, nl).trimEnd());
-    });
-    sock.connect(port, host);
-  });
-}
-
 /**
  * Starts vsftpd in the foreground with a config of its own and resolves once it has sent a
  * `220` banner. Rejects with vsftpd's output and log if it exits first.
@@ -181,6 +193,8 @@ export async function startVsftpd(opts: VsftpdOptions): Promise<VsftpdServer> {
   const allowUpload = opts.allowUpload ?? true;
   const ftp = await ftpUser();
   const registry = opts.registry ?? defaultRegistry;
+  const implicit = opts.tls?.implicit ?? false;
+  const tlsMode = opts.tls === undefined ? "none" : implicit ? "implicit" : "explicit";
 
   const dir = await mkdtemp(join(tmpdir(), "underpass-vsftpd-"));
   const cleanupDir = () => rm(dir, { recursive: true, force: true });
@@ -248,7 +262,7 @@ export async function startVsftpd(opts: VsftpdOptions): Promise<VsftpdServer> {
         isolate: "NO",
         isolate_network: "NO",
         secure_chroot_dir: empty,
-        ssl_enable: "NO",
+        ...tlsConfig(opts.tls),
         tcp_wrappers: "NO",
         syslog_enable: "NO",
         // xferlog_enable=YES + xferlog_std_format=NO writes vsftpd's own log (no wu-ftpd xferlog).
@@ -293,7 +307,9 @@ export async function startVsftpd(opts: VsftpdOptions): Promise<VsftpdServer> {
           waitFor(
             // A truthy { exited } ends the polling at once when vsftpd dies.
             async () =>
-              exitInfo !== undefined ? { exited: exitInfo } : { banner: await readBanner(port, host, 1000) },
+              exitInfo !== undefined
+                ? { exited: exitInfo }
+                : { banner: await readBanner(port, host, 1000, implicit) },
             {
               timeoutMs: opts.startTimeoutMs ?? 10_000,
               intervalMs: 20,
@@ -321,8 +337,10 @@ export async function startVsftpd(opts: VsftpdOptions): Promise<VsftpdServer> {
         uploadDir,
         pasvPorts: { start, end },
         pasvAddress,
+        tls: tlsMode,
         logFile,
-        url: (path = "/") => `ftp://${host}:${port}${path.startsWith("/") ? path : `/${path}`}`,
+        url: (path = "/") =>
+          `${implicit ? "ftps" : "ftp"}://${host}:${port}${path.startsWith("/") ? path : `/${path}`}`,
         readLog,
         processes: () => sessionPids(confFile),
         close: () =>
