@@ -21,6 +21,8 @@ const COLOR: Readonly<Record<PeerId, string>> = {
   ssh: "#59a14f",
   "underpass-ws": "#4e79a7",
   "underpass-wss": "#76b7b2",
+  "baseline-ws": "#bab0ac",
+  "baseline-wss": "#d7d2cf",
 };
 
 interface Group {

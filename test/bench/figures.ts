@@ -40,6 +40,18 @@ export function throughputFigure(direction: TransferDirection, streams: number):
   };
 }
 
+/** CPU time the proxy's processes spent on a throughput figure, per GiB moved. */
+export function cpuFigure(direction: TransferDirection, streams: number): FigureInfo {
+  const t = throughputFigure(direction, streams);
+  return {
+    id: `cpu.${direction}.${streams}`,
+    title: `proxy CPU per GiB, ${t.title.replace("throughput ", "")}`,
+    unit: "CPU s/GiB",
+    digits: 2,
+    higherIsBetter: false,
+  };
+}
+
 export const LATENCY_P50: FigureInfo = {
   id: "latency.p50",
   title: "connect + SOCKS5 auth + 1-byte echo + close, p50",

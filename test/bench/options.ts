@@ -45,6 +45,8 @@ export interface BenchOptions {
   /** Start the relay and the agent with --cpu-prof. */
   readonly profile: boolean;
   readonly outDir: string;
+  /** dist/cli/main.js of another Underpass build, measured as the baseline-* peers. */
+  readonly baselineCli: string | null;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -63,6 +65,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --require-all       fail when a peer cannot run, instead of skipping it
   --profile           run the relay and the agent under node --cpu-prof
                       (profiles in test/bench/results/tmp/<run>/<peer>/profiles)
+  --baseline DIR      also measure the Underpass build in DIR (a checkout built with tsc) as
+                      baseline-ws and baseline-wss, to compare two builds in one run
   --out DIR           where results.json, results.md and the chart go (default test/bench/results)
 `;
 
@@ -90,7 +94,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
   const quick = argv.includes("--quick");
   let sizeBytes = quick ? 64 * MIB : GIB;
   let reps = quick ? 1 : 3;
-  let peers: PeerId[] = quick ? ["direct", "microsocks", "underpass-ws"] : [...PEER_IDS];
+  let peers: PeerId[] = quick
+    ? ["direct", "microsocks", "underpass-ws"]
+    : PEER_IDS.filter((p) => !p.startsWith("baseline"));
   let figures = new Set(quick ? [throughputFigure("c2p", 1).id, throughputFigure("p2c", 1).id] : FIGURE_KEYS);
   let latencyRounds = 500;
   let scaleCounts = [1000, 10000];
@@ -98,6 +104,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
   let requireAll = false;
   let profile = false;
   let outDir = quick ? join(SCRATCH_DIR, "quick") : RESULTS_DIR;
+  let baselineCli: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -148,11 +155,20 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
       case "--out":
         outDir = value();
         break;
+      case "--baseline":
+        baselineCli = join(value(), "dist", "cli", "main.js");
+        break;
       case "-h":
       case "--help":
         return "help";
       default:
         throw new Error(`unknown option "${arg}"\n\n${USAGE}`);
+    }
+  }
+  if (baselineCli !== null) {
+    for (const p of ["baseline-ws", "baseline-wss"] as const) {
+      const twin = p === "baseline-ws" ? "underpass-ws" : "underpass-wss";
+      if (peers.includes(twin) && !peers.includes(p)) peers.push(p);
     }
   }
   return {
@@ -167,5 +183,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
     requireAll,
     profile,
     outDir,
+    baselineCli,
   };
 }

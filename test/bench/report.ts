@@ -54,6 +54,10 @@ function toJson(r: RunReport): unknown {
 /** Sections of results.md: a title and the figure ids (or an id prefix ending in "."). */
 const SECTIONS: ReadonlyArray<readonly [string, readonly string[]]> = [
   ["Throughput (MiB/s, higher is better)", ["throughput."]],
+  [
+    "CPU time of the proxy's processes per GiB moved (lower is better; not the harness, not the target)",
+    ["cpu."],
+  ],
   ["Latency (ms, lower is better)", ["latency."]],
   ["FTP passive download, 256 MiB file (MiB/s)", ["ftp."]],
   ["Fairness: one reader throttled to 100 KiB/s beside 7 full-speed streams", ["fairness."]],

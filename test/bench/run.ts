@@ -35,8 +35,17 @@ const NEEDS: Readonly<Record<PeerId, readonly string[]>> = {
   ssh: ["sshd", "ssh", "ssh-keygen"],
   "underpass-ws": [],
   "underpass-wss": ["openssl"],
+  "baseline-ws": [],
+  "baseline-wss": ["openssl"],
 };
 const FTP_NEEDS = ["vsftpd", "curl"];
+
+/** The CLI an Underpass peer runs; null for the other peers. */
+function cliOf(peer: PeerId, options: BenchOptions): string | null {
+  if (peer.startsWith("underpass")) return CLI;
+  if (peer.startsWith("baseline")) return options.baselineCli ?? `${CLI} (no --baseline given)`;
+  return null;
+}
 
 function missing(commands: readonly string[]): string[] {
   return commands.filter((c) => findCommand(c) === undefined);
@@ -52,7 +61,8 @@ export function preflight(options: BenchOptions): {
   const skipped = new Map<PeerId, string>();
   for (const peer of options.peers) {
     const gone = missing(NEEDS[peer]);
-    if (peer.startsWith("underpass") && !existsSync(CLI)) gone.push(`${CLI} (run npx tsc -p tsconfig.json)`);
+    const cli = cliOf(peer, options);
+    if (cli !== null && !existsSync(cli)) gone.push(`${cli} (build it: npx tsc -p tsconfig.json)`);
     if (gone.length > 0) skipped.set(peer, `${gone.join(", ")} not installed: ${INSTALL_HINT}`);
     else runnable.push(peer);
   }
@@ -72,6 +82,10 @@ async function startPeer(id: PeerId, ctx: PeerContext): Promise<Peer> {
       return startUnderpass(ctx, false);
     case "underpass-wss":
       return startUnderpass(ctx, true);
+    case "baseline-ws":
+      return startUnderpass(ctx, false, true);
+    case "baseline-wss":
+      return startUnderpass(ctx, true, true);
     default: {
       const never: never = id;
       throw new Error(`unknown peer ${String(never)}`);
@@ -134,7 +148,7 @@ export async function runBench(
     let launches = 0;
     const launch = async (id: PeerId, dir: string): Promise<{ peer: Peer; route: TargetRoute }> => {
       await mkdir(dir, { recursive: true });
-      const peer = await startPeer(id, { dir, profile: options.profile });
+      const peer = await startPeer(id, { dir, profile: options.profile, cli: cliOf(id, options) ?? CLI });
       try {
         const first = await peer.expose({
           name: "target",

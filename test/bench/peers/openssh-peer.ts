@@ -9,7 +9,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { findCommand, spawnBounded } from "../../helpers/clients.js";
 import { freePort, waitForPort } from "../../helpers/ports.js";
-import { assertRunning, benchChildren, type Daemon, startDaemon } from "../processes.js";
+import { assertRunning, benchChildren, type Daemon, startDaemon, withDescendants } from "../processes.js";
 import { exposeAsIs, type Peer, type PeerContext } from "./peer.js";
 
 const CIPHER = "aes128-gcm@openssh.com";
@@ -114,7 +114,8 @@ export async function startOpenSsh(ctx: PeerContext): Promise<Peer> {
       id: "ssh",
       proxy: { host: "127.0.0.1", port: socksPort },
       expose: exposeAsIs,
-      pids: () => [server.pid, client.pid],
+      // the SOCKS listener and the channels live in sshd's per-connection session processes
+      pids: () => [...withDescendants(server.pid), client.pid],
       stop,
     };
   } catch (err) {

@@ -6,7 +6,15 @@
 import type { PortSpan } from "../../helpers/ports.js";
 import type { Destination, SocksEndpoint } from "../socks5-client.js";
 
-export const PEER_IDS = ["direct", "microsocks", "ssh", "underpass-ws", "underpass-wss"] as const;
+export const PEER_IDS = [
+  "direct",
+  "microsocks",
+  "ssh",
+  "underpass-ws",
+  "underpass-wss",
+  "baseline-ws",
+  "baseline-wss",
+] as const;
 export type PeerId = (typeof PEER_IDS)[number];
 
 /** How each peer is named in tables and on the chart. */
@@ -16,6 +24,8 @@ export const PEER_LABEL: Readonly<Record<PeerId, string>> = {
   ssh: "OpenSSH -R (aes128-gcm)",
   "underpass-ws": "Underpass ws",
   "underpass-wss": "Underpass wss",
+  "baseline-ws": "Underpass ws (baseline build)",
+  "baseline-wss": "Underpass wss (baseline build)",
 };
 
 /** A service on premises: `ports` on `host`, reached from the cloud as `name`. */
@@ -46,6 +56,8 @@ export interface PeerContext {
   readonly dir: string;
   /** Start Node processes with --cpu-prof into `dir/profiles`. */
   readonly profile: boolean;
+  /** dist/cli/main.js of the Underpass build to run. */
+  readonly cli: string;
 }
 
 /** Peers that need no set-up on the target's side. */

@@ -6,14 +6,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { findCommand, spawnBounded } from "../../helpers/clients.js";
 import { freePort, waitFor, waitForPort } from "../../helpers/ports.js";
 import { assertRunning, benchChildren, type Daemon, startDaemon } from "../processes.js";
 import type { Peer, PeerContext, Service } from "./peer.js";
-
-/** dist/cli/main.js, next to this file's compiled copy. */
-const CLI = fileURLToPath(new URL("../../../cli/main.js", import.meta.url));
 
 /** A self-signed P-256 certificate for 127.0.0.1 and localhost. */
 async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
@@ -53,8 +49,9 @@ function nodeArgs(ctx: PeerContext, name: string): string[] {
   return ctx.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles", name)}`] : [];
 }
 
-export async function startUnderpass(ctx: PeerContext, tls: boolean): Promise<Peer> {
-  const id = tls ? "underpass-wss" : "underpass-ws";
+/** `baseline` runs the build in `ctx.cli` under the baseline-* ids, to compare two builds in one run. */
+export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = false): Promise<Peer> {
+  const id = `${baseline ? "baseline" : "underpass"}-${tls ? "wss" : "ws"}` as const;
   const [tunnelPort, socksPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const adminToken = `bench-${randomBytes(12).toString("hex")}`;
   const certs = tls ? await selfSignedCert(ctx.dir) : null;
@@ -83,7 +80,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean): Promise<Pe
     const relay = startDaemon(
       `${id} relay`,
       process.execPath,
-      [...nodeArgs(ctx, "relay"), CLI, "cloud"],
+      [...nodeArgs(ctx, "relay"), ctx.cli, "cloud"],
       join(ctx.dir, "relay.log"),
       {
         env: {
@@ -115,7 +112,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean): Promise<Pe
     const agent = startDaemon(
       `${id} agent`,
       process.execPath,
-      [...nodeArgs(ctx, "agent"), CLI, "agent"],
+      [...nodeArgs(ctx, "agent"), ctx.cli, "agent"],
       join(ctx.dir, "agent.log"),
       {
         env: {

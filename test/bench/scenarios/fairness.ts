@@ -14,7 +14,13 @@ import { MIB } from "../stats.js";
 import { download, throttledRead } from "../transfer.js";
 
 /** Peers the fairness figure covers: Underpass, and microsocks for reference. */
-const FAIRNESS_PEERS: ReadonlySet<PeerId> = new Set(["microsocks", "underpass-ws", "underpass-wss"]);
+const FAIRNESS_PEERS: ReadonlySet<PeerId> = new Set([
+  "microsocks",
+  "underpass-ws",
+  "underpass-wss",
+  "baseline-ws",
+  "baseline-wss",
+]);
 const STREAMS = 8;
 /** The throttled reader's rate, in bytes/s. */
 const SLOW_RATE = 100 * 1024;

@@ -14,7 +14,13 @@ import { MIB } from "../stats.js";
 import { echoOnce } from "./latency.js";
 
 /** Peers the scale figure covers: Underpass, and microsocks for reference. */
-const SCALE_PEERS: ReadonlySet<PeerId> = new Set(["microsocks", "underpass-ws", "underpass-wss"]);
+const SCALE_PEERS: ReadonlySet<PeerId> = new Set([
+  "microsocks",
+  "underpass-ws",
+  "underpass-wss",
+  "baseline-ws",
+  "baseline-wss",
+]);
 /** SOCKS handshakes in flight at once while opening. */
 const OPEN_CONCURRENCY = 128;
 /** Let the proxies settle (GC, lazily freed buffers) before RSS is read, in ms. */
