@@ -11,6 +11,7 @@ import { HostUnreachableError, UnderpassError } from "../shared/errors.js";
 import { normalizeHost, unmapIPv4 } from "../shared/host.js";
 import type { Logger } from "../shared/logger.js";
 import type { PortRange } from "../shared/port-range.js";
+import { abortSocket } from "../shared/socket-abort.js";
 
 export interface BindSettings {
   /** Address to listen on; by default the one this host uses to reach the peer. */
@@ -103,7 +104,7 @@ export async function listenForPeer(options: {
         { from: `${from}:${socket.remotePort}`, expected: [...options.peers] },
         "an unexpected peer connected to a BIND listener; turned away",
       );
-      socket.resetAndDestroy();
+      abortSocket(socket);
       return;
     }
     finish(socket);

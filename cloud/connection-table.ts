@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { normalizeHost } from "../shared/host.js";
 import type { MuxStream } from "../shared/mux-stream.js";
+import { abortSocket } from "../shared/socket-abort.js";
 import { RESET_CODE } from "../shared/tunnel-constants.js";
 import type { ConnectionInfo, ConnectionTable } from "./admin-deps.js";
 
@@ -129,6 +130,6 @@ export class LiveConnections implements ConnectionTable {
   #cut(c: LiveConnection, reason: string): void {
     this.remove(c.id);
     c.stream.reset(RESET_CODE.CANCELLED, reason);
-    c.socket.resetAndDestroy();
+    abortSocket(c.socket);
   }
 }

@@ -16,6 +16,7 @@ import { normalizeHost, unmapIPv4 } from "../shared/host.js";
 import type { Logger } from "../shared/logger.js";
 import type { MuxStream } from "../shared/mux-stream.js";
 import { pipeSocketStream } from "../shared/pipe.js";
+import { abortSocket } from "../shared/socket-abort.js";
 import { OPEN_KIND, RESET_CODE } from "../shared/tunnel-constants.js";
 import type { Tunnel } from "./agent-registry.js";
 import type { BindPeers } from "./bind-peers.js";
@@ -108,7 +109,7 @@ export class FtpControl {
       onData: (chunk) => this.#fromServerData(chunk),
       onEnd: () => socket.end(),
       onReset: (err) => {
-        socket.resetAndDestroy();
+        abortSocket(socket);
         finish(err);
       },
       onDrain: () => {
@@ -161,7 +162,7 @@ export class FtpControl {
     if (this.#fromServer.length > MAX_LINE) {
       this.#log.warn("FTP server sent an overlong line; closing the control connection");
       this.#s.stream.reset(RESET_CODE.INTERNAL, "overlong FTP reply line");
-      this.#s.socket.resetAndDestroy();
+      abortSocket(this.#s.socket);
       return;
     }
     if (out.length > 0) this.#toClient(Buffer.from(out, "latin1"));

@@ -8,6 +8,7 @@
 import type { Socket } from "node:net";
 import type { UnderpassError } from "./errors.js";
 import type { MuxStream } from "./mux-stream.js";
+import { abortSocket } from "./socket-abort.js";
 import { RESET_CODE, type ResetCode } from "./tunnel-constants.js";
 
 export interface PipeEvents {
@@ -48,7 +49,7 @@ export function pipeSocketStream(socket: Socket, stream: MuxStream, events: Pipe
     },
     onReset(err, code) {
       // RST to the local peer: the break must not look like a clean end of file
-      socket.resetAndDestroy();
+      abortSocket(socket);
       finish(err, code, null);
     },
     onDrain() {
