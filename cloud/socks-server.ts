@@ -15,6 +15,7 @@ import {
   UnsupportedCommandError,
 } from "../shared/errors.js";
 import { CAPABILITY } from "../shared/handshake.js";
+import { unmapIPv4 } from "../shared/host.js";
 import type { Logger } from "../shared/logger.js";
 import type { OpenResult } from "../shared/mux-session.js";
 import type { MuxStream } from "../shared/mux-stream.js";
@@ -306,7 +307,8 @@ class SocksConnection {
       },
       "connected",
     );
-    socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED));
+    // BND: the agent's address towards the target (socksify puts it into PORT as the control socket's own)
+    socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED, unmapIPv4(opened.address) || "0.0.0.0", opened.port));
     const early = this.#buf;
     this.#buf = Buffer.alloc(0);
     const onClose = (error: Error | null): void => {
