@@ -260,9 +260,10 @@ export class FtpControl {
           this.#busy = false;
           if (r.forward) this.#toServer(r.forward);
           if (r.reply && !this.#s.socket.destroyed) this.#s.socket.write(r.reply);
+          this.#drainClient();
+          if (this.#busy) return;
           if (this.#clientEnded) this.#s.stream.end();
           else this.#s.socket.resume();
-          this.#drainClient();
         });
         return;
       }

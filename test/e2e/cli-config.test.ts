@@ -12,13 +12,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  ChildRegistry,
-  formatResult,
-  requireCommand,
-  type SpawnResult,
-  spawnBounded,
-} from "../helpers/clients.js";
+import { ChildRegistry, formatResult, type SpawnResult, spawnBounded } from "../helpers/clients.js";
 import {
   AdminClient,
   CLI,
@@ -34,6 +28,7 @@ import {
 } from "../helpers/processes.js";
 import { socksConnect } from "../helpers/stack.js";
 import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
+import { makeSelfSignedCert, type SelfSignedCert } from "../helpers/tls.js";
 
 const ADMIN_TOKEN = "cli-config-admin-token-0123456789";
 /** Exit code of a configuration error (the CLI's ValidationError path). */
@@ -75,41 +70,6 @@ async function countingServer(): Promise<{ port: number; count(): number; close(
         server.close(() => resolve());
       }),
   };
-}
-
-/** A self-signed certificate for 127.0.0.1 made now with `openssl req -x509`, in `dir`. */
-async function selfSigned(
-  dir: string,
-  name: string,
-  registry: ChildRegistry,
-): Promise<{ certFile: string; keyFile: string }> {
-  const certFile = join(dir, `${name}-cert.pem`);
-  const keyFile = join(dir, `${name}-key.pem`);
-  const r = await spawnBounded(
-    requireCommand("openssl"),
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-      "-days",
-      "2",
-      "-subj",
-      `/CN=underpass test ${name}`,
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ],
-    { timeoutMs: 20_000, registry },
-  );
-  assert.equal(r.code, 0, formatResult(r));
-  return { certFile, keyFile };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -256,11 +216,13 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
   let target: Target | undefined;
   let certFile: string;
   let keyFile: string;
+  const certs: SelfSignedCert[] = [];
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "underpass-e2e-wss-"));
     dataDir = join(work, "data");
-    const pair = await selfSigned(work, "relay", children);
+    const pair = await makeSelfSignedCert({ commonName: "underpass test relay" });
+    certs.push(pair);
     certFile = pair.certFile;
     keyFile = pair.keyFile;
     cloud = await startCloud({
@@ -282,11 +244,13 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
     await children.killAll();
     await cloud?.stop();
     await target?.close();
+    for (const c of certs) await c.close();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   it("cloud with a key that does not belong to the certificate: exit 2 naming the variables, nothing created", async () => {
-    const other = await selfSigned(work, "other", children);
+    const other = await makeSelfSignedCert({ commonName: "underpass test other" });
+    certs.push(other);
     await expectCloudRefused(
       work,
       { UNDERPASS_TLS_CERT: certFile, UNDERPASS_TLS_KEY: other.keyFile },
