@@ -217,7 +217,6 @@ export async function addPlainFtpMappings(
   virtualHost: string,
   controlPort: number = server.port,
 ): Promise<void> {
-  const range = `${server.pasvPorts.start}-${server.pasvPorts.end}`;
   await stack.addMapping({
     virtualHost,
     virtualPort: controlPort,
@@ -225,11 +224,42 @@ export async function addPlainFtpMappings(
     internalPort: server.port,
     description: "FTP control",
   });
-  await stack.addMapping({
+  await addPassiveRangeMapping(stack, server, virtualHost);
+}
+
+/** A plain mapping of an FTP server's passive range on `virtualHost`, port for port. */
+export async function addPassiveRangeMapping(
+  stack: Stack,
+  server: FtpServerAddress,
+  virtualHost: string,
+): Promise<{ id: string }> {
+  const range = `${server.pasvPorts.start}-${server.pasvPorts.end}`;
+  return stack.addMapping({
     virtualHost,
     virtualPort: range,
     internalHost: server.host,
     internalPort: range,
     description: "FTP passive data",
+  });
+}
+
+/**
+ * The one FTP-aware mapping (`protocol: "ftp"`) that puts an FTP server behind the relay: its
+ * control port only. The relay reads the control channel and opens each data port the server
+ * announces, for the announcing client, once; no passive range is mapped.
+ */
+export function addFtpAwareMapping(
+  stack: Stack,
+  server: Pick<FtpServerAddress, "host" | "port">,
+  virtualHost: string,
+  controlPort: number = server.port,
+): Promise<{ id: string }> {
+  return stack.addMapping({
+    virtualHost,
+    virtualPort: controlPort,
+    internalHost: server.host,
+    internalPort: server.port,
+    protocol: "ftp",
+    description: "FTP control, FTP-aware",
   });
 }

@@ -40,9 +40,24 @@ export interface RelayLog {
   socksEvents(): SocksEvent[];
   /** `socksEvents()` as text, one per line, for assertion messages and the FTP matrix. */
   describe(): string;
+  /** What the relay did on FTP-aware control connections so far, in order. */
+  ftpControlEvents(): FtpControlEvent[];
   /** Forgets what was logged so far (between tests of one stack). */
   clear(): void;
 }
+
+/** A step of an FTP-aware control connection (`protocol: "ftp"`) as the relay logs it. */
+export type FtpControlEvent =
+  /** A 227/229 reply opened `port` for the client. */
+  | { readonly kind: "announced"; readonly port: number }
+  /** A PORT/EPRT named the client's own `client` address: the agent listens at `listen`. */
+  | { readonly kind: "active"; readonly client: string; readonly listen: string }
+  /** A PORT/EPRT named `named`, not the client's own address (500, audited). */
+  | { readonly kind: "bounce-refused"; readonly named: string }
+  /** AUTH TLS accepted or TLS from the first byte: the bytes pass unread from here on. */
+  | { readonly kind: "opaque"; readonly msg: string }
+  /** The relay could not carry active-mode data back to the client. */
+  | { readonly kind: "dial-back-failed"; readonly client: string };
 
 export function captureRelayLog(): RelayLog {
   let lines: RelayLogLine[] = [];
@@ -95,11 +110,32 @@ export function captureRelayLog(): RelayLog {
     }
     return events;
   };
+  const ftpControlEvents = (): FtpControlEvent[] => {
+    const events: FtpControlEvent[] = [];
+    for (const l of lines) {
+      if (l["event"] === "ftp.bounce-refused") {
+        events.push({ kind: "bounce-refused", named: String(l["named"]) });
+        continue;
+      }
+      if (l["ftp"] !== true) continue;
+      if (l.msg === "passive data port announced") {
+        events.push({ kind: "announced", port: Number(l["port"]) });
+      } else if (l.msg === "active-mode data: the agent listens") {
+        events.push({ kind: "active", client: String(l["client"]), listen: String(l["listen"]) });
+      } else if (l.msg === "active-mode dial-back failed") {
+        events.push({ kind: "dial-back-failed", client: String(l["client"]) });
+      } else if (/control channel is (encrypted|opaque)/.test(l.msg)) {
+        events.push({ kind: "opaque", msg: l.msg });
+      }
+    }
+    return events;
+  };
   return {
     logger,
     audit: logger.child({ audit: true }),
     lines: () => lines,
     socksEvents,
+    ftpControlEvents,
     describe: () =>
       socksEvents()
         .map((e) => `${e.kind} ${e.destination ?? ""} 0x${e.reply.toString(16).padStart(2, "0")} ${e.msg}`)
@@ -120,11 +156,19 @@ export interface CarriedExpectation {
   readonly maxData?: number;
   /** The range every data CONNECT's port lies in (the passive range). */
   readonly dataPorts?: PortSpan;
+  /**
+   * How the data CONNECTs were granted: `connect` by a mapping (the default) or `ftp-data` as
+   * a port an FTP-aware control connection announced.
+   */
+  readonly dataKind?: "connect" | "ftp-data";
+  /** The host every data CONNECT named; `host` unless given (e.g. the proxy's own address). */
+  readonly dataHost?: string;
 }
 
 /**
  * Asserts that every SOCKS request logged so far was a granted CONNECT by name to `host`: the
- * control connection first, then the data connections. `context` goes into the message.
+ * control connection first, then the data connections (granted as `dataKind`, to `dataHost`).
+ * `context` goes into the message.
  */
 export function assertCarried(log: RelayLog, expected: CarriedExpectation, context = ""): void {
   const events = log.socksEvents();
@@ -137,9 +181,9 @@ export function assertCarried(log: RelayLog, expected: CarriedExpectation, conte
     assert.ok(data.length <= expected.maxData, `at most ${expected.maxData} data connection(s)${why}`);
   }
   for (const e of data) {
-    assert.equal(e.kind, "connect", why);
+    assert.equal(e.kind, expected.dataKind ?? "connect", why);
     const [host, port] = (e.destination ?? "").split(":");
-    assert.equal(host, expected.host, why);
+    assert.equal(host, expected.dataHost ?? expected.host, why);
     const range = expected.dataPorts;
     if (range) assert.ok(Number(port) >= range.start && Number(port) <= range.end, `port ${port}${why}`);
   }
