@@ -399,6 +399,16 @@ export class FtpControl {
         stream,
         socket,
       });
+      this.#ctx.audit.info(
+        {
+          event: "ftp.active-data",
+          connectionId: id,
+          client: this.#s.clientName,
+          dialBack: `${client.host}:${client.port}`,
+          peer: `${peer.address}:${peer.port}`,
+        },
+        "active-mode data connected",
+      );
       pipeSocketStream(socket, stream, { onClose: () => this.#ctx.connections.remove(id) });
     });
   }
