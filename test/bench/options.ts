@@ -47,6 +47,8 @@ export interface BenchOptions {
   readonly outDir: string;
   /** dist/cli/main.js of another Underpass build, measured as the baseline-* peers. */
   readonly baselineCli: string | null;
+  /** Extra Node flags for the relay and the agent (experiments only: a user runs none). */
+  readonly nodeFlags: readonly string[];
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -67,6 +69,8 @@ export const USAGE = `usage: npm run bench -- [options]
                       (profiles in test/bench/results/tmp/<run>/<peer>/profiles)
   --baseline DIR      also measure the Underpass build in DIR (a checkout built with tsc) as
                       baseline-ws and baseline-wss, to compare two builds in one run
+  --node-flags "..."  extra Node flags for the relay and the agent, e.g. "--trace-gc" (experiments:
+                      the recorded results use none, as a user would)
   --out DIR           where results.json, results.md and the chart go (default test/bench/results)
 `;
 
@@ -105,6 +109,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
   let profile = false;
   let outDir = quick ? join(SCRATCH_DIR, "quick") : RESULTS_DIR;
   let baselineCli: string | null = null;
+  let nodeFlags: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -155,6 +160,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
       case "--out":
         outDir = value();
         break;
+      case "--node-flags":
+        nodeFlags = value().split(/\s+/).filter(Boolean);
+        break;
       case "--baseline":
         baselineCli = join(value(), "dist", "cli", "main.js");
         break;
@@ -184,5 +192,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
     profile,
     outDir,
     baselineCli,
+    nodeFlags,
   };
 }

@@ -148,7 +148,12 @@ export async function runBench(
     let launches = 0;
     const launch = async (id: PeerId, dir: string): Promise<{ peer: Peer; route: TargetRoute }> => {
       await mkdir(dir, { recursive: true });
-      const peer = await startPeer(id, { dir, profile: options.profile, cli: cliOf(id, options) ?? CLI });
+      const peer = await startPeer(id, {
+        dir,
+        profile: options.profile,
+        cli: cliOf(id, options) ?? CLI,
+        nodeFlags: options.nodeFlags,
+      });
       try {
         const first = await peer.expose({
           name: "target",
@@ -171,7 +176,10 @@ export async function runBench(
         peers.push(peer);
         routes.set(id, route);
         statuses[id] = { measured: true };
-        log(`started ${id}${peer.proxy ? ` (socks5 on ${peer.proxy.host}:${peer.proxy.port})` : ""}`);
+        const where = peer.proxy
+          ? ` (socks5 on ${peer.proxy.host}:${peer.proxy.port}, pids ${peer.pids().join(" ")})`
+          : "";
+        log(`started ${id}${where}`);
       } catch (err) {
         const reason = `failed to start: ${err instanceof Error ? err.message : String(err)}`;
         statuses[id] = { measured: false, reason };

@@ -58,6 +58,8 @@ export interface PeerContext {
   readonly profile: boolean;
   /** dist/cli/main.js of the Underpass build to run. */
   readonly cli: string;
+  /** Extra Node flags for Underpass's processes. */
+  readonly nodeFlags: readonly string[];
 }
 
 /** Peers that need no set-up on the target's side. */

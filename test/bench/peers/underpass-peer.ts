@@ -46,7 +46,8 @@ async function selfSignedCert(dir: string): Promise<{ cert: string; key: string 
 
 /** Node's flags for the relay and the agent: none, or a CPU profile written at exit. */
 function nodeArgs(ctx: PeerContext, name: string): string[] {
-  return ctx.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles", name)}`] : [];
+  const profile = ctx.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles", name)}`] : [];
+  return [...profile, ...ctx.nodeFlags];
 }
 
 /** `baseline` runs the build in `ctx.cli` under the baseline-* ids, to compare two builds in one run. */
