@@ -5,6 +5,7 @@
  */
 import { FrameTooLargeError, ProtocolError } from "./errors.js";
 import type { Frame } from "./frame.js";
+import { PartialBuffer } from "./partial-buffer.js";
 import {
   FRAME_HEADER_SIZE,
   FRAME_TYPE,
@@ -168,8 +169,7 @@ export class FrameDecoder {
   /** DATA payload bytes still to come for #streamId. */
   #dataLeft = 0;
   /** A control payload being assembled across pushes. */
-  #ctrl: Buffer | null = null;
-  #ctrlLen = 0;
+  #ctrl: PartialBuffer | null = null;
 
   constructor(limits: DecoderLimits) {
     this.#limits = limits;
@@ -193,13 +193,10 @@ export class FrameDecoder {
       }
       const ctrl = this.#ctrl;
       if (ctrl !== null) {
-        const take = Math.min(ctrl.length - this.#ctrlLen, n - off);
-        chunk.copy(ctrl, this.#ctrlLen, off, off + take);
-        this.#ctrlLen += take;
-        off += take;
-        if (this.#ctrlLen === ctrl.length) {
+        off = ctrl.fill(chunk, off);
+        if (ctrl.full) {
           this.#ctrl = null;
-          emit(parseControl(this.#type, this.#streamId, ctrl));
+          emit(parseControl(this.#type, this.#streamId, ctrl.bytes));
         }
         continue;
       }
@@ -227,8 +224,7 @@ export class FrameDecoder {
         emit(parseControl(this.#type, this.#streamId, chunk.subarray(off, off + length)));
         off += length;
       } else {
-        this.#ctrl = Buffer.allocUnsafe(length);
-        this.#ctrlLen = 0;
+        this.#ctrl = new PartialBuffer(Buffer.allocUnsafe(length));
       }
     }
   }

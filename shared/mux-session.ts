@@ -34,6 +34,11 @@ import {
 export interface FrameTransport {
   /** Queue bytes for the peer, in order. `onSent` fires once they left user space. */
   send(data: Buffer, onSent?: () => void): void;
+  /**
+   * Optional: queue a frame's header and its payload as one unit, the payload without a copy
+   * (a WebSocket transport makes them one WebSocket frame). Without it, two `send()`s.
+   */
+  sendFrame?(head: Buffer, payload: Buffer, onSent?: () => void): void;
   /** Bytes queued and not yet handed to the kernel. */
   readonly bufferedAmount: number;
   /** Close the transport; the owner then calls `session.transportClosed()`. */
@@ -279,6 +284,8 @@ export class MuxSession implements StreamHost {
     const t = this.#transport;
     if (data.length <= this.#copyThreshold) {
       t.send(encodeDataFrame(streamId, data), this.#onSent);
+    } else if (t.sendFrame) {
+      t.sendFrame(encodeDataHeader(streamId, data.length), data, this.#onSent);
     } else {
       t.send(encodeDataHeader(streamId, data.length));
       t.send(data, this.#onSent);

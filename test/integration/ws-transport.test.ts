@@ -1,0 +1,146 @@
+/**
+ * The WebSocket transport against stock `ws` peers over real sockets: an older relay or agent
+ * frames with `ws` itself (random masking keys, its own close handshake), so each side of the
+ * transport must interoperate with `ws` on the other.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { WebSocket, WebSocketServer } from "ws";
+import { WebSocketTransport } from "../../shared/ws-transport.js";
+import { waitFor } from "../helpers/ports.js";
+
+interface Side {
+  readonly ws: WebSocket;
+  readonly transport: WebSocketTransport;
+  readonly received: Buffer[];
+  text(): string;
+}
+
+function side(ws: WebSocket, socket: Duplex): Side {
+  const transport = new WebSocketTransport(ws, socket);
+  const received: Buffer[] = [];
+  ws.on("message", (data: Buffer) => received.push(Buffer.from(data)));
+  return { ws, transport, received, text: () => Buffer.concat(received).toString() };
+}
+
+/** A stock `ws` client, open, with the socket under it (what the agent hands its transport). */
+async function connect(url: string): Promise<{ ws: WebSocket; socket: Socket }> {
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  let socket: Socket | null = null;
+  ws.on("upgrade", (res: IncomingMessage) => {
+    socket = res.socket as Socket;
+  });
+  await once(ws, "open");
+  return { ws, socket: socket! };
+}
+
+/** Bytes of every size class: small (copied with its header), 16-bit and 64-bit lengths. */
+const PAYLOADS = [Buffer.from("hello"), Buffer.alloc(5_000, 0x61), Buffer.alloc(200_000, 0x62)];
+const ALL = Buffer.concat(PAYLOADS).toString();
+
+describe("websocket transport with stock ws peers", () => {
+  let server: Server;
+  let wss: WebSocketServer;
+  let url: string;
+  /** Server-side connections, as the transport or as plain `ws`, depending on the test. */
+  let useTransportOnServer = true;
+  const serverSides: Array<Side | WebSocket> = [];
+
+  before(async () => {
+    wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+    server = createServer();
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        serverSides.push(useTransportOnServer ? side(ws, socket) : ws);
+      });
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/tunnel`;
+  });
+
+  after(async () => {
+    for (const c of wss.clients) c.terminate();
+    for (const s of serverSides) ("transport" in s ? s.ws : s).terminate();
+    wss.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it("reads a stock client's masked frames and writes frames it reads", async () => {
+    useTransportOnServer = true;
+    const client = new WebSocket(url, { perMessageDeflate: false });
+    const got: Buffer[] = [];
+    client.on("message", (d: Buffer) => got.push(Buffer.from(d)));
+    await once(client, "open");
+    await waitFor(() => serverSides.length === 1, { what: "the server side" });
+    const s = serverSides[0] as Side;
+    for (const p of PAYLOADS) client.send(p);
+    await waitFor(() => s.text().length === ALL.length, { what: "the client's bytes" });
+    assert.equal(s.text(), ALL);
+
+    for (const p of PAYLOADS) s.transport.send(p);
+    s.transport.sendFrame(Buffer.from("head:"), Buffer.alloc(70_000, 0x63));
+    const expected = `${ALL}head:${"c".repeat(70_000)}`;
+    await waitFor(() => Buffer.concat(got).length === expected.length, { what: "the server's bytes" });
+    assert.equal(Buffer.concat(got).toString(), expected);
+
+    // a ping from the stock side is answered by ws's own receiver
+    client.ping(Buffer.from("p1"));
+    const [pong] = (await once(client, "pong")) as [Buffer];
+    assert.equal(pong.toString(), "p1");
+
+    // the stock client's close reaches the server's ws with its code
+    const closed = once(s.ws, "close");
+    client.close(4002, "client done");
+    const [code, reason] = (await closed) as [number, Buffer];
+    assert.equal(code, 4002);
+    assert.equal(reason.toString(), "client done");
+  });
+
+  it("writes zero-masked frames a stock server reads, and closes with its code", async () => {
+    useTransportOnServer = false;
+    const before = serverSides.length;
+    const { ws, socket } = await connect(url);
+    const c = side(ws, socket);
+    await waitFor(() => serverSides.length === before + 1, { what: "the server side" });
+    const stock = serverSides[before] as WebSocket;
+    const got: Buffer[] = [];
+    stock.on("message", (d: Buffer) => got.push(Buffer.from(d)));
+    for (const p of PAYLOADS) c.transport.send(p);
+    await waitFor(() => Buffer.concat(got).length === ALL.length, { what: "the client's bytes" });
+    assert.equal(Buffer.concat(got).toString(), ALL);
+
+    for (const p of PAYLOADS) stock.send(p);
+    await waitFor(() => c.text().length === ALL.length, { what: "the server's bytes" });
+    assert.equal(c.text(), ALL);
+
+    const closed = once(stock, "close");
+    c.transport.close(4001, "goaway sent");
+    const [code, reason] = (await closed) as [number, Buffer];
+    assert.equal(code, 4001);
+    assert.equal(reason.toString(), "goaway sent");
+    await once(ws, "close");
+  });
+
+  it("cuts off a peer that breaks the framing", async () => {
+    useTransportOnServer = true;
+    const before = serverSides.length;
+    const { ws, socket } = await connect(url);
+    await waitFor(() => serverSides.length === before + 1, { what: "the server side" });
+    const s = serverSides[before] as Side;
+    const errors: Error[] = [];
+    s.ws.on("error", (e) => errors.push(e));
+    // events.once() would reject on the 'error' this test expects
+    const closed = new Promise((resolve) => s.ws.once("close", resolve));
+    // an unmasked frame from a client, which RFC 6455 §5.1 forbids
+    socket.write(Buffer.from([0x82, 0x01, 0x78]));
+    await closed;
+    assert.match(errors[0]?.message ?? "", /unmasked/);
+    ws.terminate();
+  });
+});
