@@ -49,7 +49,7 @@ async function bench(options: BenchOptions): Promise<number> {
   const runDir = join(SCRATCH_DIR, `run-${machine.date.replaceAll(/[:.]/g, "-")}`);
   log(`logs and scratch files: ${runDir}`);
   const outcome = await runBench(options, runDir, log);
-  const targets = options.quick ? [] : checkTargets(outcome.book, options.scaleCounts);
+  const targets = options.quick ? [] : checkTargets(outcome.book, options);
   const durationSeconds = (performance.now() - started) / 1000;
   const report = { machine, options, peers: outcome.peers, book: outcome.book, targets, durationSeconds };
   const written = await writeReport(options.outDir, report);

@@ -55,7 +55,30 @@ function check(
 
 const THROUGHPUT = (["c2p", "p2c"] as const).flatMap((d) => STREAM_COUNTS.map((n) => throughputFigure(d, n)));
 
-export function checkTargets(book: FigureBook, scaleCounts: readonly number[]): TargetCheck[] {
+/** The figure key of `--only` a target's figure belongs to. */
+function figureKey(figure: string): string {
+  if (figure.startsWith("scale.")) return "scale";
+  if (figure === LATENCY_P99.id) return LATENCY_P50.id;
+  return figure;
+}
+
+/** The targets of what this run set out to measure (its peers and figures). */
+export function checkTargets(
+  book: FigureBook,
+  run: {
+    readonly peers: readonly PeerId[];
+    readonly figures: ReadonlySet<string>;
+    readonly scaleCounts: readonly number[];
+  },
+): TargetCheck[] {
+  const wanted = (t: TargetCheck): boolean =>
+    run.peers.includes(t.peer) &&
+    (t.reference === null || run.peers.includes(t.reference)) &&
+    run.figures.has(figureKey(t.figure));
+  return allTargets(book, run.scaleCounts).filter(wanted);
+}
+
+function allTargets(book: FigureBook, scaleCounts: readonly number[]): TargetCheck[] {
   const out: TargetCheck[] = [];
   for (const f of THROUGHPUT)
     out.push(check(book, `${f.title}: ws ≥ 1.0× microsocks`, f.id, "underpass-ws", "microsocks", ">=", 1));
