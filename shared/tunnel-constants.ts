@@ -137,7 +137,7 @@ export const DEFAULT_LIMITS: TunnelLimits = {
   maxControlPayload: 16 * 1024,
   maxStreams: 32_768,
   maxPendingOpens: 1_024,
-  initialWindow: 1024 * 1024,
+  initialWindow: 4 * 1024 * 1024,
 };
 
 /** Timers of a session, in milliseconds. */
