@@ -26,7 +26,10 @@ const agentEnv = z.object({
   UNDERPASS_RECONNECT_MAX_MS: ms.default(10_000),
   UNDERPASS_BIND_ADDRESS: z
     .string()
-    .refine((v) => isIP(v) !== 0, "must be an IP address of this host")
+    .refine(
+      (v) => isIP(v) !== 0 && v !== "0.0.0.0" && v !== "::",
+      "must be a specific IP address of this host",
+    )
     .optional(),
   UNDERPASS_BIND_PORTS: z
     .string()

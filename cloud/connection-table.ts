@@ -55,7 +55,6 @@ export class LiveConnections implements ConnectionTable {
    * one, else its newest of all. A client is its id, or its address when authentication is off.
    */
   controlFor(clientId: string | null, remoteAddress: string, host: string): LiveConnection | undefined {
-    const prefix = `${remoteAddress}:`;
     const wanted = normalizeHost(host);
     let newest: LiveConnection | undefined;
     let newestToHost: LiveConnection | undefined;
@@ -64,7 +63,7 @@ export class LiveConnections implements ConnectionTable {
       if (
         clientId !== null
           ? c.clientId !== clientId
-          : c.clientId !== null || !c.remoteAddress.startsWith(prefix)
+          : c.clientId !== null || hostOf(c.remoteAddress) !== remoteAddress
       ) {
         continue;
       }
@@ -132,4 +131,9 @@ export class LiveConnections implements ConnectionTable {
     c.stream.reset(RESET_CODE.CANCELLED, reason);
     abortSocket(c.socket);
   }
+}
+
+/** The host of `host:port` (an IPv6 host keeps its colons). */
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(":"));
 }

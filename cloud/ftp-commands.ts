@@ -11,6 +11,7 @@ export interface HostPort {
 }
 
 const PASV_NUMBERS = /(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})/;
+const PORT_ARGUMENT = /^\s*(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})\s*$/;
 
 /** The address and port of a `227` reply line, or null when the line is not a valid one. */
 export function parsePasvReply(line: string): HostPort | null {
@@ -18,11 +19,19 @@ export function parsePasvReply(line: string): HostPort | null {
   return parseHostPortNumbers(line.slice(4));
 }
 
-/** `h1,h2,h3,h4,p1,p2` anywhere in `text` (PASV replies and PORT arguments), checked. */
+/** `h1,h2,h3,h4,p1,p2` anywhere in `text` (the parenthesis of a 227 reply), checked. */
 export function parseHostPortNumbers(text: string): HostPort | null {
-  const m = PASV_NUMBERS.exec(text);
+  return hostPort(PASV_NUMBERS.exec(text));
+}
+
+/** The argument of a PORT command: exactly `h1,h2,h3,h4,p1,p2`, checked. */
+export function parsePortArgument(arg: string): HostPort | null {
+  return hostPort(PORT_ARGUMENT.exec(arg));
+}
+
+function hostPort(m: RegExpExecArray | null): HostPort | null {
   if (!m) return null;
-  const n = m.slice(1).map(Number);
+  const n = m.slice(1, 7).map(Number);
   if (n.some((x) => x > 255)) return null;
   const port = n[4]! * 256 + n[5]!;
   if (port === 0) return null;
@@ -76,7 +85,8 @@ export function formatEprtCommand(host: string, port: number): string {
 
 /** The verb (upper case) and argument of a command line without its line end. */
 export function splitCommand(line: string): { verb: string; arg: string } {
-  const sp = line.indexOf(" ");
-  if (sp < 0) return { verb: line.toUpperCase(), arg: "" };
-  return { verb: line.slice(0, sp).toUpperCase(), arg: line.slice(sp + 1).trim() };
+  // servers skip Telnet commands (IAC …) and leading blanks; so must whoever checks the verb
+  const clean = line.replace(/\xff[\xfb-\xfe][\s\S]?|\xff[\xf0-\xfa\xff]/g, "").replace(/^[ \t]+/, "");
+  const m = /^(\S*)[ \t]*(.*)$/.exec(clean)!;
+  return { verb: m[1]!.toUpperCase(), arg: m[2]!.trim() };
 }

@@ -28,8 +28,8 @@ import {
   type HostPort,
   parseEprtArgument,
   parseEpsvReply,
-  parseHostPortNumbers,
   parsePasvReply,
+  parsePortArgument,
   splitCommand,
 } from "./ftp-commands.js";
 import { DATA_EXPECTATION_TTL_MS, type FtpDataExpectations } from "./ftp-expectations.js";
@@ -85,6 +85,16 @@ export class FtpControl {
   #held = 0;
   /** The active-mode BIND waiting for the server, cancelled by the next PORT/EPRT/PASV. */
   #activeStream: MuxStream | null = null;
+  #activeCancel: (() => void) | null = null;
+  /** A PASV/EPSV was sent: the next final reply may announce a port. */
+  #pasvPending = false;
+  /** The code of the multi-line reply being read (its inner lines are text, not replies). */
+  #multiLine: string | null = null;
+  #clientSpoke = false;
+  #serverSpoke = false;
+  /** The client began with a TLS hello (implicit FTPS): the server must answer in TLS too. */
+  #implicitTls = false;
+  #closing = false;
 
   constructor(session: FtpControlSession, ctx: FtpContext) {
     this.#s = session;
@@ -101,7 +111,7 @@ export class FtpControl {
     const finish = (error: Error | null): void => {
       if (done) return;
       done = true;
-      this.#activeStream?.reset(RESET_CODE.CANCELLED, "control connection closed");
+      this.#cancelActive();
       this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
       onClose(error);
     };
@@ -140,6 +150,17 @@ export class FtpControl {
 
   #fromServerData(chunk: Buffer): void {
     this.#held += chunk.length;
+    if (!this.#serverSpoke) {
+      this.#serverSpoke = true;
+      if (this.#implicitTls && chunk[0] !== TLS_HANDSHAKE) {
+        // a plain FTP server after a client "TLS hello": the channel is not encrypted, so it
+        // must not pass unread
+        this.#log.warn("the client began with TLS but the server answers in clear; closing");
+        this.#s.stream.reset(RESET_CODE.CANCELLED, "clear-text FTP after a client TLS hello");
+        abortSocket(this.#s.socket);
+        return;
+      }
+    }
     if (this.#opaque) {
       this.#toClient(chunk);
       return;
@@ -171,21 +192,35 @@ export class FtpControl {
 
   #serverLine(line: string): string {
     const text = line.replace(/\r?\n$/, "");
-    if (this.#authPending && /^\d{3} /.test(text)) {
+    if (this.#multiLine !== null) {
+      // inside a multi-line reply only "NNN " of the same code ends it; the rest is text
+      if (text.startsWith(`${this.#multiLine} `)) this.#multiLine = null;
+      return line;
+    }
+    const head = /^(\d{3})([ -])/.exec(text);
+    if (!head) return line;
+    if (head[2] === "-") {
+      this.#multiLine = head[1]!;
+      return line;
+    }
+    if (this.#authPending) {
       this.#authPending = false;
       if (text.startsWith("234")) {
         this.#goOpaque("AUTH accepted; the control channel is encrypted from here on");
       }
       return line;
     }
+    const solicited = this.#pasvPending;
+    this.#pasvPending = false;
     const pasv = parsePasvReply(text);
     if (pasv) {
+      // never show the client an internal or NAT'ed address, asked for or not
       const announce = this.#announceAddress();
-      this.#expect(pasv.port, announce);
+      if (solicited) this.#expect(pasv.port, announce);
       return formatPasvReply(announce, pasv.port);
     }
     const epsv = parseEpsvReply(text);
-    if (epsv !== null) this.#expect(epsv, null);
+    if (epsv !== null && solicited) this.#expect(epsv, null);
     return line;
   }
 
@@ -227,11 +262,16 @@ export class FtpControl {
   // ---- client → server ------------------------------------------------------------------
 
   #fromClientData(chunk: Buffer): void {
+    if (this.#closing) return;
     if (this.#opaque) {
       if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
       return;
     }
-    if (this.#fromClient.length === 0 && chunk[0] === TLS_HANDSHAKE) {
+    const first = !this.#clientSpoke;
+    this.#clientSpoke = true;
+    if (first && !this.#serverSpoke && chunk[0] === TLS_HANDSHAKE) {
+      // implicit FTPS: TLS from the first byte, before the server said anything
+      this.#implicitTls = true;
       this.#goOpaque("TLS from the first byte (implicit FTPS); the control channel is opaque");
       if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
       return;
@@ -239,7 +279,10 @@ export class FtpControl {
     this.#fromClient += chunk.toString("latin1");
     if (this.#fromClient.length > MAX_LINE && this.#fromClient.indexOf("\n") < 0) {
       this.#log.warn("FTP client sent an overlong line; closing the control connection");
-      this.#s.socket.end("500 Line too long.\r\n");
+      this.#closing = true;
+      this.#fromClient = "";
+      const socket = this.#s.socket;
+      socket.end("500 Line too long.\r\n", () => socket.destroy());
       this.#s.stream.reset(RESET_CODE.CANCELLED, "overlong FTP command line");
       return;
     }
@@ -256,18 +299,28 @@ export class FtpControl {
       if (verb === "PORT" || verb === "EPRT") {
         this.#busy = true;
         this.#s.socket.pause();
-        void this.#active(verb, arg, line).then((r) => {
-          this.#busy = false;
-          if (r.forward) this.#toServer(r.forward);
-          if (r.reply && !this.#s.socket.destroyed) this.#s.socket.write(r.reply);
-          this.#drainClient();
-          if (this.#busy) return;
-          if (this.#clientEnded) this.#s.stream.end();
-          else this.#s.socket.resume();
-        });
+        void this.#active(verb, arg).then(
+          (r) => {
+            this.#busy = false;
+            if (r.forward) this.#toServer(r.forward);
+            if (r.reply && !this.#s.socket.destroyed) this.#s.socket.write(r.reply);
+            this.#drainClient();
+            if (this.#busy) return;
+            if (this.#clientEnded) this.#s.stream.end();
+            else this.#s.socket.resume();
+          },
+          (err: unknown) => {
+            this.#log.warn({ err: String(err) }, "active-mode setup failed; closing the control connection");
+            this.#s.stream.reset(RESET_CODE.INTERNAL, "active-mode setup failed");
+            abortSocket(this.#s.socket);
+          },
+        );
         return;
       }
-      if (verb === "PASV" || verb === "EPSV") this.#cancelActive();
+      if (verb === "PASV" || verb === "EPSV") {
+        this.#cancelActive();
+        this.#pasvPending = arg.toUpperCase() !== "ALL";
+      }
       if (verb === "AUTH") this.#authPending = true;
       if (verb === "LPRT" || verb === "LPSV") {
         this.#s.socket.write("502 Command not implemented.\r\n");
@@ -294,13 +347,19 @@ export class FtpControl {
    * PORT/EPRT: check the address, have the agent listen on-premise, and name that listener
    * to the server. Resolves to what to forward, or the reply that refuses the command.
    */
-  async #active(verb: string, arg: string, line: string): Promise<{ forward?: string; reply?: string }> {
-    const target: HostPort | null = verb === "PORT" ? parseHostPortNumbers(arg) : parseEprtArgument(arg);
+  async #active(verb: string, arg: string): Promise<{ forward?: string; reply?: string }> {
+    const target: HostPort | null = verb === "PORT" ? parsePortArgument(arg) : parseEprtArgument(arg);
     if (!target) return { reply: "501 Syntax error in parameters or arguments.\r\n" };
     const host = normalizeHost(unmapIPv4(target.host));
+    const as = (h: string, port: number): string =>
+      verb === "PORT" ? formatPortCommand(h, port) : formatEprtCommand(h, port);
     if (this.#ctx.expectations.isBindListen(this.#s.owner, host, target.port)) {
       // the client did a SOCKS BIND itself and names the agent's listener: pass it on
-      return { forward: line };
+      return { forward: as(host, target.port) };
+    }
+    if (target.port < 1024) {
+      // RFC 2577: no data connections to privileged ports
+      return { reply: "504 Data port below 1024 refused.\r\n" };
     }
     if (host !== this.#clientAddress) {
       this.#ctx.audit.warn(
@@ -341,24 +400,24 @@ export class FtpControl {
       return { reply: "425 Can't open data connection: use EPRT.\r\n" };
     }
     this.#activeStream = listen.stream;
-    this.#ctx.bindPeers.expect(listen.stream, (peer) => {
-      if (this.#activeStream === listen.stream) this.#activeStream = null;
+    this.#activeCancel = this.#ctx.bindPeers.expect(listen.stream, (peer) => {
+      if (this.#activeStream === listen.stream) {
+        this.#activeStream = null;
+        this.#activeCancel = null;
+      }
       this.#dialBack(listen.stream, target, peer);
     });
     this.#log.debug(
       { client: `${target.host}:${target.port}`, listen: `${listen.address}:${listen.port}` },
       "active-mode data: the agent listens",
     );
-    return {
-      forward:
-        verb === "PORT"
-          ? formatPortCommand(listen.address, listen.port)
-          : formatEprtCommand(listen.address, listen.port),
-    };
+    return { forward: as(listen.address, listen.port) };
   }
 
   #cancelActive(): void {
-    this.#activeStream?.reset(RESET_CODE.CANCELLED, "superseded by a new data command");
+    this.#activeCancel?.();
+    this.#activeCancel = null;
+    this.#activeStream?.reset(RESET_CODE.CANCELLED, "no longer wanted");
     this.#activeStream = null;
   }
 

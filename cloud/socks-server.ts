@@ -130,13 +130,15 @@ class SocksConnection {
   }
 
   #receive(chunk: Buffer): void {
+    if (this.#phase === "done") return; // refused: nothing more is read
     this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
     try {
       this.#advance();
     } catch (err) {
       this.#fail(toUnderpassError(err));
     }
-    if (this.#buf.length > MAX_HANDSHAKE_BYTES && this.#phase !== "connecting" && this.#phase !== "done") {
+    const phase = this.#phase as Phase; // #advance() moved it on
+    if (this.#buf.length > MAX_HANDSHAKE_BYTES && phase !== "connecting" && phase !== "done") {
       this.#fail(new SocksHandshakeError("handshake too long"));
     }
   }
@@ -163,7 +165,7 @@ class SocksConnection {
               "socks client offers no acceptable method",
             );
             this.#phase = "done";
-            this.#socket.end(encodeMethodReply(SOCKS5_AUTH.NO_ACCEPTABLE));
+            this.#refuse(encodeMethodReply(SOCKS5_AUTH.NO_ACCEPTABLE));
             return;
           }
           break;
@@ -180,7 +182,7 @@ class SocksConnection {
               "socks authentication failed",
             );
             this.#phase = "done";
-            this.#socket.end(encodeAuthReply(USERPASS_STATUS.FAILURE));
+            this.#refuse(encodeAuthReply(USERPASS_STATUS.FAILURE));
             return;
           }
           this.#principal = principal;
@@ -403,26 +405,14 @@ class SocksConnection {
       "bind listening",
     );
     socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED, opened.address, opened.port));
+    let cancel = (): void => {};
     const onGone = (): void => {
       forget();
       cancel();
       stream.reset(RESET_CODE.CANCELLED, "client went away");
     };
     socket.once("close", onGone);
-    // until the peer connects, the stream can only break: say so in a second reply
-    stream.attach({
-      onData: () => {},
-      onEnd: () => {},
-      onReset: () => {
-        socket.off("close", onGone);
-        forget();
-        cancel();
-        this.#o.metrics.countReply(SOCKS5_REPLY.HOST_UNREACHABLE);
-        if (!socket.destroyed) socket.end(encodeReply(SOCKS5_REPLY.HOST_UNREACHABLE));
-      },
-      onDrain: () => {},
-    });
-    const cancel = this.#o.bindPeers.expect(stream, (peer) => {
+    cancel = this.#o.bindPeers.expect(stream, (peer) => {
       socket.off("close", onGone);
       forget();
       if (socket.destroyed) {
@@ -445,6 +435,19 @@ class SocksConnection {
       pipeSocketStream(socket, stream, { onClose: () => this.#o.connections.remove(id) });
       if (early.length > 0 && !stream.write(early)) socket.pause();
       else socket.resume();
+    });
+    // until the peer connects, the stream can only break: say so in a second reply
+    stream.attach({
+      onData: () => {},
+      onEnd: () => {},
+      onReset: () => {
+        socket.off("close", onGone);
+        forget();
+        cancel();
+        this.#o.metrics.countReply(SOCKS5_REPLY.HOST_UNREACHABLE);
+        if (!socket.destroyed) this.#refuse(encodeReply(SOCKS5_REPLY.HOST_UNREACHABLE));
+      },
+      onDrain: () => {},
     });
   }
 
@@ -513,6 +516,13 @@ class SocksConnection {
     return id;
   }
 
+  /** Send the last words and close: the refused client is not read any more. */
+  #refuse(reply: Buffer): void {
+    const s = this.#socket;
+    s.off("data", this.#onData);
+    s.end(reply, () => s.destroy());
+  }
+
   #fail(err: UnderpassError): void {
     if (this.#phase === "done") return;
     const before = this.#phase;
@@ -523,7 +533,7 @@ class SocksConnection {
     if (this.#socket.destroyed) return;
     if (before === "connecting" || before === "request") {
       this.#o.metrics.countReply(reply);
-      this.#socket.end(encodeReply(reply));
+      this.#refuse(encodeReply(reply));
     } else {
       this.#socket.destroy();
     }

@@ -59,6 +59,8 @@ export class MuxStream {
   /** Data and end that arrived before a consumer attached. */
   #early: Buffer[] | null = null;
   #earlyEnd = false;
+  /** A reset that came before a consumer attached (it can arrive with the OPEN_RESULT). */
+  #earlyReset: { err: UnderpassError; code: ResetCode | null } | null = null;
   /** Bytes sent and received on this stream. */
   bytesOut = 0;
   bytesIn = 0;
@@ -97,6 +99,9 @@ export class MuxStream {
     this.#early = null;
     if (early) for (const chunk of early) handlers.onData(chunk);
     if (this.#earlyEnd) handlers.onEnd();
+    const reset = this.#earlyReset;
+    this.#earlyReset = null;
+    if (reset) handlers.onReset(reset.err, reset.code);
   }
 
   /**
@@ -188,7 +193,8 @@ export class MuxStream {
   abort(err: UnderpassError, code: ResetCode | null): void {
     if (this.#phase === "closed") return;
     this.#close();
-    this.#handlers?.onReset(err, code);
+    if (this.#handlers) this.#handlers.onReset(err, code);
+    else this.#earlyReset = { err, code };
   }
 
   /** The transport fell below its low-water mark. */

@@ -8,6 +8,9 @@ import type { Socket } from "node:net";
  */
 export function abortSocket(socket: Socket): void {
   if (socket.destroyed) return;
-  if (socket.writableEnded || socket.connecting) socket.destroy();
+  // the shutdown goes out only once the write buffer is empty: until then a reset still works,
+  // and must be used, or the buffered tail would be dropped behind a clean FIN
+  const finDone = socket.writableFinished || (socket.writableEnded && socket.writableLength === 0);
+  if (finDone || socket.connecting) socket.destroy();
   else socket.resetAndDestroy();
 }

@@ -188,6 +188,18 @@ describe("FTP-aware mapping: one control mapping, data ports opened as announced
     assert.equal(again.reply, 0x02, "an announcement serves once");
   });
 
+  it("keeps reading after a stray TLS byte: a PORT behind it is still checked, never passed blind", async () => {
+    const control = await socksConnect(stack.socksPort, stack.client, VIRTUAL_HOST, 21);
+    sockets.push(control);
+    await readReply(control, /^220 /);
+    // only a TLS hello before the server speaks means implicit FTPS; this one is a smuggling try
+    control.write("\x16\r\nPORT 10,0,0,9,0,22\r\n");
+    const reply = await readReply(control, /^5\d\d .*(own|refused)/);
+    assert.match(reply, /^50[04] /, "the relay answers the PORT itself");
+    control.write("EPRT |1|127.0.0.1|22|\r\n");
+    assert.match(await readReply(control, /^504 /), /below 1024/, "no data connection to a privileged port");
+  });
+
   it("carries lftp under proxychains4 in passive and in active mode", async () => {
     const passive = join(work, "lftp-pasv.bin");
     const active = join(work, "lftp-port.bin");

@@ -235,6 +235,20 @@ describe("relay and agent over real sockets", () => {
     }
   });
 
+  it("stops reading a refused client and closes its connection", async () => {
+    const { createConnection } = await import("node:net");
+    const s = track(createConnection({ host: "127.0.0.1", port: stack.socksPort }));
+    await once(s, "connect");
+    s.write(Buffer.from([0x05, 0x01, 0x00])); // no-auth only, while a password is required
+    const answer = readAll(s, 2);
+    assert.deepEqual([...(await answer)], [0x05, 0xff]);
+    // whatever it sends next is not buffered, and the relay closes the connection
+    const closed = once(s, "close");
+    s.write(Buffer.alloc(256 * 1024, 0x41), () => {});
+    s.on("error", () => {});
+    await closed;
+  });
+
   it("closes a SOCKS handshake that stalls", async () => {
     const slow = await startStack({ relay: { socksHandshakeTimeoutMs: 300 }, agent: false });
     try {
