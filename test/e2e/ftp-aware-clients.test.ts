@@ -36,6 +36,7 @@ import {
   lftpFtps,
   socksProxyOf,
 } from "../helpers/ftp-clients.js";
+import { loginAnonymously, readReply } from "../helpers/ftp-dialogue.js";
 import {
   addFtpAwareMapping,
   addPassiveRangeMapping,
@@ -106,26 +107,6 @@ function dataCommandNaming(hostPort: string): RegExp {
 function portArguments(text: string, prefix: string): string[] {
   const re = new RegExp(`${prefix}PORT (\\d+),(\\d+),(\\d+),(\\d+),(\\d+),(\\d+)`, "g");
   return [...text.matchAll(re)].map((m) => `${m.slice(1, 5).join(".")}:${Number(m[5]) * 256 + Number(m[6])}`);
-}
-
-/** Read FTP reply lines until one matches `final` (a complete reply line), bounded. */
-function readReply(s: Socket, final: RegExp, timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    const timer = setTimeout(() => done(new Error(`no reply matching ${final} in: ${text}`)), timeoutMs);
-    const onData = (b: Buffer): void => {
-      text += b.toString("latin1");
-      const line = text.split("\r\n").find((l) => final.test(l));
-      if (line !== undefined) done(null, line);
-    };
-    const done = (err: Error | null, line = ""): void => {
-      clearTimeout(timer);
-      s.off("data", onData);
-      if (err) reject(err);
-      else resolve(line);
-    };
-    s.on("data", onData);
-  });
 }
 
 describe("stock clients through one FTP-aware control mapping, no passive range (vsftpd and proftpd announcing 10.255.255.1)", () => {
@@ -584,12 +565,7 @@ describe("stock clients through one FTP-aware control mapping, no passive range 
     const s = proftpd();
     const control = await socksConnect(stack.socksPort, stack.client, s.vhost, CONTROL);
     sockets.push(control);
-    await readReply(control, /^220 /);
-    control.write("USER anonymous\r\n");
-    if ((await readReply(control, /^(230|331) /)).startsWith("331")) {
-      control.write("PASS x@\r\n");
-      await readReply(control, /^230 /);
-    }
+    await loginAnonymously(control);
     control.write("EPSV\r\n");
     const reply = await readReply(control, /^229 /);
     const port = Number(/\(\|\|\|(\d+)\|\)/.exec(reply)?.[1]);

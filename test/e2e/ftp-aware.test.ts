@@ -18,6 +18,7 @@ import {
   lftpProxychains,
   type SpawnResult,
 } from "../helpers/clients.js";
+import { loginAnonymously, readReply } from "../helpers/ftp-dialogue.js";
 import { freePortRange } from "../helpers/ports.js";
 import { type Credentials, type Stack, socksConnect, socksReply, startStack } from "../helpers/stack.js";
 import { makeFile, sha256File, startVsftpd, type VsftpdServer } from "../helpers/vsftpd.js";
@@ -29,26 +30,6 @@ const CLIENT_TIMEOUT_MS = 90_000;
 
 function assertOk(r: SpawnResult): void {
   assert.equal(r.code, 0, formatResult(r));
-}
-
-/** Read FTP reply lines until one matches `final` (a complete reply line), bounded. */
-function readReply(s: Socket, final: RegExp, timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    const timer = setTimeout(() => done(new Error(`no reply matching ${final} in: ${text}`)), timeoutMs);
-    const onData = (b: Buffer): void => {
-      text += b.toString("latin1");
-      const line = text.split("\r\n").find((l) => final.test(l));
-      if (line) done(null, line);
-    };
-    const done = (err: Error | null, line?: string): void => {
-      clearTimeout(timer);
-      s.off("data", onData);
-      if (err) reject(err);
-      else resolve(line!);
-    };
-    s.on("data", onData);
-  });
 }
 
 describe("FTP-aware mapping: one control mapping, data ports opened as announced", () => {
@@ -157,12 +138,7 @@ describe("FTP-aware mapping: one control mapping, data ports opened as announced
   it("opens an announced port for the announcing client only, and no other port", async () => {
     const control = await socksConnect(stack.socksPort, stack.client, VIRTUAL_HOST, 21);
     sockets.push(control);
-    await readReply(control, /^220 /);
-    control.write("USER anonymous\r\n");
-    if ((await readReply(control, /^(230|331) /)).startsWith("331")) {
-      control.write("PASS x@\r\n");
-      await readReply(control, /^230 /);
-    }
+    await loginAnonymously(control);
     control.write("PASV\r\n");
     const reply = await readReply(control, /^227 /);
     const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(reply)!;
