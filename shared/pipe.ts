@@ -36,9 +36,22 @@ export function pipeSocketStream(socket: Socket, stream: MuxStream, events: Pipe
     events.onClose?.({ error, resetCode, localError });
   };
 
+  // Pieces that arrive in one turn of the event loop leave in one writev (uncorked in the
+  // check phase right after the poll phase that read them): fewer syscalls and wake-ups.
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
+
   stream.attach({
     onData(chunk) {
       held += chunk.length;
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
       if (socket.write(chunk)) {
         stream.consumed(held);
         held = 0;
