@@ -4,7 +4,7 @@
  * tracked so that the end of the run, an error or Ctrl-C stops it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { ChildRegistry, terminate } from "../helpers/clients.js";
 
 /** Every process the bench starts; `stopAll()` ends whatever is still running. */
@@ -130,26 +130,6 @@ function statFields(pid: number): string[] | null {
   } catch {
     return null;
   }
-}
-
-/** `pid` and every process below it (sshd forks a session per connection). */
-export function withDescendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const ppid = Number(statFields(Number(name))?.[1]);
-    if (!Number.isInteger(ppid)) continue;
-    const list = children.get(ppid) ?? [];
-    list.push(Number(name));
-    children.set(ppid, list);
-  }
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    out.push(p);
-    for (const c of children.get(p) ?? []) walk(c);
-  };
-  walk(pid);
-  return out;
 }
 
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */

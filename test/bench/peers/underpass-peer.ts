@@ -2,47 +2,14 @@
  * Underpass as a user runs it: `underpass cloud` and `underpass agent` as two processes started
  * from the CLI with the environment DESIGN.md documents, the agent, the SOCKS client and the
  * mappings registered through the admin API over HTTP. With `tls`, the tunnel is wss with a
- * self-signed certificate the agent trusts through UNDERPASS_CA.
+ * self-signed certificate (test/helpers/tls.ts) the agent trusts through UNDERPASS_CA.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { findCommand, spawnBounded } from "../../helpers/clients.js";
 import { freePort, waitFor, waitForPort } from "../../helpers/ports.js";
-import { assertRunning, benchChildren, type Daemon, startDaemon } from "../processes.js";
+import { makeSelfSignedCert } from "../../helpers/tls.js";
+import { assertRunning, type Daemon, startDaemon } from "../processes.js";
 import type { Peer, PeerContext, Service } from "./peer.js";
-
-/** A self-signed P-256 certificate for 127.0.0.1 and localhost. */
-async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
-  const openssl = findCommand("openssl");
-  if (openssl === undefined) throw new Error("openssl is not installed (needed for the wss certificate)");
-  const cert = join(dir, "tunnel-cert.pem");
-  const key = join(dir, "tunnel-key.pem");
-  const r = await spawnBounded(
-    openssl,
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    { timeoutMs: 20_000, registry: benchChildren },
-  );
-  if (r.code !== 0) throw new Error(`openssl req -x509 failed: ${r.stderr}`);
-  return { cert, key };
-}
 
 /** Node's flags for the relay and the agent: none, or a CPU profile written at exit. */
 function nodeArgs(ctx: PeerContext, name: string): string[] {
@@ -55,11 +22,12 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
   const id = `${baseline ? "baseline" : "underpass"}-${tls ? "wss" : "ws"}` as const;
   const [tunnelPort, socksPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const adminToken = `bench-${randomBytes(12).toString("hex")}`;
-  const certs = tls ? await selfSignedCert(ctx.dir) : null;
+  const certs = tls ? await makeSelfSignedCert({ commonName: "underpass-bench relay" }) : null;
   const daemons: Daemon[] = [];
   const stop = async (): Promise<void> => {
     // the agent first, so the relay does not log a lost tunnel; both flush their profiles on SIGTERM
     for (const d of [...daemons].reverse()) await d.stop(10_000);
+    await certs?.close();
   };
 
   const admin = `http://127.0.0.1:${adminPort}`;
@@ -91,7 +59,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
           UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
           UNDERPASS_DATA_DIR: join(ctx.dir, "relay-data"),
           UNDERPASS_ADMIN_TOKEN: adminToken,
-          ...(certs ? { UNDERPASS_TLS_CERT: certs.cert, UNDERPASS_TLS_KEY: certs.key } : {}),
+          ...(certs ? { UNDERPASS_TLS_CERT: certs.certFile, UNDERPASS_TLS_KEY: certs.keyFile } : {}),
         },
       },
     );
@@ -121,7 +89,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
           UNDERPASS_RELAY_URL: `${tls ? "wss" : "ws"}://127.0.0.1:${tunnelPort}/tunnel`,
           UNDERPASS_AGENT_TOKEN: agentRec.token,
           UNDERPASS_ALLOW: "127.0.0.1:*",
-          ...(certs ? { UNDERPASS_CA: certs.cert } : {}),
+          ...(certs ? { UNDERPASS_CA: certs.certFile } : {}),
         },
       },
     );
