@@ -16,18 +16,21 @@ import { writeReport } from "./report.js";
 import { runBench } from "./run.js";
 import { checkTargets, quickGate } from "./targets.js";
 
+/** Set by Ctrl-C: the scenarios still running fail one after another; their noise is not shown. */
+let stopping = false;
+
 function log(message: string): void {
+  if (stopping) return;
   const t = new Date().toISOString().slice(11, 19);
   process.stdout.write(`[bench ${t}] ${message}\n`);
 }
 
 /** Ctrl-C or SIGTERM: stop every child, then exit. A second signal exits at once. */
 function stopOnSignals(): void {
-  let stopping = false;
   const handler = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(130);
-    stopping = true;
     log(`${signal}: stopping every process the bench started`);
+    stopping = true;
     void benchChildren.killAll(2_000).finally(() => process.exit(130));
   };
   process.on("SIGINT", handler);

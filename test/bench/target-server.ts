@@ -5,7 +5,8 @@
  * (the harness went away).
  */
 import { createHash } from "node:crypto";
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { startTarget } from "../helpers/targets.js";
 import { PatternStream } from "./data-pattern.js";
 import {
   SINK_HEADER_SIZE,
@@ -66,31 +67,25 @@ function serveEcho(socket: Socket): void {
 
 const SERVE = [serveSink, serveSource, serveEcho] as const;
 
-function listen(port: number, serve: (socket: Socket) => void, sockets: Set<Socket>): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => {});
-    serve(socket);
-  });
-  // the scale figure opens thousands of connections at once
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port, backlog: 4096 }, () => resolve(server));
-  });
-}
-
 async function main(): Promise<void> {
   const base = Number(process.argv[2]);
   if (!Number.isInteger(base) || base < 1 || base + TARGET_PORT_COUNT - 1 > 65535) {
     throw new Error(`usage: target-server.js <basePort>, not ${process.argv[2]}`);
   }
-  const sockets = new Set<Socket>();
-  const servers = await Promise.all(SERVE.map((serve, i) => listen(base + i, serve, sockets)));
+  const targets = await Promise.all(
+    SERVE.map((serve, i) =>
+      startTarget(
+        (socket) => {
+          // a 1-byte echo must not wait for Nagle
+          socket.setNoDelay(true);
+          serve(socket);
+        },
+        { port: base + i },
+      ),
+    ),
+  );
   const stop = (): void => {
-    for (const s of servers) s.close();
-    for (const s of sockets) s.destroy();
-    process.exit(0);
+    void Promise.all(targets.map((t) => t.close())).finally(() => process.exit(0));
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
