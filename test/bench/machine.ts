@@ -11,6 +11,8 @@ export interface MachineInfo {
   readonly kernel: string;
   readonly date: string;
   readonly loadAverageAtStart: readonly number[];
+  /** The commit measured, with "+changes" when the working tree differs from it. */
+  readonly commit: string;
   readonly tools: Readonly<Record<string, string>>;
 }
 
@@ -31,7 +33,20 @@ function debianVersion(pkg: string): string {
   return v ? `${pkg} ${v}` : "not installed";
 }
 
-export function machineInfo(): MachineInfo {
+function commitOf(dir: string): string {
+  const head = spawnSync("git", ["-C", dir, "rev-parse", "--short", "HEAD"], {
+    encoding: "utf8",
+    timeout: 5_000,
+  });
+  if (head.status !== 0) return "unknown";
+  const dirty = spawnSync("git", ["-C", dir, "status", "--porcelain", "--untracked-files=no"], {
+    encoding: "utf8",
+    timeout: 5_000,
+  });
+  return `${head.stdout.trim()}${dirty.stdout?.trim() ? "+changes" : ""}`;
+}
+
+export function machineInfo(repoRoot: string): MachineInfo {
   const list = cpus();
   return {
     cpu: list[0]?.model.trim() ?? "unknown",
@@ -41,6 +56,7 @@ export function machineInfo(): MachineInfo {
     kernel: `${release()} (${version()})`,
     date: new Date().toISOString(),
     loadAverageAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+    commit: commitOf(repoRoot),
     tools: {
       microsocks: debianVersion("microsocks"),
       openssh: versionOf("ssh", ["-V"]),

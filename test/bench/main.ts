@@ -9,7 +9,7 @@ import { writeChart } from "./chart.js";
 import { fdLimits, reexecWithRaisedFdLimit } from "./fd-limit.js";
 import { throughputFigure } from "./figures.js";
 import { machineInfo } from "./machine.js";
-import { type BenchOptions, parseOptions, SCRATCH_DIR, USAGE } from "./options.js";
+import { type BenchOptions, parseOptions, REPO_ROOT, SCRATCH_DIR, USAGE } from "./options.js";
 import { PEER_LABEL } from "./peers/peer.js";
 import { benchChildren } from "./processes.js";
 import { writeReport } from "./report.js";
@@ -39,7 +39,7 @@ function stopOnSignals(): void {
 
 async function bench(options: BenchOptions): Promise<number> {
   const started = performance.now();
-  const machine = machineInfo();
+  const machine = machineInfo(REPO_ROOT);
   const files = fdLimits().soft;
   log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, open files ${files}`);
   const most = Math.max(0, ...options.scaleCounts);

@@ -124,6 +124,7 @@ function markdown(r: RunReport): string {
     `| Node.js | ${m.node} |`,
     `| kernel | ${m.kernel} |`,
     `| date | ${m.date} |`,
+    `| commit | ${m.commit} |`,
     `| load average at start | ${m.loadAverageAtStart.join(", ")} |`,
     `| peers | ${Object.values(m.tools).join("; ")} |`,
     `| run | ${(o.sizeBytes / 2 ** 20).toFixed(0)} MiB per throughput figure, ${o.latencyRounds} latency rounds, ` +
