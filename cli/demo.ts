@@ -4,7 +4,7 @@
  * curl commands that list and download through SOCKS5.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,15 +33,31 @@ function parseArgs(argv: string[]): DemoOptions {
   return o;
 }
 
-/** Ten consecutive free loopback ports for the FTP server's passive range. */
+/**
+ * Consecutive free loopback ports for the FTP server's passive range, taken below the
+ * system's ephemeral range, where busy outgoing connections cannot be sitting on them.
+ */
 async function freeRange(count: number): Promise<{ start: number; end: number }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 40_000 + Math.floor(Math.random() * 20_000);
+  const low = 10_000;
+  const high = Math.max(low + 1_000, (await ephemeralStart()) - count);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const start = low + Math.floor(Math.random() * (high - low));
     let ok = true;
     for (let p = start; p < start + count && ok; p++) ok = await canBind(p);
     if (ok) return { start, end: start + count - 1 };
   }
   throw new Error("no free range of loopback ports for the demo FTP server");
+}
+
+/** First port of the kernel's ephemeral range (32768 when it cannot be read). */
+async function ephemeralStart(): Promise<number> {
+  try {
+    const text = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8");
+    const first = Number(text.trim().split(/\s+/)[0]);
+    return Number.isInteger(first) && first > 1024 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
 }
 
 function canBind(port: number): Promise<boolean> {
