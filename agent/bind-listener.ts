@@ -8,10 +8,10 @@ import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { createServer, isIP, type Server, type Socket } from "node:net";
 import { HostUnreachableError, UnderpassError } from "../shared/errors.js";
-import { normalizeHost, unmapIPv4 } from "../shared/host.js";
 import type { Logger } from "../shared/logger.js";
-import type { PortRange } from "../shared/port-range.js";
-import { abortSocket } from "../shared/socket-abort.js";
+import { normalizeHost, unmapIPv4 } from "../shared/net/host.js";
+import type { PortRange } from "../shared/net/port-range.js";
+import { abortSocket } from "../shared/net/socket-abort.js";
 
 export interface BindSettings {
   /** Address to listen on; by default the one this host uses to reach the peer. */

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { parseEnv } from "../shared/env.js";
 import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { parsePortRange } from "../shared/port-range.js";
+import { parsePortRange } from "../shared/net/port-range.js";
 import type { AgentConfig } from "./agent.js";
 import { proxyConnection } from "./http-proxy.js";
 import { allowAll, describePolicy, parsePolicy } from "./policy.js";

@@ -16,7 +16,7 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { isIPv4, isIPv6 } from "node:net";
 import { HostUnreachableError, NotAllowedError, ValidationError } from "../shared/errors.js";
-import { formatPortRange, type PortRange, parsePortRange, rangeContains } from "../shared/port-range.js";
+import { formatPortRange, type PortRange, parsePortRange, rangeContains } from "../shared/net/port-range.js";
 
 /** A numeric IP address: 32 bits for IPv4, 128 bits for IPv6. */
 export interface IpAddress {

@@ -6,13 +6,9 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocket } from "ws";
 import { toUnderpassError, UnsupportedCommandError } from "../shared/errors.js";
-import type { OpenFrame } from "../shared/frame.js";
-import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/handshake.js";
-import { unmapIPv4 } from "../shared/host.js";
 import type { Logger } from "../shared/logger.js";
-import { MuxSession, type SessionCloseInfo } from "../shared/mux-session.js";
-import type { MuxStream } from "../shared/mux-stream.js";
-import { pipeSocketStream } from "../shared/pipe.js";
+import { unmapIPv4 } from "../shared/net/host.js";
+import { pipeSocketStream } from "../shared/net/pipe.js";
 import {
   DEFAULT_LIMITS,
   DEFAULT_TIMERS,
@@ -23,9 +19,13 @@ import {
   RESET_CODE,
   type SessionTimers,
   type TunnelLimits,
-} from "../shared/tunnel-constants.js";
+} from "../shared/tunnel/constants.js";
+import type { OpenFrame } from "../shared/tunnel/frame.js";
+import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
+import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
+import type { MuxStream } from "../shared/tunnel/mux-stream.js";
+import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
 import { VERSION } from "../shared/version.js";
-import { WebSocketTransport } from "../shared/ws-transport.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { type BindSettings, listenForPeer, localAddressTowards, peerAddresses } from "./bind-listener.js";
 import { dial } from "./dialer.js";

@@ -11,7 +11,7 @@ import { startRelay } from "../cloud/relay.js";
 import { ValidationError } from "../shared/errors.js";
 import { createLogger } from "../shared/logger.js";
 import { VERSION } from "../shared/version.js";
-import { runDemo } from "./demo.js";
+import { runDemo } from "./demo/demo.js";
 
 const USAGE = `underpass ${VERSION} — reach on-premise FTP and TCP services from the cloud
 

@@ -1,7 +1,7 @@
 /** Two MuxSessions joined by an in-memory transport, delivering bytes asynchronously and in order. */
 import { silentLogger } from "../../shared/logger.js";
-import { type FrameTransport, MuxSession, type SessionOptions } from "../../shared/mux-session.js";
-import { DEFAULT_LIMITS, type TunnelLimits } from "../../shared/tunnel-constants.js";
+import { DEFAULT_LIMITS, type TunnelLimits } from "../../shared/tunnel/constants.js";
+import { type FrameTransport, MuxSession, type SessionOptions } from "../../shared/tunnel/mux-session.js";
 
 export class MemoryTransport implements FrameTransport {
   peer: MemoryTransport | null = null;

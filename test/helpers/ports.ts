@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 
-/** An inclusive TCP port range, the shape `shared/port-range.ts` uses. */
+/** An inclusive TCP port range, the shape `shared/net/port-range.ts` uses. */
 export interface PortSpan {
   readonly start: number;
   readonly end: number;

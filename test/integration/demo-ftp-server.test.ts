@@ -13,7 +13,7 @@ import {
   type DemoFtpServer,
   type DemoFtpServerOptions,
   startDemoFtpServer,
-} from "../../cli/demo-ftp-server.js";
+} from "../../cli/demo/ftp-server.js";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");

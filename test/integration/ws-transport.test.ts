@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
-import { WebSocketTransport } from "../../shared/ws-transport.js";
+import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { waitFor } from "../helpers/ports.js";
 
 interface Side {

@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
-import { buildAdminApi } from "../../cloud/admin-api.js";
+import { buildAdminApi } from "../../cloud/admin/app.js";
 import type {
   AdminDeps,
   AgentStatus,
@@ -16,11 +16,11 @@ import type {
   MetricsSource,
   ReachabilityChecker,
   TunnelDirectory,
-} from "../../cloud/admin-deps.js";
-import { FileStore } from "../../cloud/file-store.js";
-import type { MappingRecord } from "../../cloud/store.js";
+} from "../../cloud/admin/deps.js";
+import { hashSecret } from "../../cloud/admin/secrets.js";
+import { FileStore } from "../../cloud/store/file-store.js";
+import type { MappingRecord } from "../../cloud/store/store.js";
 import { NoAgentError } from "../../shared/errors.js";
-import { hashSecret } from "../../shared/secret.js";
 
 const ADMIN_TOKEN = "upadm_test-admin-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };

@@ -3,11 +3,11 @@ import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { FileStore, STORE_FILE } from "../../cloud/file-store.js";
-import type { AgentRecord, ClientRecord, MappingRecord } from "../../cloud/store.js";
+import { generateSecret, hashSecret } from "../../cloud/admin/secrets.js";
+import { FileStore, STORE_FILE } from "../../cloud/store/file-store.js";
+import type { AgentRecord, ClientRecord, MappingRecord } from "../../cloud/store/store.js";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
 import { silentLogger } from "../../shared/logger.js";
-import { generateSecret, hashSecret } from "../../shared/secret.js";
 
 const T = "2026-01-02T03:04:05.000Z";
 

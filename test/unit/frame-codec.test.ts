@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FrameTooLargeError, ProtocolError } from "../../shared/errors.js";
-import type { Frame } from "../../shared/frame.js";
-import { encodeDataHeader, encodeFrame, FrameDecoder } from "../../shared/frame-codec.js";
 import {
   DEFAULT_LIMITS,
   GOAWAY_CODE,
   OPEN_CODE,
   OPEN_KIND,
   RESET_CODE,
-} from "../../shared/tunnel-constants.js";
+} from "../../shared/tunnel/constants.js";
+import type { Frame } from "../../shared/tunnel/frame.js";
+import { encodeDataHeader, encodeFrame, FrameDecoder } from "../../shared/tunnel/frame-codec.js";
 
 const samples: Frame[] = [
   { type: "hello", body: { version: 1, token: "t", agentVersion: "0.1.0", capabilities: ["connect"] } },

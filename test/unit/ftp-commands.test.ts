@@ -9,7 +9,7 @@ import {
   parsePasvReply,
   parsePortArgument,
   splitCommand,
-} from "../../cloud/ftp-commands.js";
+} from "../../cloud/ftp/commands.js";
 
 describe("FTP control lines an FTP-aware mapping reads", () => {
   it("parses 227 replies in the forms servers send, and refuses bad numbers", () => {

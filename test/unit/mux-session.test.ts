@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConnectionRefusedError, TunnelClosedError } from "../../shared/errors.js";
-import { encodeDataHeader } from "../../shared/frame-codec.js";
-import type { MuxStream, StreamHandlers } from "../../shared/mux-stream.js";
-import { DEFAULT_LIMITS, OPEN_KIND } from "../../shared/tunnel-constants.js";
+import { DEFAULT_LIMITS, OPEN_KIND } from "../../shared/tunnel/constants.js";
+import { encodeDataHeader } from "../../shared/tunnel/frame-codec.js";
+import type { MuxStream, StreamHandlers } from "../../shared/tunnel/mux-stream.js";
 import { memoryPair } from "../helpers/memory-pair.js";
 
 /** Collects what a stream receives; consumes at once unless `hold` is set. */

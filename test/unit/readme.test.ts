@@ -7,15 +7,16 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ERROR_CLASSES } from "../../shared/errors.js";
-import { SOCKS5_REPLY } from "../../shared/socks5-reply.js";
+import { HTTP_STATUS_FOR_ERROR } from "../../cloud/admin/http-status.js";
+import { SOCKS5_REPLY, SOCKS5_REPLY_FOR_ERROR } from "../../cloud/socks/reply.js";
+import { ERROR_CLASSES, type ErrorCode } from "../../shared/errors.js";
 import {
   DEFAULT_LIMITS,
   FRAME_TYPE,
   GOAWAY_CODE,
   OPEN_CODE,
   RESET_CODE,
-} from "../../shared/tunnel-constants.js";
+} from "../../shared/tunnel/constants.js";
 
 /** The nearest folder above this file that holds package.json (the compiled test runs from dist/test/unit). */
 function repoRoot(): string {
@@ -160,8 +161,12 @@ describe("README.md", () => {
       const { spec } = cls;
       const row = rowOf(rows, code(spec.code), "error table");
       assert.equal(row[1], code(cls.name), `${spec.code}: class`);
-      assert.equal(row[2], String(spec.httpStatus), `${spec.code}: HTTP status`);
-      assert.equal(row[3], hex(spec.socksReply), `${spec.code}: SOCKS reply`);
+      assert.equal(
+        row[2],
+        String(HTTP_STATUS_FOR_ERROR[spec.code as ErrorCode]),
+        `${spec.code}: HTTP status`,
+      );
+      assert.equal(row[3], hex(SOCKS5_REPLY_FOR_ERROR[spec.code as ErrorCode]), `${spec.code}: SOCKS reply`);
       assert.ok((row[4] ?? "").length > 0, `${spec.code}: meaning`);
     }
     assert.equal(rows.length, ERROR_CLASSES.length, "the error table has one row per class, no stale rows");

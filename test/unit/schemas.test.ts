@@ -14,7 +14,7 @@ import {
   mappingPatchBody,
   name,
   portSpec,
-} from "../../shared/schemas.js";
+} from "../../cloud/admin/schemas.js";
 
 function issues(schema: z.ZodType, input: unknown) {
   const r = schema.safeParse(input);

@@ -7,7 +7,7 @@ import {
   WsFrameReader,
   type WsReaderHandlers,
   writeBinaryHeader,
-} from "../../shared/ws-frame-codec.js";
+} from "../../shared/tunnel/ws-frame-codec.js";
 
 function header(length: number, mask: boolean): Buffer {
   const b = Buffer.alloc(binaryHeaderSize(length, mask));

@@ -1,0 +1,256 @@
+/**
+ * Zod schemas validated at the edge (admin API bodies, CLI flags, config) and shared by both
+ * sides. Schemas normalise as they validate: ports become `PortRange`s, host names become the
+ * canonical form the SOCKS server compares against (lower-case, IPv6 without brackets).
+ */
+import { isIPv4, isIPv6 } from "node:net";
+import { z } from "zod";
+import { normalizeHost } from "../../shared/net/host.js";
+import { formatPortRange, type PortRange, parsePortRange, rangeSize } from "../../shared/net/port-range.js";
+
+/** An issue as the admin API and the CLI report it: a dotted path into the input and a message. */
+export interface Issue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Flatten zod issues; an unknown key becomes an issue on its own path. */
+export function issuesOf(error: z.ZodError): Issue[] {
+  const out: Issue[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.map(String);
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) out.push({ path: [...path, key].join("."), message: "unknown field" });
+    } else {
+      out.push({ path: path.join("."), message: issue.message });
+    }
+  }
+  return out;
+}
+
+/** A body must be an object; other issues of the object itself keep zod's message. */
+const OBJECT = {
+  error: (issue: { code?: string }) => (issue.code === "invalid_type" ? "expected a JSON object" : undefined),
+};
+
+/** "required" when the field is missing, "expected <what>" otherwise. */
+function expected(what: string) {
+  return (issue: { input?: unknown }) => (issue.input === undefined ? "required" : `expected ${what}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+/** `21`, `"21"` or `"30000-30010"`, turned into a PortRange. */
+export const portSpec = z
+  .union([z.number(), z.string()], { error: expected('a port (1-65535) or a range like "30000-30010"') })
+  .meta({
+    description: 'A port 1-65535, or an inclusive range "start-end" such as "30000-30010".',
+    examples: [21, "30000-30010"],
+    oneOf: [
+      { type: "integer", minimum: 1, maximum: 65535 },
+      { type: "string", pattern: "^\\d{1,5}(-\\d{1,5})?$" },
+    ],
+  })
+  .transform((input, ctx): PortRange => {
+    const range = parsePortRange(input);
+    if (typeof range === "string") {
+      ctx.addIssue({ code: "custom", message: range, input });
+      return z.NEVER;
+    }
+    return range;
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Host names
+
+/** RFC 1035 §2.3.4: 253 characters in presentation form (255 octets on the wire). */
+const MAX_DNS_NAME = 253;
+/** RFC 1035 §2.3.4. */
+const MAX_DNS_LABEL = 63;
+/** Letters, digits, hyphens inside; underscores too, as real on-premise host names have them. */
+const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/i;
+
+/**
+ * Why `input` is not a DNS name, an IPv4 or an IPv6 literal (IPv6 may be bracketed), or
+ * `undefined` when it is one. The canonical form is `normalizeHost` (shared/net/host.ts), the same
+ * function the SOCKS side applies to the hosts clients ask for.
+ */
+export function hostProblem(input: string): string | undefined {
+  let s = input.trim();
+  if (s === "") return "host is empty";
+  if (s.startsWith("[") || s.endsWith("]")) {
+    if (!(s.startsWith("[") && s.endsWith("]"))) return `"${input}" has unbalanced brackets`;
+    s = s.slice(1, -1);
+    if (!s.includes(":")) return `"${input}": brackets are only for IPv6 literals`;
+  }
+  if (s.includes(":")) {
+    if (s.includes("%")) return `"${input}": IPv6 zone ids are not supported`;
+    return isIPv6(s) ? undefined : `"${input}" is not a valid IPv6 address`;
+  }
+  if (isIPv4(s)) return undefined;
+
+  const name = s.endsWith(".") ? s.slice(0, -1) : s;
+  // SOCKS clients send IDNs in their xn-- form, so that is the only form that can ever match.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of ASCII
+  if (/[^\x00-\x7f]/.test(name))
+    return `"${input}" is not ASCII; write an internationalised name in its xn-- form`;
+  if (name.length > MAX_DNS_NAME) return `host name is longer than ${MAX_DNS_NAME} characters`;
+  const labels = name.split(".");
+  for (const label of labels) {
+    if (label.length === 0) return `"${input}" has an empty label`;
+    if (label.length > MAX_DNS_LABEL) return `"${input}" has a label longer than ${MAX_DNS_LABEL} characters`;
+    if (!DNS_LABEL.test(label)) return `"${input}" is not a valid host name, IPv4 or IPv6 address`;
+  }
+  // WHATWG URL and most resolvers read a name ending in a numeric label as an IPv4 address.
+  if (/^\d+$/.test(labels[labels.length - 1] ?? "")) return `"${input}" is not a valid IPv4 address`;
+  return undefined;
+}
+
+/** A DNS name, IPv4 or IPv6 literal (IPv6 may be bracketed), in `normalizeHost`'s canonical form. */
+export const hostName = z
+  .string({ error: expected("a host name or an IP address") })
+  .meta({
+    description:
+      "A DNS name, an IPv4 address or an IPv6 address (brackets allowed); stored lower-case, IPv6 in its shortest form.",
+    examples: ["ftp.example.internal", "10.0.0.5", "2001:db8::5"],
+    maxLength: MAX_DNS_NAME + 2,
+  })
+  .transform((input, ctx): string => {
+    const problem = hostProblem(input);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: "custom", message: problem, input });
+      return z.NEVER;
+    }
+    return normalizeHost(input);
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Names and the rest
+
+/** A location groups agents, clients and mappings; a client reaches only its own location. */
+export const locationName = z
+  .string({ error: expected("a string") })
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, "a location is 1-64 characters of A-Z a-z 0-9 . _ -")
+  .meta({ description: "Location: 1-64 characters of A-Z a-z 0-9 . _ -", examples: ["default", "plant-1"] });
+
+/** `locationName`, `"default"` when absent. */
+export const location = locationName.default("default");
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** A human name for an agent or a client, 1-128 characters, no control characters. */
+export const name = z
+  .string({ error: expected("a string") })
+  .trim()
+  .min(1, "name is empty")
+  .max(128, "name is longer than 128 characters")
+  .refine((s) => !CONTROL.test(s), "name contains control characters")
+  .meta({ description: "A human name, 1-128 characters.", examples: ["ERP integration"] });
+
+/** Free text, up to 1024 characters. */
+export const description = z
+  .string({ error: expected("a string") })
+  .max(1024, "description is longer than 1024 characters")
+  .meta({ description: "Free text, up to 1024 characters." });
+
+/** `ftp` mappings are FTP control ports; the relay may treat their data channels specially. */
+export const mappingProtocol = z.enum(["tcp", "ftp"], { error: 'expected "tcp" or "ftp"' });
+
+// ---------------------------------------------------------------------------------------------
+// Admin API bodies
+
+export const agentCreateBody = z.strictObject({ name, location }, OBJECT);
+export type AgentCreateBody = z.output<typeof agentCreateBody>;
+
+export const clientCreateBody = z.strictObject({ name, location }, OBJECT);
+export type ClientCreateBody = z.output<typeof clientCreateBody>;
+
+/** The fields of a mapping, validated and normalised. */
+export interface MappingFields {
+  readonly virtualHost: string;
+  readonly virtualPort: PortRange;
+  readonly internalHost: string;
+  readonly internalPort: PortRange;
+  readonly location: string;
+  readonly protocol: "tcp" | "ftp";
+  readonly description: string;
+}
+
+const mappingShape = {
+  virtualHost: hostName,
+  virtualPort: portSpec,
+  internalHost: hostName,
+  internalPort: portSpec,
+};
+
+/** `POST /v1/mappings`: both sides of a range have the same length (the issue is on `internalPort`). */
+export const mappingCreateBody = z
+  .strictObject(
+    {
+      ...mappingShape,
+      location,
+      protocol: mappingProtocol.default("tcp"),
+      description: description.default(""),
+    },
+    OBJECT,
+  )
+  .superRefine((m, ctx) => {
+    const v = rangeSize(m.virtualPort);
+    const i = rangeSize(m.internalPort);
+    if (v !== i) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["internalPort"],
+        message: `covers ${i} port(s) but virtualPort covers ${v}; both sides of a range have the same length`,
+      });
+    }
+  });
+export type MappingCreateBody = z.output<typeof mappingCreateBody>;
+
+/** `PATCH /v1/mappings/:id`: any subset of the create fields; unknown fields are an error. */
+export const mappingPatchBody = z.strictObject(
+  {
+    virtualHost: hostName.optional(),
+    virtualPort: portSpec.optional(),
+    internalHost: hostName.optional(),
+    internalPort: portSpec.optional(),
+    location: locationName.optional(),
+    protocol: mappingProtocol.optional(),
+    description: description.optional(),
+  },
+  OBJECT,
+);
+export type MappingPatchBody = z.output<typeof mappingPatchBody>;
+
+/** The create body that would produce `m` (ports shown as `21` or `"30000-30010"`). */
+export function mappingToInput(m: MappingFields): z.input<typeof mappingCreateBody> {
+  return {
+    virtualHost: m.virtualHost,
+    virtualPort: formatPortRange(m.virtualPort),
+    internalHost: m.internalHost,
+    internalPort: formatPortRange(m.internalPort),
+    location: m.location,
+    protocol: m.protocol,
+    description: m.description,
+  };
+}
+
+/**
+ * Apply a PATCH body to the current fields: the patch is checked on its own (unknown fields,
+ * bad values), then the merged mapping is validated as a whole like a create body.
+ */
+export function applyMappingPatch(
+  current: MappingFields,
+  patch: unknown,
+):
+  | { success: true; data: MappingFields; error?: never }
+  | { success: false; data?: never; error: z.ZodError } {
+  const parsed = mappingPatchBody.safeParse(patch);
+  if (!parsed.success) return { success: false, error: parsed.error };
+  const changes = Object.fromEntries(
+    Object.entries(patch as Record<string, unknown>).filter(([, value]) => value !== undefined),
+  );
+  return mappingCreateBody.safeParse({ ...mappingToInput(current), ...changes });
+}

@@ -1,0 +1,474 @@
+/**
+ * The control channel of an FTP-aware mapping (`protocol: "ftp"`), carried line by line
+ * between the SOCKS client and the tunnel stream to the FTP server:
+ * - the server's 227/229 replies open exactly the announced data port, for this client, for a
+ *   short time (expectations.ts); a 227 is rewritten so the client never sees an internal
+ *   or NAT'ed address;
+ * - the client's PORT/EPRT (active mode) must name the client's own address (no FTP bounce);
+ *   the agent then listens on-premise (BIND), the command reaching the server names that
+ *   listener, and the server's data connection is carried back to the client's address;
+ * - after AUTH TLS (234) or on a TLS hello (implicit FTPS) the channel is opaque and the
+ *   bytes pass untouched: nothing can be read or rewritten any more.
+ */
+import { connect, isIPv4, type Socket } from "node:net";
+import { toUnderpassError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/logger.js";
+import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
+import { pipeSocketStream } from "../../shared/net/pipe.js";
+import { abortSocket } from "../../shared/net/socket-abort.js";
+import { OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
+import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
+import type { LiveConnections } from "../socks/connections.js";
+import type { MappingRecord } from "../store/store.js";
+import type { BindPeers } from "../tunnel/bind-peers.js";
+import type { Tunnel } from "../tunnel/registry.js";
+import {
+  formatEprtCommand,
+  formatPasvReply,
+  formatPortCommand,
+  type HostPort,
+  parseEprtArgument,
+  parseEpsvReply,
+  parsePasvReply,
+  parsePortArgument,
+  splitCommand,
+} from "./commands.js";
+import { DATA_EXPECTATION_TTL_MS, type FtpDataExpectations } from "./expectations.js";
+
+export interface FtpContext {
+  readonly expectations: FtpDataExpectations;
+  readonly bindPeers: BindPeers;
+  readonly connections: LiveConnections;
+  readonly logger: Logger;
+  readonly audit: Logger;
+  readonly dialTimeoutMs: number;
+  /** How long the agent keeps an active-mode listener open, in ms. */
+  readonly bindTimeoutMs: number;
+  /** IPv4 address announced in rewritten 227 replies; by default the relay address the client reached. */
+  readonly pasvAddress: string | undefined;
+}
+
+export interface FtpControlSession {
+  readonly connectionId: string;
+  readonly socket: Socket;
+  readonly stream: MuxStream;
+  readonly tunnel: Tunnel;
+  readonly mapping: MappingRecord;
+  readonly internalHost: string;
+  readonly internalPort: number;
+  readonly owner: string;
+  readonly clientId: string | null;
+  readonly clientName: string | null;
+  /** The virtual host the client asked for. */
+  readonly virtualHost: string;
+}
+
+/** Longest control line accepted; FTP lines are far shorter. */
+const MAX_LINE = 8 * 1024;
+const TLS_HANDSHAKE = 0x16;
+
+export class FtpControl {
+  readonly #s: FtpControlSession;
+  readonly #ctx: FtpContext;
+  readonly #log: Logger;
+  /** The client's address as the relay sees it: the only one active-mode data may go to. */
+  readonly #clientAddress: string;
+  /** The relay's address the client reached. */
+  readonly #relayAddress: string;
+  #opaque = false;
+  #authPending = false;
+  #fromClient = "";
+  #fromServer = "";
+  #busy = false;
+  #clientEnded = false;
+  /** Server bytes given to the socket but not yet drained, whose credit is held back. */
+  #held = 0;
+  /** The active-mode BIND waiting for the server, cancelled by the next PORT/EPRT/PASV. */
+  #activeStream: MuxStream | null = null;
+  #activeCancel: (() => void) | null = null;
+  /** A PASV/EPSV was sent: the next final reply may announce a port. */
+  #pasvPending = false;
+  /** The code of the multi-line reply being read (its inner lines are text, not replies). */
+  #multiLine: string | null = null;
+  #clientSpoke = false;
+  #serverSpoke = false;
+  /** The client began with a TLS hello (implicit FTPS): the server must answer in TLS too. */
+  #implicitTls = false;
+  #closing = false;
+
+  constructor(session: FtpControlSession, ctx: FtpContext) {
+    this.#s = session;
+    this.#ctx = ctx;
+    this.#log = ctx.logger.child({ connectionId: session.connectionId, ftp: true });
+    this.#clientAddress = normalizeHost(unmapIPv4(session.socket.remoteAddress ?? ""));
+    this.#relayAddress = normalizeHost(unmapIPv4(session.socket.localAddress ?? ""));
+  }
+
+  /** Start carrying; `onClose` runs once when both sides are done or the pair broke. */
+  start(early: Buffer, onClose: (error: Error | null) => void): void {
+    const { socket, stream } = this.#s;
+    let done = false;
+    const finish = (error: Error | null): void => {
+      if (done) return;
+      done = true;
+      this.#cancelActive();
+      this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
+      onClose(error);
+    };
+    stream.attach({
+      onData: (chunk) => this.#fromServerData(chunk),
+      onEnd: () => socket.end(),
+      onReset: (err) => {
+        abortSocket(socket);
+        finish(err);
+      },
+      onDrain: () => {
+        if (!this.#busy) socket.resume();
+      },
+    });
+    socket.on("drain", () => this.#returnCredit());
+    socket.on("data", (chunk: Buffer) => this.#fromClientData(chunk));
+    socket.on("end", () => {
+      this.#clientEnded = true;
+      if (!this.#busy) stream.end();
+    });
+    socket.on("error", (err) => {
+      stream.reset(RESET_CODE.CONNECTION_RESET, err.message);
+      finish(err);
+    });
+    socket.on("close", () => {
+      if (stream.phase !== "closed" && !(this.#clientEnded && stream.readEnded)) {
+        stream.reset(RESET_CODE.CONNECTION_RESET, "socket closed");
+      }
+      finish(null);
+    });
+    if (early.length > 0) this.#fromClientData(early);
+    socket.resume();
+  }
+
+  // ---- server → client ------------------------------------------------------------------
+
+  #fromServerData(chunk: Buffer): void {
+    this.#held += chunk.length;
+    if (!this.#serverSpoke) {
+      this.#serverSpoke = true;
+      if (this.#implicitTls && chunk[0] !== TLS_HANDSHAKE) {
+        // a plain FTP server after a client "TLS hello": the channel is not encrypted, so it
+        // must not pass unread
+        this.#log.warn("the client began with TLS but the server answers in clear; closing");
+        this.#s.stream.reset(RESET_CODE.CANCELLED, "clear-text FTP after a client TLS hello");
+        abortSocket(this.#s.socket);
+        return;
+      }
+    }
+    if (this.#opaque) {
+      this.#toClient(chunk);
+      return;
+    }
+    this.#fromServer += chunk.toString("latin1");
+    let out = "";
+    for (;;) {
+      const nl = this.#fromServer.indexOf("\n");
+      if (nl < 0) break;
+      const line = this.#fromServer.slice(0, nl + 1);
+      this.#fromServer = this.#fromServer.slice(nl + 1);
+      out += this.#serverLine(line);
+      if (this.#opaque) {
+        // after 234 the rest is TLS: pass it on as it came
+        out += this.#fromServer;
+        this.#fromServer = "";
+        break;
+      }
+    }
+    if (this.#fromServer.length > MAX_LINE) {
+      this.#log.warn("FTP server sent an overlong line; closing the control connection");
+      this.#s.stream.reset(RESET_CODE.INTERNAL, "overlong FTP reply line");
+      abortSocket(this.#s.socket);
+      return;
+    }
+    if (out.length > 0) this.#toClient(Buffer.from(out, "latin1"));
+    else this.#returnCredit();
+  }
+
+  #serverLine(line: string): string {
+    const text = line.replace(/\r?\n$/, "");
+    if (this.#multiLine !== null) {
+      // inside a multi-line reply only "NNN " of the same code ends it; the rest is text
+      if (text.startsWith(`${this.#multiLine} `)) this.#multiLine = null;
+      return line;
+    }
+    const head = /^(\d{3})([ -])/.exec(text);
+    if (!head) return line;
+    if (head[2] === "-") {
+      this.#multiLine = head[1]!;
+      return line;
+    }
+    if (this.#authPending) {
+      this.#authPending = false;
+      if (text.startsWith("234")) {
+        this.#goOpaque("AUTH accepted; the control channel is encrypted from here on");
+      }
+      return line;
+    }
+    const solicited = this.#pasvPending;
+    this.#pasvPending = false;
+    const pasv = parsePasvReply(text);
+    if (pasv) {
+      // never show the client an internal or NAT'ed address, asked for or not
+      const announce = this.#announceAddress();
+      if (solicited) this.#expect(pasv.port, announce);
+      return formatPasvReply(announce, pasv.port);
+    }
+    const epsv = parseEpsvReply(text);
+    if (epsv !== null && solicited) this.#expect(epsv, null);
+    return line;
+  }
+
+  #announceAddress(): string {
+    if (this.#ctx.pasvAddress) return this.#ctx.pasvAddress;
+    return isIPv4(this.#relayAddress) ? this.#relayAddress : "0.0.0.0";
+  }
+
+  /** Let this client, and no one else, open the announced port for a short while. */
+  #expect(port: number, announced: string | null): void {
+    this.#cancelActive();
+    const hosts = new Set([normalizeHost(this.#s.virtualHost), this.#relayAddress]);
+    if (announced) hosts.add(announced);
+    this.#ctx.expectations.add({
+      owner: this.#s.owner,
+      controlId: this.#s.connectionId,
+      port,
+      hosts,
+      mapping: this.#s.mapping,
+      internalHost: this.#s.internalHost,
+      internalPort: port,
+      agentId: this.#s.tunnel.agentId,
+      expiresAt: Date.now() + DATA_EXPECTATION_TTL_MS,
+    });
+    this.#log.debug({ port }, "passive data port announced");
+  }
+
+  #toClient(data: Buffer): void {
+    if (this.#s.socket.write(data)) this.#returnCredit();
+  }
+
+  #returnCredit(): void {
+    if (this.#held > 0) {
+      this.#s.stream.consumed(this.#held);
+      this.#held = 0;
+    }
+  }
+
+  // ---- client → server ------------------------------------------------------------------
+
+  #fromClientData(chunk: Buffer): void {
+    if (this.#closing) return;
+    if (this.#opaque) {
+      if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
+      return;
+    }
+    const first = !this.#clientSpoke;
+    this.#clientSpoke = true;
+    if (first && !this.#serverSpoke && chunk[0] === TLS_HANDSHAKE) {
+      // implicit FTPS: TLS from the first byte, before the server said anything
+      this.#implicitTls = true;
+      this.#goOpaque("TLS from the first byte (implicit FTPS); the control channel is opaque");
+      if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
+      return;
+    }
+    this.#fromClient += chunk.toString("latin1");
+    if (this.#fromClient.length > MAX_LINE && this.#fromClient.indexOf("\n") < 0) {
+      this.#log.warn("FTP client sent an overlong line; closing the control connection");
+      this.#closing = true;
+      this.#fromClient = "";
+      const socket = this.#s.socket;
+      socket.end("500 Line too long.\r\n", () => socket.destroy());
+      this.#s.stream.reset(RESET_CODE.CANCELLED, "overlong FTP command line");
+      return;
+    }
+    this.#drainClient();
+  }
+
+  #drainClient(): void {
+    while (!this.#busy && !this.#opaque) {
+      const nl = this.#fromClient.indexOf("\n");
+      if (nl < 0) break;
+      const line = this.#fromClient.slice(0, nl + 1);
+      this.#fromClient = this.#fromClient.slice(nl + 1);
+      const { verb, arg } = splitCommand(line.replace(/\r?\n$/, ""));
+      if (verb === "PORT" || verb === "EPRT") {
+        this.#busy = true;
+        this.#s.socket.pause();
+        void this.#active(verb, arg).then(
+          (r) => {
+            this.#busy = false;
+            if (r.forward) this.#toServer(r.forward);
+            if (r.reply && !this.#s.socket.destroyed) this.#s.socket.write(r.reply);
+            this.#drainClient();
+            if (this.#busy) return;
+            if (this.#clientEnded) this.#s.stream.end();
+            else this.#s.socket.resume();
+          },
+          (err: unknown) => {
+            this.#log.warn({ err: String(err) }, "active-mode setup failed; closing the control connection");
+            this.#s.stream.reset(RESET_CODE.INTERNAL, "active-mode setup failed");
+            abortSocket(this.#s.socket);
+          },
+        );
+        return;
+      }
+      if (verb === "PASV" || verb === "EPSV") {
+        this.#cancelActive();
+        this.#pasvPending = arg.toUpperCase() !== "ALL";
+      }
+      if (verb === "AUTH") this.#authPending = true;
+      if (verb === "LPRT" || verb === "LPSV") {
+        this.#s.socket.write("502 Command not implemented.\r\n");
+        continue;
+      }
+      this.#toServer(line);
+    }
+    if (this.#opaque && this.#fromClient.length > 0) {
+      this.#toServer(this.#fromClient);
+      this.#fromClient = "";
+    }
+  }
+
+  #toServer(text: string): void {
+    if (!this.#s.stream.write(Buffer.from(text, "latin1"))) this.#s.socket.pause();
+  }
+
+  #goOpaque(why: string): void {
+    this.#opaque = true;
+    this.#log.debug(why);
+  }
+
+  /**
+   * PORT/EPRT: check the address, have the agent listen on-premise, and name that listener
+   * to the server. Resolves to what to forward, or the reply that refuses the command.
+   */
+  async #active(verb: string, arg: string): Promise<{ forward?: string; reply?: string }> {
+    const target: HostPort | null = verb === "PORT" ? parsePortArgument(arg) : parseEprtArgument(arg);
+    if (!target) return { reply: "501 Syntax error in parameters or arguments.\r\n" };
+    const host = normalizeHost(unmapIPv4(target.host));
+    const as = (h: string, port: number): string =>
+      verb === "PORT" ? formatPortCommand(h, port) : formatEprtCommand(h, port);
+    if (this.#ctx.expectations.isBindListen(this.#s.owner, host, target.port)) {
+      // the client did a SOCKS BIND itself and names the agent's listener: pass it on
+      return { forward: as(host, target.port) };
+    }
+    if (target.port < 1024) {
+      // RFC 2577: no data connections to privileged ports
+      return { reply: "504 Data port below 1024 refused.\r\n" };
+    }
+    if (host !== this.#clientAddress) {
+      this.#ctx.audit.warn(
+        {
+          event: "ftp.bounce-refused",
+          connectionId: this.#s.connectionId,
+          client: this.#s.clientName,
+          named: `${target.host}:${target.port}`,
+          clientAddress: this.#clientAddress,
+        },
+        `${verb} names ${target.host}, not the client's own address; refused (FTP bounce)`,
+      );
+      return {
+        reply: `500 ${verb} refused: the data address must be your own (${this.#clientAddress}).\r\n`,
+      };
+    }
+    this.#cancelActive();
+    let listen: { stream: MuxStream; address: string; port: number };
+    try {
+      const r = await this.#s.tunnel.session.open(
+        OPEN_KIND.BIND,
+        this.#s.internalHost,
+        this.#s.internalPort,
+        this.#ctx.bindTimeoutMs,
+      );
+      listen = r;
+    } catch (err) {
+      const e = toUnderpassError(err);
+      this.#log.info({ err: e.message }, "the agent could not listen for active-mode data");
+      return { reply: "425 Can't open data connection.\r\n" };
+    }
+    if (this.#s.socket.destroyed) {
+      listen.stream.reset(RESET_CODE.CANCELLED, "control connection closed");
+      return {};
+    }
+    if (verb === "PORT" && !isIPv4(listen.address)) {
+      listen.stream.reset(RESET_CODE.CANCELLED, "PORT cannot name an IPv6 listener");
+      return { reply: "425 Can't open data connection: use EPRT.\r\n" };
+    }
+    this.#activeStream = listen.stream;
+    this.#activeCancel = this.#ctx.bindPeers.expect(listen.stream, (peer) => {
+      if (this.#activeStream === listen.stream) {
+        this.#activeStream = null;
+        this.#activeCancel = null;
+      }
+      this.#dialBack(listen.stream, target, peer);
+    });
+    this.#log.debug(
+      { client: `${target.host}:${target.port}`, listen: `${listen.address}:${listen.port}` },
+      "active-mode data: the agent listens",
+    );
+    return { forward: as(listen.address, listen.port) };
+  }
+
+  #cancelActive(): void {
+    this.#activeCancel?.();
+    this.#activeCancel = null;
+    this.#activeStream?.reset(RESET_CODE.CANCELLED, "no longer wanted");
+    this.#activeStream = null;
+  }
+
+  /** The FTP server connected to the agent's listener: carry it to the client's own address. */
+  #dialBack(stream: MuxStream, client: HostPort, peer: { address: string; port: number }): void {
+    const socket = connect({ host: client.host, port: client.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => socket.destroy(new Error("timed out")), this.#ctx.dialTimeoutMs);
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      this.#log.info(
+        { err: err.message, client: `${client.host}:${client.port}` },
+        "active-mode dial-back failed",
+      );
+      stream.reset(RESET_CODE.CONNECTION_RESET, `cannot reach the client: ${err.message}`);
+    });
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      if (stream.phase === "closed") {
+        socket.destroy();
+        return;
+      }
+      const id = this.#ctx.connections.newId();
+      this.#ctx.connections.add({
+        id,
+        kind: "bind",
+        clientId: this.#s.clientId,
+        clientName: this.#s.clientName,
+        mappingId: this.#s.mapping.id,
+        location: this.#s.mapping.location,
+        virtualHost: this.#s.virtualHost,
+        virtualPort: client.port,
+        internalHost: peer.address,
+        internalPort: peer.port,
+        agentId: this.#s.tunnel.agentId,
+        remoteAddress: `${client.host}:${client.port}`,
+        startedAt: new Date(),
+        stream,
+        socket,
+      });
+      this.#ctx.audit.info(
+        {
+          event: "ftp.active-data",
+          connectionId: id,
+          client: this.#s.clientName,
+          dialBack: `${client.host}:${client.port}`,
+          peer: `${peer.address}:${peer.port}`,
+        },
+        "active-mode data connected",
+      );
+      pipeSocketStream(socket, stream, { onClose: () => this.#ctx.connections.remove(id) });
+    });
+  }
+}

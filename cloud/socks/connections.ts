@@ -1,0 +1,139 @@
+/** Live SOCKS streams, for `GET/DELETE /v1/connections` and for cutting off revoked access. */
+import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import { normalizeHost } from "../../shared/net/host.js";
+import { abortSocket } from "../../shared/net/socket-abort.js";
+import { RESET_CODE } from "../../shared/tunnel/constants.js";
+import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
+import type { ConnectionInfo, ConnectionTable } from "../admin/deps.js";
+
+export interface LiveConnection
+  extends Omit<ConnectionInfo, "bytesUp" | "bytesDown" | "startedAt" | "ageMs"> {
+  readonly startedAt: Date;
+  readonly stream: MuxStream;
+  readonly socket: Socket;
+}
+
+export class LiveConnections implements ConnectionTable {
+  readonly #live = new Map<string, LiveConnection>();
+  /** Bytes of connections that already ended, for the metrics. */
+  closedBytesUp = 0;
+  closedBytesDown = 0;
+
+  newId(): string {
+    return `cn_${randomBytes(8).toString("hex")}`;
+  }
+
+  add(c: LiveConnection): void {
+    this.#live.set(c.id, c);
+  }
+
+  remove(id: string): void {
+    const c = this.#live.get(id);
+    if (!c) return;
+    this.#live.delete(id);
+    this.closedBytesUp += c.stream.bytesOut;
+    this.closedBytesDown += c.stream.bytesIn;
+  }
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  liveBytes(): { up: number; down: number } {
+    let up = 0;
+    let down = 0;
+    for (const c of this.#live.values()) {
+      up += c.stream.bytesOut;
+      down += c.stream.bytesIn;
+    }
+    return { up, down };
+  }
+
+  /**
+   * The live CONNECT a BIND of this client belongs to: its newest to `host` when there is
+   * one, else its newest of all. A client is its id, or its address when authentication is off.
+   */
+  controlFor(clientId: string | null, remoteAddress: string, host: string): LiveConnection | undefined {
+    const wanted = normalizeHost(host);
+    let newest: LiveConnection | undefined;
+    let newestToHost: LiveConnection | undefined;
+    for (const c of this.#live.values()) {
+      if (c.kind !== "connect") continue;
+      if (
+        clientId !== null
+          ? c.clientId !== clientId
+          : c.clientId !== null || hostOf(c.remoteAddress) !== remoteAddress
+      ) {
+        continue;
+      }
+      if (!newest || c.startedAt >= newest.startedAt) newest = c;
+      if (
+        normalizeHost(c.virtualHost) === wanted &&
+        (!newestToHost || c.startedAt >= newestToHost.startedAt)
+      ) {
+        newestToHost = c;
+      }
+    }
+    return newestToHost ?? newest;
+  }
+
+  list(): ConnectionInfo[] {
+    const now = Date.now();
+    return [...this.#live.values()].map((c) => ({
+      id: c.id,
+      kind: c.kind,
+      clientId: c.clientId,
+      clientName: c.clientName,
+      mappingId: c.mappingId,
+      location: c.location,
+      virtualHost: c.virtualHost,
+      virtualPort: c.virtualPort,
+      internalHost: c.internalHost,
+      internalPort: c.internalPort,
+      agentId: c.agentId,
+      remoteAddress: c.remoteAddress,
+      bytesUp: c.stream.bytesOut,
+      bytesDown: c.stream.bytesIn,
+      startedAt: c.startedAt.toISOString(),
+      ageMs: now - c.startedAt.getTime(),
+    }));
+  }
+
+  kill(id: string): boolean {
+    const c = this.#live.get(id);
+    if (!c) return false;
+    this.#cut(c, "connection closed by an administrator");
+    return true;
+  }
+
+  killByMapping(mappingId: string): number {
+    return this.#killWhere((c) => c.mappingId === mappingId, "mapping changed or deleted");
+  }
+
+  killByClient(clientId: string): number {
+    return this.#killWhere((c) => c.clientId === clientId, "client deleted");
+  }
+
+  #killWhere(pred: (c: LiveConnection) => boolean, reason: string): number {
+    let n = 0;
+    for (const c of [...this.#live.values()]) {
+      if (pred(c)) {
+        this.#cut(c, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  #cut(c: LiveConnection, reason: string): void {
+    this.remove(c.id);
+    c.stream.reset(RESET_CODE.CANCELLED, reason);
+    abortSocket(c.socket);
+  }
+}
+
+/** The host of `host:port` (an IPv6 host keeps its colons). */
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(":"));
+}

@@ -1,0 +1,444 @@
+/**
+ * The embedded store: everything in memory, persisted as one JSON file `<dir>/underpass.json`.
+ *
+ * Every write builds the next data as a copy, writes it to a temporary file in the same
+ * directory, fsyncs it, renames it over the real file and fsyncs the directory (POSIX rename is
+ * atomic: after a crash the file is either the old or the new version, never a torn one). Only
+ * when that succeeded is the copy swapped in, so a failed write leaves memory unchanged. Writes
+ * run one at a time through a queue.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, open as openFile, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/logger.js";
+import type { AgentRecord, ClientRecord, MappingRecord, Store, StoreData } from "./store.js";
+
+/** Name of the data file inside the data directory. */
+export const STORE_FILE = "underpass.json";
+/** Temporary files are `underpass.json.<random>.tmp`; leftovers of a crash are removed on open. */
+const TMP_PREFIX = `${STORE_FILE}.`;
+const TMP_SUFFIX = ".tmp";
+
+export interface FileStoreOptions {
+  /** Data directory; created with mode 0700 when missing. */
+  readonly dir: string;
+  readonly logger: Logger;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file format, validated on load
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 hex digest");
+const isoTime = z.iso.datetime({ offset: true });
+const id = z.string().min(1);
+const portRange = z
+  .object({ start: z.number().int().min(1).max(65535), end: z.number().int().min(1).max(65535) })
+  .refine((r) => r.start <= r.end, "range ends before it starts");
+
+const agentRecord = z.object({
+  id,
+  name: z.string(),
+  location: z.string().min(1),
+  tokenHash: hash,
+  createdAt: isoTime,
+});
+const clientRecord = z.object({
+  id,
+  name: z.string(),
+  location: z.string().min(1),
+  username: z.string().min(1).max(255),
+  passwordHash: hash,
+  createdAt: isoTime,
+});
+const mappingRecord = z.object({
+  id,
+  virtualHost: z.string().min(1),
+  virtualPort: portRange,
+  internalHost: z.string().min(1),
+  internalPort: portRange,
+  location: z.string().min(1),
+  protocol: z.enum(["tcp", "ftp"]),
+  description: z.string(),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+});
+
+function uniqueBy<T>(key: keyof T & string, what: string) {
+  return (items: readonly T[], ctx: z.RefinementCtx) => {
+    const seen = new Set<unknown>();
+    items.forEach((item, index) => {
+      if (seen.has(item[key]))
+        ctx.addIssue({ code: "custom", path: [index, key], message: `duplicate ${what}` });
+      seen.add(item[key]);
+    });
+  };
+}
+
+const storeFile = z.object({
+  version: z.literal(1, {
+    error: (i) => `unsupported store version ${JSON.stringify(i.input)} (expected 1)`,
+  }),
+  adminTokenHash: hash.nullable(),
+  agents: z
+    .array(agentRecord)
+    .superRefine(uniqueBy("id", "agent id"))
+    .superRefine(uniqueBy("tokenHash", "token hash")),
+  clients: z
+    .array(clientRecord)
+    .superRefine(uniqueBy("id", "client id"))
+    .superRefine(uniqueBy("username", "username")),
+  mappings: z.array(mappingRecord).superRefine(uniqueBy("id", "mapping id")),
+});
+
+function emptyData(): StoreData {
+  return { version: 1, adminTokenHash: null, agents: [], clients: [], mappings: [] };
+}
+
+/** Records handed out are frozen: readers share them and must not change them behind the store's back. */
+function freezeData(d: StoreData): StoreData {
+  return Object.freeze({
+    version: d.version,
+    adminTokenHash: d.adminTokenHash,
+    agents: Object.freeze(d.agents.map((a) => Object.freeze({ ...a }))),
+    clients: Object.freeze(d.clients.map((c) => Object.freeze({ ...c }))),
+    mappings: Object.freeze(
+      d.mappings.map((m) =>
+        Object.freeze({
+          ...m,
+          virtualPort: Object.freeze({ ...m.virtualPort }),
+          internalPort: Object.freeze({ ...m.internalPort }),
+        }),
+      ),
+    ),
+  });
+}
+
+/** The lookups served on the SOCKS hot path, rebuilt whenever new data is swapped in. */
+interface Indexes {
+  readonly agentsById: ReadonlyMap<string, AgentRecord>;
+  readonly agentsByTokenHash: ReadonlyMap<string, AgentRecord>;
+  readonly clientsById: ReadonlyMap<string, ClientRecord>;
+  readonly clientsByUsername: ReadonlyMap<string, ClientRecord>;
+  readonly mappingsById: ReadonlyMap<string, MappingRecord>;
+  readonly mappingsByLocation: ReadonlyMap<string, readonly MappingRecord[]>;
+}
+
+function buildIndexes(d: StoreData): Indexes {
+  const mappingsByLocation = new Map<string, MappingRecord[]>();
+  for (const m of d.mappings) {
+    const list = mappingsByLocation.get(m.location);
+    if (list) list.push(m);
+    else mappingsByLocation.set(m.location, [m]);
+  }
+  for (const list of mappingsByLocation.values()) Object.freeze(list);
+  return {
+    agentsById: new Map(d.agents.map((a) => [a.id, a])),
+    agentsByTokenHash: new Map(d.agents.map((a) => [a.tokenHash, a])),
+    clientsById: new Map(d.clients.map((c) => [c.id, c])),
+    clientsByUsername: new Map(d.clients.map((c) => [c.username, c])),
+    mappingsById: new Map(d.mappings.map((m) => [m.id, m])),
+    mappingsByLocation,
+  };
+}
+
+const NO_MAPPINGS: readonly MappingRecord[] = Object.freeze([]);
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export class FileStore implements Store {
+  /** Absolute or relative path of the data file. */
+  readonly path: string;
+  private readonly dir: string;
+  private readonly logger: Logger;
+  private data: StoreData = freezeData(emptyData());
+  private index: Indexes = buildIndexes(this.data);
+  private state: "new" | "open" | "closed" = "new";
+  /** Tail of the write queue; each write starts when the previous one settled. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: FileStoreOptions) {
+    this.dir = options.dir;
+    this.path = join(options.dir, STORE_FILE);
+    this.logger = options.logger.child({ component: "file-store" });
+  }
+
+  async open(): Promise<void> {
+    if (this.state !== "new") throw new StoreError(`store ${this.path} was already opened`);
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StoreError(`cannot create the data directory ${this.dir}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    await this.removeLeftovers();
+
+    let text: string | undefined;
+    try {
+      text = await readFile(this.path, "utf8");
+    } catch (err) {
+      if (errnoCode(err) !== "ENOENT") {
+        throw new StoreError(`cannot read ${this.path}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    if (text === undefined) {
+      // Write the empty file now, so that an unwritable data directory shows at start-up.
+      await this.persist(this.data);
+      this.logger.info({ path: this.path }, "created a new store");
+    } else {
+      this.data = freezeData(parseStoreFile(this.path, text));
+      this.index = buildIndexes(this.data);
+      this.logger.info(
+        {
+          path: this.path,
+          agents: this.data.agents.length,
+          clients: this.data.clients.length,
+          mappings: this.data.mappings.length,
+        },
+        "store loaded",
+      );
+    }
+    this.state = "open";
+  }
+
+  /** Waits for the writes already queued; writes requested after this reject. */
+  async close(): Promise<void> {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    await this.tail.catch(() => undefined);
+  }
+
+  // -- reads: synchronous, from memory -------------------------------------------------------
+
+  adminTokenHash(): string | null {
+    return this.data.adminTokenHash;
+  }
+
+  listAgents(): readonly AgentRecord[] {
+    return this.data.agents;
+  }
+
+  getAgent(id: string): AgentRecord | undefined {
+    return this.index.agentsById.get(id);
+  }
+
+  findAgentByTokenHash(tokenHash: string): AgentRecord | undefined {
+    return this.index.agentsByTokenHash.get(tokenHash);
+  }
+
+  listClients(): readonly ClientRecord[] {
+    return this.data.clients;
+  }
+
+  getClient(id: string): ClientRecord | undefined {
+    return this.index.clientsById.get(id);
+  }
+
+  findClientByUsername(username: string): ClientRecord | undefined {
+    return this.index.clientsByUsername.get(username);
+  }
+
+  listMappings(): readonly MappingRecord[] {
+    return this.data.mappings;
+  }
+
+  getMapping(id: string): MappingRecord | undefined {
+    return this.index.mappingsById.get(id);
+  }
+
+  mappingsOf(location: string): readonly MappingRecord[] {
+    return this.index.mappingsByLocation.get(location) ?? NO_MAPPINGS;
+  }
+
+  // -- writes: durable when they resolve, no change when they reject -------------------------
+
+  setAdminTokenHash(hash: string): Promise<void> {
+    return this.write((d) => ({ ...d, adminTokenHash: hash }));
+  }
+
+  addAgent(agent: AgentRecord): Promise<void> {
+    return this.write((d) => {
+      if (this.index.agentsById.has(agent.id)) throw new ConflictError(`agent ${agent.id} already exists`);
+      if (this.index.agentsByTokenHash.has(agent.tokenHash)) {
+        throw new ConflictError("another agent already has this token");
+      }
+      return { ...d, agents: [...d.agents, agent] };
+    });
+  }
+
+  async deleteAgent(id: string): Promise<boolean> {
+    return this.writeDelete((d) => {
+      const agents = d.agents.filter((a) => a.id !== id);
+      return agents.length === d.agents.length ? undefined : { ...d, agents };
+    });
+  }
+
+  addClient(client: ClientRecord): Promise<void> {
+    return this.write((d) => {
+      if (this.index.clientsById.has(client.id))
+        throw new ConflictError(`client ${client.id} already exists`);
+      if (this.index.clientsByUsername.has(client.username)) {
+        throw new ConflictError(`username ${client.username} is taken`);
+      }
+      return { ...d, clients: [...d.clients, client] };
+    });
+  }
+
+  async deleteClient(id: string): Promise<boolean> {
+    return this.writeDelete((d) => {
+      const clients = d.clients.filter((c) => c.id !== id);
+      return clients.length === d.clients.length ? undefined : { ...d, clients };
+    });
+  }
+
+  addMapping(mapping: MappingRecord): Promise<void> {
+    return this.write((d) => {
+      if (this.index.mappingsById.has(mapping.id))
+        throw new ConflictError(`mapping ${mapping.id} already exists`);
+      return { ...d, mappings: [...d.mappings, mapping] };
+    });
+  }
+
+  replaceMapping(mapping: MappingRecord): Promise<void> {
+    return this.write((d) => {
+      if (!this.index.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
+      return { ...d, mappings: d.mappings.map((m) => (m.id === mapping.id ? mapping : m)) };
+    });
+  }
+
+  async deleteMapping(id: string): Promise<boolean> {
+    return this.writeDelete((d) => {
+      const mappings = d.mappings.filter((m) => m.id !== id);
+      return mappings.length === d.mappings.length ? undefined : { ...d, mappings };
+    });
+  }
+
+  // -- the write path ------------------------------------------------------------------------
+
+  /** `change` runs in the queue against the current data; `undefined` means "nothing to do". */
+  private write(change: (current: StoreData) => StoreData | undefined): Promise<void> {
+    if (this.state === "new") return Promise.reject(new StoreError(`store ${this.path} is not open`));
+    if (this.state === "closed") return Promise.reject(new StoreError(`store ${this.path} is closed`));
+    return this.enqueue(async () => {
+      const next = change(this.data);
+      if (next === undefined) return;
+      const frozen = freezeData(next);
+      await this.persist(frozen);
+      this.data = frozen;
+      this.index = buildIndexes(frozen);
+    });
+  }
+
+  private async writeDelete(change: (current: StoreData) => StoreData | undefined): Promise<boolean> {
+    let deleted = false;
+    await this.write((d) => {
+      const next = change(d);
+      deleted = next !== undefined;
+      return next;
+    });
+    return deleted;
+  }
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.tail.then(job, job);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Atomically replace the data file with `data`; on failure the old file is untouched. */
+  private async persist(data: StoreData): Promise<void> {
+    const tmp = join(this.dir, `${TMP_PREFIX}${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
+    const text = `${JSON.stringify(data, null, 2)}\n`;
+    try {
+      // 0600: the file holds hashes only, but nobody else needs to read them.
+      const file = await openFile(tmp, "wx", 0o600);
+      try {
+        await file.writeFile(text, "utf8");
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(tmp, this.path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      this.logger.error({ err, path: this.path }, "store write failed; nothing was changed");
+      throw new StoreError(`cannot write ${this.path}: ${errorMessage(err)}`, { cause: err });
+    }
+    await this.syncDir();
+  }
+
+  /**
+   * Make the rename itself durable. A failure here is only logged: the new file is already in
+   * place and will be read on restart, so rejecting would make memory disagree with the disk.
+   */
+  private async syncDir(): Promise<void> {
+    if (process.platform === "win32") return; // directories cannot be opened for fsync there
+    try {
+      const dir = await openFile(this.dir, "r");
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (err) {
+      this.logger.warn(
+        { err, dir: this.dir },
+        "cannot fsync the data directory; the last write may not survive a power loss",
+      );
+    }
+  }
+
+  /** A temporary file left by a crash was never renamed into place: it holds nothing committed. */
+  private async removeLeftovers(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      throw new StoreError(`cannot list the data directory ${this.dir}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    for (const n of names) {
+      if (n.startsWith(TMP_PREFIX) && n.endsWith(TMP_SUFFIX)) {
+        await unlink(join(this.dir, n)).catch((err: unknown) => {
+          this.logger.warn({ err, file: n }, "cannot remove a leftover temporary store file");
+        });
+        this.logger.warn({ file: n }, "removed a temporary store file left by an interrupted write");
+      }
+    }
+  }
+}
+
+/** Parse and validate the file's text; a corrupt file is an error, never an empty store. */
+export function parseStoreFile(path: string, text: string): StoreData {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new StoreError(
+      `${path} is not valid JSON (${errorMessage(err)}); refusing to start over it — restore it from a backup or move it away`,
+      { cause: err },
+    );
+  }
+  const parsed = storeFile.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.length > 0 ? i.path.join(".") : "(top)"}: ${i.message}`)
+      .join("; ");
+    throw new StoreError(
+      `${path} is corrupt (${issues}); refusing to start over it — restore it from a backup or move it away`,
+    );
+  }
+  return parsed.data;
+}

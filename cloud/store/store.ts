@@ -1,0 +1,84 @@
+/**
+ * The relay's persistent data behind one interface, so that a shared database can replace
+ * the embedded file store when several relays serve the same agents. Secrets are kept only
+ * as hashes (`tokenHash`, `passwordHash`, SHA-256 hex of high-entropy generated secrets).
+ */
+import type { PortRange } from "../../shared/net/port-range.js";
+
+export type MappingProtocol = "tcp" | "ftp";
+
+export interface AgentRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly location: string;
+  readonly tokenHash: string;
+  readonly createdAt: string;
+}
+
+export interface ClientRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly location: string;
+  /** RFC 1929 username, unique across the relay. */
+  readonly username: string;
+  readonly passwordHash: string;
+  readonly createdAt: string;
+}
+
+export interface MappingRecord {
+  readonly id: string;
+  /** Lower-case host name or canonical IP literal the clients ask for. */
+  readonly virtualHost: string;
+  readonly virtualPort: PortRange;
+  readonly internalHost: string;
+  readonly internalPort: PortRange;
+  readonly location: string;
+  readonly protocol: MappingProtocol;
+  readonly description: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** Everything the store holds. */
+export interface StoreData {
+  readonly version: 1;
+  /** SHA-256 hex of the admin token, set on first start. */
+  readonly adminTokenHash: string | null;
+  readonly agents: readonly AgentRecord[];
+  readonly clients: readonly ClientRecord[];
+  readonly mappings: readonly MappingRecord[];
+}
+
+/**
+ * All reads are served from memory and are synchronous (they sit on the SOCKS hot path);
+ * every write is durable when its promise resolves, and leaves the data unchanged when it
+ * rejects.
+ */
+export interface Store {
+  /** Read the data from durable storage; call once before anything else. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  adminTokenHash(): string | null;
+  setAdminTokenHash(hash: string): Promise<void>;
+
+  listAgents(): readonly AgentRecord[];
+  getAgent(id: string): AgentRecord | undefined;
+  findAgentByTokenHash(tokenHash: string): AgentRecord | undefined;
+  addAgent(agent: AgentRecord): Promise<void>;
+  deleteAgent(id: string): Promise<boolean>;
+
+  listClients(): readonly ClientRecord[];
+  getClient(id: string): ClientRecord | undefined;
+  findClientByUsername(username: string): ClientRecord | undefined;
+  addClient(client: ClientRecord): Promise<void>;
+  deleteClient(id: string): Promise<boolean>;
+
+  listMappings(): readonly MappingRecord[];
+  getMapping(id: string): MappingRecord | undefined;
+  /** Mappings of one location, for access control. */
+  mappingsOf(location: string): readonly MappingRecord[];
+  addMapping(mapping: MappingRecord): Promise<void>;
+  replaceMapping(mapping: MappingRecord): Promise<void>;
+  deleteMapping(id: string): Promise<boolean>;
+}

@@ -1,0 +1,50 @@
+/** The hello and welcome bodies, validated with zod at the edge of each side. */
+import { z } from "zod";
+import { DEFAULT_LIMITS, type TunnelLimits } from "./constants.js";
+
+const limits = z
+  .object({
+    maxFramePayload: z
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024),
+    maxControlPayload: z
+      .number()
+      .int()
+      .min(256)
+      .max(1024 * 1024),
+    maxStreams: z.number().int().min(1).max(1_000_000),
+    maxPendingOpens: z.number().int().min(1).max(1_000_000),
+    initialWindow: z
+      .number()
+      .int()
+      .min(16 * 1024)
+      .max(1 << 30),
+  })
+  .partial();
+
+/** Capabilities an agent may announce. */
+export const CAPABILITY = { CONNECT: "connect", BIND: "bind" } as const;
+
+export const helloSchema = z.object({
+  version: z.number().int(),
+  token: z.string().min(1).max(512),
+  agentVersion: z.string().max(64),
+  capabilities: z.array(z.string().max(32)).max(32).default([]),
+  limits: limits.optional(),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+export const welcomeSchema = z.object({
+  version: z.number().int(),
+  agentId: z.string(),
+  location: z.string(),
+  limits: limits.optional(),
+});
+export type Welcome = z.infer<typeof welcomeSchema>;
+
+/** A peer's announced limits, with ours filling what it left out. */
+export function mergeLimits(announced: Partial<TunnelLimits> | undefined): TunnelLimits {
+  return { ...DEFAULT_LIMITS, ...announced };
+}

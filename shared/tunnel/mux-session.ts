@@ -1,0 +1,504 @@
+/**
+ * The tunnel multiplexer: many streams over one ordered byte transport (a WebSocket).
+ * The relay opens streams (odd ids); the agent answers each OPEN with an OPEN_RESULT.
+ * Limits are enforced on what the peer sends; a peer that breaks one gets a GOAWAY with
+ * the reason and the tunnel is closed, while every other tunnel carries on.
+ */
+import {
+  FlowControlError,
+  FrameTooLargeError,
+  LimitExceededError,
+  ProtocolError,
+  TunnelClosedError,
+  UnderpassError,
+} from "../errors.js";
+import type { Logger } from "../logger.js";
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_TIMERS,
+  GOAWAY_CODE,
+  type GoAwayCode,
+  OPEN_CODE,
+  type OpenKind,
+  RESET_CODE,
+  type ResetCode,
+  type SessionTimers,
+  type TunnelLimits,
+} from "./constants.js";
+import type { Frame, OpenFrame } from "./frame.js";
+import { encodeDataFrame, encodeDataHeader, encodeFrame, FrameDecoder } from "./frame-codec.js";
+import { MuxStream, type StreamHost } from "./mux-stream.js";
+import { errorToOpenCode, openCodeToError } from "./open-codes.js";
+
+/** The byte pipe under a session: a WebSocket in production, an in-memory pair in tests. */
+export interface FrameTransport {
+  /** Queue bytes for the peer, in order. `onSent` fires once they left user space. */
+  send(data: Buffer, onSent?: () => void): void;
+  /**
+   * Optional: queue a frame's header and its payload as one unit, the payload without a copy
+   * (a WebSocket transport makes them one WebSocket frame). Without it, two `send()`s.
+   */
+  sendFrame?(head: Buffer, payload: Buffer, onSent?: () => void): void;
+  /** Bytes queued and not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  /** Close the transport; the owner then calls `session.transportClosed()`. */
+  close(code: number, reason: string): void;
+}
+
+export interface SessionOptions {
+  readonly role: "relay" | "agent";
+  /** What this side accepts from the peer. */
+  readonly limits?: TunnelLimits;
+  readonly timers?: SessionTimers;
+  readonly logger: Logger;
+  /** Transport bytes above which writers are paused (default 4 MiB). */
+  readonly highWaterMark?: number;
+  /** DATA payloads up to this size go out in one buffer with their header (one small copy). */
+  readonly copyThreshold?: number;
+}
+
+export interface OpenResult {
+  readonly stream: MuxStream;
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface SessionCloseInfo {
+  readonly code: GoAwayCode;
+  readonly reason: string;
+  /** True when the peer said GOAWAY or the transport dropped; false when we closed it. */
+  readonly byPeer: boolean;
+}
+
+interface PendingOpen {
+  readonly stream: MuxStream;
+  readonly timer: NodeJS.Timeout;
+  resolve(result: OpenResult): void;
+  reject(err: UnderpassError): void;
+}
+
+/** Extra time the relay waits for an OPEN_RESULT beyond the dial timeout it gave the agent, in ms. */
+const OPEN_GRACE_MS = 2_000;
+
+export class MuxSession implements StreamHost {
+  readonly role: "relay" | "agent";
+  readonly limits: TunnelLimits;
+  #peerLimits: TunnelLimits = DEFAULT_LIMITS;
+  readonly #timers: SessionTimers;
+  readonly #transport: FrameTransport;
+  readonly #decoder: FrameDecoder;
+  readonly #log: Logger;
+  readonly #highWater: number;
+  readonly #lowWater: number;
+  readonly #copyThreshold: number;
+  readonly #streams = new Map<number, MuxStream>();
+  readonly #pending = new Map<number, PendingOpen>();
+  /** Streams the peer opened that await our accept/reject (agent side). */
+  #inboundPending = 0;
+  #nextId: number;
+  #lastPeerId = 0;
+  #established = false;
+  #closed = false;
+  #congested = false;
+  readonly #waiting = new Set<MuxStream>();
+  #pingTimer: NodeJS.Timeout | null = null;
+  #heard = true;
+  #silentMs = 0;
+  #pingNonce = 0;
+  readonly #emit = (frame: Frame): void => this.#onFrame(frame);
+  readonly #onSent = (): void => this.#checkDrain();
+
+  /** Session-level frames before establishment (hello/welcome) go here. */
+  onHandshake: ((frame: Frame) => void) | null = null;
+  /** A peer OPEN (agent side): accept with `accept()` or refuse with `reject()`. */
+  onOpen: ((stream: MuxStream, open: OpenFrame) => void) | null = null;
+  /** BIND_PEER on a stream (relay side). */
+  onBindPeer: ((stream: MuxStream, address: string, port: number) => void) | null = null;
+  /** Fires once when the session ends for any reason. */
+  onClose: ((info: SessionCloseInfo) => void) | null = null;
+
+  constructor(transport: FrameTransport, options: SessionOptions) {
+    this.role = options.role;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.#timers = options.timers ?? DEFAULT_TIMERS;
+    this.#transport = transport;
+    this.#log = options.logger;
+    this.#highWater = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.#lowWater = this.#highWater >>> 1;
+    this.#copyThreshold = options.copyThreshold ?? 16 * 1024;
+    this.#nextId = this.role === "relay" ? 1 : 2;
+    this.#decoder = new FrameDecoder(this.limits);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get established(): boolean {
+    return this.#established;
+  }
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+  get pendingOpens(): number {
+    return this.#pending.size;
+  }
+  get peerLimits(): TunnelLimits {
+    return this.#peerLimits;
+  }
+  get peerMaxFrame(): number {
+    return this.#peerLimits.maxFramePayload;
+  }
+  get congested(): boolean {
+    return this.#congested;
+  }
+  streams(): IterableIterator<MuxStream> {
+    return this.#streams.values();
+  }
+
+  /** The handshake is done: streams may flow, pings start. */
+  establish(peerLimits: TunnelLimits): void {
+    this.#peerLimits = peerLimits;
+    this.#established = true;
+    this.#startPing();
+  }
+
+  /** Send a hello or welcome (before establishment). */
+  sendHandshake(frame: Frame & { type: "hello" | "welcome" }): void {
+    this.#transport.send(encodeFrame(frame));
+  }
+
+  /** Bytes from the transport, any split. */
+  receive(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#heard = true;
+    try {
+      this.#decoder.push(chunk, this.#emit);
+    } catch (err) {
+      const e = err instanceof UnderpassError ? err : new ProtocolError(String(err), { cause: err });
+      const code =
+        e instanceof FrameTooLargeError || e instanceof LimitExceededError
+          ? GOAWAY_CODE.LIMIT_EXCEEDED
+          : e instanceof FlowControlError
+            ? GOAWAY_CODE.FLOW_CONTROL
+            : e instanceof ProtocolError
+              ? GOAWAY_CODE.PROTOCOL_ERROR
+              : GOAWAY_CODE.INTERNAL;
+      this.#log.warn({ err: e.message, code: e.code }, "tunnel peer broke the protocol; closing the tunnel");
+      this.close(code, e.message);
+    }
+  }
+
+  /** Open a stream on premises (relay side). Rejects with a coded error. */
+  open(kind: OpenKind, host: string, port: number, timeoutMs: number): Promise<OpenResult> {
+    if (this.#closed || !this.#established)
+      return Promise.reject(new TunnelClosedError("tunnel is not open"));
+    if (this.#streams.size >= this.#peerLimits.maxStreams) {
+      return Promise.reject(
+        new LimitExceededError(`tunnel holds ${this.#streams.size} streams, the agent's limit`),
+      );
+    }
+    if (this.#pending.size >= this.#peerLimits.maxPendingOpens) {
+      return Promise.reject(new LimitExceededError(`${this.#pending.size} opens pending, the agent's limit`));
+    }
+    const id = this.#nextId;
+    this.#nextId += 2;
+    const stream = new MuxStream(
+      id,
+      this,
+      "opening",
+      this.#peerLimits.initialWindow,
+      this.limits.initialWindow,
+    );
+    this.#streams.set(id, stream);
+    return new Promise<OpenResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.#pending.delete(id)) return;
+        stream.reset(RESET_CODE.TIMEOUT, "open timed out");
+        reject(
+          openCodeToError(OPEN_CODE.HOST_UNREACHABLE, `no answer from the agent within ${timeoutMs} ms`),
+        );
+      }, timeoutMs + OPEN_GRACE_MS);
+      this.#pending.set(id, { stream, timer, resolve, reject });
+      this.#send({ type: "open", streamId: id, kind, host, port, timeoutMs });
+    });
+  }
+
+  /** Abandon a pending open (the SOCKS client went away). */
+  cancelOpen(stream: MuxStream): void {
+    const p = this.#pending.get(stream.id);
+    if (!p) return;
+    this.#pending.delete(stream.id);
+    clearTimeout(p.timer);
+    stream.reset(RESET_CODE.CANCELLED, "open cancelled");
+    p.reject(new TunnelClosedError("open cancelled"));
+  }
+
+  /** Agent side: the target is connected (or the BIND listener is up). */
+  accept(stream: MuxStream, address: string, port: number): void {
+    if (stream.phase !== "opening") return;
+    this.#inboundPending--;
+    this.#send({ type: "open-result", streamId: stream.id, code: OPEN_CODE.OK, address, port });
+    stream.opened();
+  }
+
+  /** Agent side: the open failed. */
+  reject(stream: MuxStream, err: UnderpassError): void {
+    if (stream.phase !== "opening") return;
+    this.#inboundPending--;
+    this.#send({
+      type: "open-result",
+      streamId: stream.id,
+      code: errorToOpenCode(err),
+      address: "",
+      port: 0,
+    });
+    this.#streams.delete(stream.id);
+    stream.abort(err, null);
+  }
+
+  /** Agent side, BIND streams: the peer that connected to the listener. */
+  bindPeer(stream: MuxStream, address: string, port: number): void {
+    this.#send({ type: "bind-peer", streamId: stream.id, address, port });
+  }
+
+  /** Send GOAWAY, close the transport and reset every stream. Idempotent. */
+  close(code: GoAwayCode, reason: string): void {
+    if (this.#closed) return;
+    try {
+      this.#transport.send(encodeFrame({ type: "goaway", code, reason }));
+    } catch {
+      // the transport is already gone; the streams are reset below all the same
+    }
+    this.#teardown({ code, reason, byPeer: false });
+    this.#transport.close(4000 + code, reason.slice(0, 120));
+  }
+
+  /** The transport closed under us (peer gone, network lost). */
+  transportClosed(reason: string): void {
+    this.#teardown({ code: GOAWAY_CODE.NORMAL, reason, byPeer: true });
+  }
+
+  // ---- StreamHost ------------------------------------------------------------------------
+
+  sendData(streamId: number, data: Buffer): void {
+    const t = this.#transport;
+    if (data.length <= this.#copyThreshold) {
+      t.send(encodeDataFrame(streamId, data), this.#onSent);
+    } else if (t.sendFrame) {
+      t.sendFrame(encodeDataHeader(streamId, data.length), data, this.#onSent);
+    } else {
+      t.send(encodeDataHeader(streamId, data.length));
+      t.send(data, this.#onSent);
+    }
+    if (!this.#congested && t.bufferedAmount > this.#highWater) this.#congested = true;
+  }
+
+  sendWindowUpdate(streamId: number, delta: number): void {
+    this.#send({ type: "window-update", streamId, delta });
+  }
+
+  sendFin(streamId: number): void {
+    this.#send({ type: "fin", streamId });
+  }
+
+  sendReset(streamId: number, code: ResetCode, reason: string): void {
+    this.#send({ type: "reset", streamId, code, reason });
+  }
+
+  waitForTransport(stream: MuxStream): void {
+    this.#waiting.add(stream);
+  }
+
+  release(stream: MuxStream): void {
+    this.#streams.delete(stream.id);
+    this.#waiting.delete(stream);
+    const p = this.#pending.get(stream.id);
+    if (p) {
+      this.#pending.delete(stream.id);
+      clearTimeout(p.timer);
+      p.reject(new TunnelClosedError("stream closed before it opened"));
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  #send(frame: Frame): void {
+    if (this.#closed) return;
+    this.#transport.send(encodeFrame(frame));
+  }
+
+  #checkDrain(): void {
+    if (!this.#congested || this.#transport.bufferedAmount > this.#lowWater) return;
+    this.#congested = false;
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const s of waiting) s.transportDrained();
+  }
+
+  #onFrame(frame: Frame): void {
+    if (!this.#established) {
+      if (frame.type === "hello" || frame.type === "welcome" || frame.type === "goaway") {
+        if (frame.type === "goaway") return this.#peerGoAway(frame.code, frame.reason);
+        this.onHandshake?.(frame);
+        return;
+      }
+      throw new ProtocolError(`${frame.type} frame before the handshake finished`);
+    }
+    switch (frame.type) {
+      case "data": {
+        const s = this.#streams.get(frame.streamId);
+        if (!s) return; // a stream we already reset; its data in flight is dropped
+        if (!s.receiveData(frame.data)) {
+          if (s.readEnded) throw new ProtocolError(`data after fin on stream ${s.id}`);
+          throw new FlowControlError(`stream ${s.id} received data beyond its window`);
+        }
+        return;
+      }
+      case "window-update":
+        this.#streams.get(frame.streamId)?.receiveWindowUpdate(frame.delta);
+        return;
+      case "fin": {
+        const s = this.#streams.get(frame.streamId);
+        if (s && !s.receiveFin()) throw new ProtocolError(`second fin on stream ${s.id}`);
+        return;
+      }
+      case "reset": {
+        const s = this.#streams.get(frame.streamId);
+        if (!s) return;
+        const p = this.#pending.get(s.id);
+        if (p) {
+          this.#pending.delete(s.id);
+          clearTimeout(p.timer);
+          p.reject(new TunnelClosedError(`agent reset the open: ${frame.reason}`));
+        }
+        if (s.phase === "opening" && this.role === "agent") this.#inboundPending--;
+        this.#streams.delete(s.id);
+        s.abort(new TunnelClosedError(`stream reset by peer: ${frame.reason || "no reason"}`), frame.code);
+        return;
+      }
+      case "open":
+        return this.#peerOpen(frame);
+      case "open-result":
+        return this.#openResult(frame.streamId, frame.code, frame.address, frame.port);
+      case "bind-peer": {
+        const s = this.#streams.get(frame.streamId);
+        if (s) this.onBindPeer?.(s, frame.address, frame.port);
+        return;
+      }
+      case "ping":
+        this.#transport.send(encodeFrame({ type: "pong", nonce: frame.nonce }));
+        return;
+      case "pong":
+        return;
+      case "goaway":
+        return this.#peerGoAway(frame.code, frame.reason);
+      case "hello":
+      case "welcome":
+        throw new ProtocolError(`${frame.type} after the handshake`);
+      default: {
+        const never: never = frame;
+        throw new ProtocolError(`unexpected frame ${String(never)}`);
+      }
+    }
+  }
+
+  #peerOpen(frame: OpenFrame): void {
+    if (this.role !== "agent") throw new ProtocolError("only the relay opens streams");
+    if (frame.streamId % 2 !== 1 || frame.streamId <= this.#lastPeerId) {
+      throw new ProtocolError(`open on stream ${frame.streamId}: ids must be odd and increasing`);
+    }
+    this.#lastPeerId = frame.streamId;
+    if (this.#streams.size >= this.limits.maxStreams) {
+      throw new LimitExceededError(`more than ${this.limits.maxStreams} streams open`);
+    }
+    if (this.#inboundPending >= this.limits.maxPendingOpens) {
+      throw new LimitExceededError(`more than ${this.limits.maxPendingOpens} opens pending`);
+    }
+    const stream = new MuxStream(
+      frame.streamId,
+      this,
+      "opening",
+      this.#peerLimits.initialWindow,
+      this.limits.initialWindow,
+    );
+    this.#streams.set(stream.id, stream);
+    this.#inboundPending++;
+    if (!this.onOpen) {
+      this.reject(stream, new UnderpassError("this side does not accept streams"));
+      return;
+    }
+    this.onOpen(stream, frame);
+  }
+
+  #openResult(
+    streamId: number,
+    code: (typeof OPEN_CODE)[keyof typeof OPEN_CODE],
+    address: string,
+    port: number,
+  ): void {
+    const p = this.#pending.get(streamId);
+    if (!p) {
+      if (this.#streams.get(streamId)?.phase === "open") {
+        throw new ProtocolError(`second open-result on stream ${streamId}`);
+      }
+      return; // we gave up on it (timeout, cancel) and reset it already
+    }
+    this.#pending.delete(streamId);
+    clearTimeout(p.timer);
+    if (code === OPEN_CODE.OK) {
+      p.stream.opened();
+      p.resolve({ stream: p.stream, address, port });
+    } else {
+      this.#streams.delete(streamId);
+      p.stream.abort(openCodeToError(code, address || "open failed on the agent"), null);
+      p.reject(openCodeToError(code, `agent could not open the target (${describeOpenCode(code)})`));
+    }
+  }
+
+  #peerGoAway(code: GoAwayCode, reason: string): void {
+    this.#log.info({ code, reason }, "tunnel peer said goaway");
+    this.#teardown({ code, reason, byPeer: true });
+    this.#transport.close(1000, "goaway received");
+  }
+
+  #startPing(): void {
+    const { pingIntervalMs, pingTimeoutMs } = this.#timers;
+    this.#pingTimer = setInterval(() => {
+      if (this.#heard) {
+        this.#heard = false;
+        this.#silentMs = 0;
+      } else {
+        this.#silentMs += pingIntervalMs;
+        if (this.#silentMs >= pingTimeoutMs) {
+          this.close(GOAWAY_CODE.PING_TIMEOUT, `nothing heard for ${this.#silentMs} ms`);
+          return;
+        }
+      }
+      this.#pingNonce = (this.#pingNonce + 1) >>> 0;
+      this.#transport.send(encodeFrame({ type: "ping", nonce: this.#pingNonce }));
+    }, pingIntervalMs);
+    this.#pingTimer.unref();
+  }
+
+  #teardown(info: SessionCloseInfo): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    const err = new TunnelClosedError(`tunnel closed: ${info.reason || "connection lost"}`);
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.#pending.clear();
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    this.#waiting.clear();
+    for (const s of streams) s.abort(err, null);
+    this.onClose?.(info);
+  }
+}
+
+function describeOpenCode(code: number): string {
+  for (const [name, value] of Object.entries(OPEN_CODE)) if (value === code) return name.toLowerCase();
+  return `code ${code}`;
+}
