@@ -13,7 +13,7 @@ import type { Logger } from "../shared/logger.js";
 import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel/constants.js";
 import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin/app.js";
-import type { CheckResult, ReachabilityChecker } from "./admin/deps.js";
+import type { ReachabilityChecker } from "./admin/deps.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
@@ -23,6 +23,7 @@ import { FileStore } from "./store/file-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
 import { TunnelGateway } from "./tunnel/gateway.js";
+import type { CheckResult } from "./tunnel/reachability.js";
 import { AgentRegistry } from "./tunnel/registry.js";
 
 export interface ListenAddress {

@@ -2,45 +2,18 @@
  * What the admin API needs from the running relay, as narrow interfaces so that the API is
  * built and tested with `inject()` without a tunnel or a SOCKS server.
  */
-import type { MappingRecord } from "../store/store.js";
 
-export interface AgentStatus {
-  readonly connected: boolean;
-  /** ISO time the oldest live tunnel of the agent was established, or null. */
-  readonly connectedAt: string | null;
-  /** Remote address of the oldest live tunnel, or null. */
-  readonly remoteAddress: string | null;
-  /** Agent software version from its hello, or null. */
-  readonly version: string | null;
-  /** Live tunnels of the agent (an agent may keep a pool). */
-  readonly tunnels: number;
-}
+import type { ConnectionInfo } from "../socks/connections.js";
+import type { MappingRecord } from "../store/store.js";
+import type { CheckResult } from "../tunnel/reachability.js";
+import type { AgentStatus } from "../tunnel/registry.js";
+
+export type { AgentStatus, CheckResult, ConnectionInfo };
 
 export interface TunnelDirectory {
   statusOf(agentId: string): AgentStatus;
   /** Close every live tunnel of the agent (it was deleted: its token stops working). */
   disconnectAgent(agentId: string, reason: string): void;
-}
-
-export interface ConnectionInfo {
-  readonly id: string;
-  readonly kind: "connect" | "bind" | "check";
-  readonly clientId: string | null;
-  readonly clientName: string | null;
-  readonly mappingId: string;
-  readonly location: string;
-  readonly virtualHost: string;
-  readonly virtualPort: number;
-  readonly internalHost: string;
-  readonly internalPort: number;
-  readonly agentId: string;
-  readonly remoteAddress: string;
-  /** Bytes from the client towards the internal target. */
-  readonly bytesUp: number;
-  /** Bytes from the internal target towards the client. */
-  readonly bytesDown: number;
-  readonly startedAt: string;
-  readonly ageMs: number;
 }
 
 export interface ConnectionTable {
@@ -51,12 +24,6 @@ export interface ConnectionTable {
   killByMapping(mappingId: string): number;
   /** Reset every connection of a SOCKS client (the client was deleted). */
   killByClient(clientId: string): number;
-}
-
-export interface CheckResult {
-  readonly reachable: boolean;
-  readonly latencyMs?: number;
-  readonly error?: string;
 }
 
 export interface ReachabilityChecker {

@@ -2,9 +2,8 @@
 
 import type { LiveConnections } from "../socks/connections.js";
 import type { AgentRegistry } from "../tunnel/registry.js";
-import type { MetricsSource } from "./deps.js";
 
-export class RelayMetrics implements MetricsSource {
+export class RelayMetrics {
   /** SOCKS requests answered, by reply code. */
   readonly socksReplies = new Map<number, number>();
   tunnelsAccepted = 0;

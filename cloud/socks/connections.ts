@@ -5,7 +5,6 @@ import { normalizeHost } from "../../shared/net/host.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
 import { RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
-import type { ConnectionInfo, ConnectionTable } from "../admin/deps.js";
 
 export interface LiveConnection
   extends Omit<ConnectionInfo, "bytesUp" | "bytesDown" | "startedAt" | "ageMs"> {
@@ -14,7 +13,28 @@ export interface LiveConnection
   readonly socket: Socket;
 }
 
-export class LiveConnections implements ConnectionTable {
+export interface ConnectionInfo {
+  readonly id: string;
+  readonly kind: "connect" | "bind" | "check";
+  readonly clientId: string | null;
+  readonly clientName: string | null;
+  readonly mappingId: string;
+  readonly location: string;
+  readonly virtualHost: string;
+  readonly virtualPort: number;
+  readonly internalHost: string;
+  readonly internalPort: number;
+  readonly agentId: string;
+  readonly remoteAddress: string;
+  /** Bytes from the client towards the internal target. */
+  readonly bytesUp: number;
+  /** Bytes from the internal target towards the client. */
+  readonly bytesDown: number;
+  readonly startedAt: string;
+  readonly ageMs: number;
+}
+
+export class LiveConnections {
   readonly #live = new Map<string, LiveConnection>();
   /** Bytes of connections that already ended, for the metrics. */
   closedBytesUp = 0;

@@ -6,7 +6,6 @@
 
 import { GOAWAY_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxSession } from "../../shared/tunnel/mux-session.js";
-import type { AgentStatus, TunnelDirectory } from "../admin/deps.js";
 
 export interface Tunnel {
   readonly id: string;
@@ -20,7 +19,19 @@ export interface Tunnel {
   readonly capabilities: readonly string[];
 }
 
-export class AgentRegistry implements TunnelDirectory {
+export interface AgentStatus {
+  readonly connected: boolean;
+  /** ISO time the oldest live tunnel of the agent was established, or null. */
+  readonly connectedAt: string | null;
+  /** Remote address of the oldest live tunnel, or null. */
+  readonly remoteAddress: string | null;
+  /** Agent software version from its hello, or null. */
+  readonly version: string | null;
+  /** Live tunnels of the agent (an agent may keep a pool). */
+  readonly tunnels: number;
+}
+
+export class AgentRegistry {
   readonly #byLocation = new Map<string, Tunnel[]>();
   readonly #byAgent = new Map<string, Set<Tunnel>>();
   #rotor = 0;
