@@ -11,6 +11,7 @@ import { startRelay } from "../cloud/relay.js";
 import { ValidationError } from "../shared/errors.js";
 import { createLogger } from "../shared/logger.js";
 import { VERSION } from "../shared/version.js";
+import { ADMIN_COMMANDS, runAdminCommand } from "./admin/commands.js";
 import { runDemo } from "./demo/demo.js";
 
 const USAGE = `underpass ${VERSION} — reach on-premise FTP and TCP services from the cloud
@@ -21,11 +22,27 @@ usage:
   underpass demo      relay, agent and a demo FTP server on loopback, ready for curl
   underpass version   print the version
 
+admin (the relay's admin API at UNDERPASS_ADMIN_URL with UNDERPASS_ADMIN_TOKEN; --help on each):
+  underpass agents list|add|rm|rotate
+  underpass clients list|add|rm|rotate
+  underpass mappings list|add|edit|rm|check|ftp-check
+  underpass connections list|kill
+  underpass audit list
+  underpass export [--out file]
+  underpass import <file> [--dry-run]
+
 Configuration is read from UNDERPASS_* environment variables; see the README.
 `;
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "help";
+  if (ADMIN_COMMANDS.has(command)) {
+    return runAdminCommand(argv, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      env: process.env,
+    });
+  }
   switch (command) {
     case "cloud": {
       const logger = createLogger({ name: "underpass-cloud" });

@@ -1,0 +1,159 @@
+/**
+ * How the admin CLI shows each resource: the answer shapes it reads and the columns of its
+ * tables. The shapes are the admin API's answers (cloud/admin/schemas.ts); only the fields a
+ * table shows are named here.
+ */
+import { type Column, formatAge, formatBytes, renderFields } from "./table.js";
+
+export interface AgentView {
+  readonly id: string;
+  readonly name: string;
+  readonly location: string;
+  readonly connected: boolean;
+  readonly connectedAt: string | null;
+  readonly remoteAddress: string | null;
+  readonly version: string | null;
+  readonly tunnels: number;
+  readonly lastSeenAt?: string | null;
+}
+
+export interface ClientView {
+  readonly id: string;
+  readonly name: string;
+  readonly location: string;
+  readonly username: string;
+  readonly lastUsedAt?: string | null;
+  readonly lastAddress?: string | null;
+}
+
+export interface MappingView {
+  readonly id: string;
+  readonly virtualHost: string;
+  readonly virtualPort: number | string;
+  readonly internalHost: string;
+  readonly internalPort: number | string;
+  readonly location: string;
+  readonly protocol: string;
+  readonly description: string;
+}
+
+export interface ConnectionView {
+  readonly id: string;
+  readonly kind: string;
+  readonly clientName: string | null;
+  readonly remoteAddress: string;
+  readonly virtualHost: string;
+  readonly virtualPort: number;
+  readonly internalHost: string;
+  readonly internalPort: number;
+  readonly mappingId: string;
+  readonly relayId?: string;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly ageMs: number;
+}
+
+export interface AuditEvent {
+  readonly time: string;
+  readonly event: string;
+  readonly message?: string;
+  readonly [field: string]: unknown;
+}
+
+export interface AuditPage {
+  readonly events: readonly AuditEvent[];
+  readonly nextCursor: string | null;
+}
+
+export const agentColumns: readonly Column<AgentView>[] = [
+  { header: "ID", value: (a) => a.id },
+  { header: "NAME", value: (a) => a.name },
+  { header: "LOCATION", value: (a) => a.location },
+  { header: "STATUS", value: (a) => (a.connected ? "up" : "down") },
+  { header: "TUNNELS", value: (a) => a.tunnels, right: true },
+  { header: "SINCE", value: (a) => a.connectedAt },
+  { header: "FROM", value: (a) => a.remoteAddress },
+  { header: "VERSION", value: (a) => a.version },
+];
+
+export const clientColumns: readonly Column<ClientView>[] = [
+  { header: "ID", value: (c) => c.id },
+  { header: "NAME", value: (c) => c.name },
+  { header: "LOCATION", value: (c) => c.location },
+  { header: "USERNAME", value: (c) => c.username },
+  { header: "LAST USED", value: (c) => c.lastUsedAt },
+  { header: "FROM", value: (c) => c.lastAddress },
+];
+
+export const mappingColumns: readonly Column<MappingView>[] = [
+  { header: "ID", value: (m) => m.id },
+  { header: "VIRTUAL", value: (m) => `${m.virtualHost}:${m.virtualPort}` },
+  { header: "INTERNAL", value: (m) => `${m.internalHost}:${m.internalPort}` },
+  { header: "LOCATION", value: (m) => m.location },
+  { header: "PROTOCOL", value: (m) => m.protocol },
+  { header: "DESCRIPTION", value: (m) => m.description },
+];
+
+export const connectionColumns: readonly Column<ConnectionView>[] = [
+  { header: "ID", value: (c) => c.id },
+  { header: "KIND", value: (c) => c.kind },
+  { header: "CLIENT", value: (c) => c.clientName },
+  { header: "FROM", value: (c) => c.remoteAddress },
+  { header: "VIRTUAL", value: (c) => `${c.virtualHost}:${c.virtualPort}` },
+  { header: "INTERNAL", value: (c) => `${c.internalHost}:${c.internalPort}` },
+  { header: "MAPPING", value: (c) => c.mappingId },
+  { header: "UP", value: (c) => formatBytes(c.bytesUp), right: true },
+  { header: "DOWN", value: (c) => formatBytes(c.bytesDown), right: true },
+  { header: "AGE", value: (c) => formatAge(c.ageMs), right: true },
+];
+
+/** Fields shown beside the event name; the rest is in `--json`. */
+const AUDIT_DETAIL = ["client", "agent", "mapping", "host", "port", "remote", "reason"] as const;
+
+export const auditColumns: readonly Column<AuditEvent>[] = [
+  { header: "TIME", value: (e) => e.time },
+  { header: "EVENT", value: (e) => e.event },
+  {
+    header: "DETAIL",
+    value: (e) =>
+      AUDIT_DETAIL.filter((k) => e[k] !== undefined && e[k] !== null)
+        .map((k) => `${k}=${typeof e[k] === "object" ? JSON.stringify(e[k]) : String(e[k])}`)
+        .join(" "),
+  },
+  { header: "MESSAGE", value: (e) => e.message },
+];
+
+export function renderCheck(r: { reachable: boolean; latencyMs?: number; error?: string }): string {
+  return r.reachable
+    ? `reachable in ${r.latencyMs ?? "?"} ms\n`
+    : renderFields([
+        ["reachable", false],
+        ["error", r.error],
+      ]);
+}
+
+export interface FtpCheckStep {
+  readonly step: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly code?: string;
+  readonly fix?: string;
+}
+
+export interface FtpCheckAnswer {
+  readonly ok: boolean;
+  readonly steps: readonly FtpCheckStep[];
+}
+
+/** One line per step, ✓ or ✗, and under a failed step its code and the fix. */
+export function renderFtpCheck(r: FtpCheckAnswer): string {
+  const width = Math.max(0, ...r.steps.map((s) => s.step.length));
+  const lines: string[] = [];
+  for (const s of r.steps) {
+    lines.push(`${s.ok ? "✓" : "✗"} ${s.step.padEnd(width)}  ${s.detail}`);
+    if (!s.ok && s.code) lines.push(`  ${" ".repeat(width)}  ${s.code}`);
+    if (!s.ok && s.fix) lines.push(`  ${" ".repeat(width)}  fix: ${s.fix}`);
+  }
+  lines.push(r.ok ? "FTP check passed" : "FTP check failed");
+  return `${lines.join("\n")}\n`;
+}
