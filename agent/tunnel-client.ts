@@ -1,55 +1,39 @@
 /**
- * One outbound tunnel of the agent: connect, hello, serve OPENs, and when the tunnel drops,
- * reconnect forever with capped exponential backoff and jitter.
+ * One outbound tunnel of the agent: connect, hello, heartbeat (the session's pings), and when
+ * the tunnel drops, reconnect forever with capped exponential backoff and jitter. What an OPEN
+ * from the relay leads to is open-handler.ts.
  */
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocket } from "ws";
-import { toUnderpassError, UnsupportedCommandError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { unmapIPv4 } from "../shared/net/host.js";
-import { pipeSocketStream } from "../shared/net/pipe.js";
 import {
   DEFAULT_LIMITS,
   DEFAULT_TIMERS,
   FRAME_HEADER_SIZE,
   GOAWAY_CODE,
-  OPEN_KIND,
   PROTOCOL_VERSION,
-  RESET_CODE,
   type SessionTimers,
   type TunnelLimits,
 } from "../shared/tunnel/constants.js";
-import type { OpenFrame } from "../shared/tunnel/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
-import type { MuxStream } from "../shared/tunnel/mux-stream.js";
 import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
 import { VERSION } from "../shared/version.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
-import { type BindSettings, listenForPeer, localAddressTowards, peerAddresses } from "./bind-listener.js";
-import { dial } from "./dialer.js";
-import type { Policy } from "./policy.js";
+import { type OpenSettings, serveOpen } from "./open-handler.js";
 
-export interface TunnelClientOptions {
+export interface TunnelClientOptions extends OpenSettings {
   readonly relayUrl: string;
   readonly token: string;
-  readonly policy: Policy;
-  readonly logger: Logger;
   /** PEM of a CA to trust for wss. */
   readonly ca?: Buffer | undefined;
-  /** Upper bound for any dial, in ms, whatever the relay asks. */
-  readonly maxDialTimeoutMs?: number;
   readonly limits?: TunnelLimits;
   readonly timers?: SessionTimers;
   readonly backoff?: BackoffOptions;
   /** Extra options for the WebSocket (an HTTP CONNECT proxy's `createConnection`). */
   readonly wsOptions?: Record<string, unknown>;
-  /** Where BIND listeners (FTP active mode) listen; BIND is served with defaults when unset. */
-  readonly bind?: BindSettings;
 }
-
-const DEFAULT_BIND: BindSettings = { maxWaitMs: 120_000 };
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
 
@@ -179,7 +163,8 @@ export class TunnelClient {
           this.#setState("up");
           this.#log.info({ agentId: w.data.agentId, location: w.data.location }, "tunnel up");
         };
-        session.onOpen = (stream, open) => void this.#serveOpen(session!, stream, open);
+        const opened = session;
+        session.onOpen = (stream, open) => void serveOpen(opened, stream, open, this.#o);
         session.onClose = (info) => this.#closed(info, established);
         session.sendHandshake({
           type: "hello",
@@ -222,91 +207,5 @@ export class TunnelClient {
     } else if (established) {
       this.#log.warn({ code: info.code, reason: info.reason, byPeer: info.byPeer }, "tunnel down");
     }
-  }
-
-  async #serveOpen(session: MuxSession, stream: MuxStream, open: OpenFrame): Promise<void> {
-    const log = this.#log.child({ streamId: stream.id, target: `${open.host}:${open.port}` });
-    try {
-      const decision = await this.#o.policy.authorize(open.host, open.port);
-      if (!decision.allowed) {
-        log.warn({ reason: decision.reason }, "local policy refuses the target");
-        session.reject(stream, decision.error);
-        return;
-      }
-      if (open.kind === OPEN_KIND.BIND) {
-        await this.#serveBind(session, stream, open, decision.dialHost, log);
-        return;
-      }
-      if (open.kind !== OPEN_KIND.CONNECT) {
-        session.reject(stream, new UnsupportedCommandError(`open kind ${open.kind} is not served`));
-        return;
-      }
-      const timeoutMs = Math.min(open.timeoutMs || 10_000, this.#o.maxDialTimeoutMs ?? 30_000);
-      const socket = await dial(decision.dialHost, open.port, timeoutMs);
-      if (stream.phase === "closed" || session.closed) {
-        socket.destroy();
-        return;
-      }
-      session.accept(stream, socket.localAddress ?? "", socket.localPort ?? 0);
-      pipeSocketStream(socket, stream);
-      log.debug("target connected");
-    } catch (err) {
-      const e = toUnderpassError(err);
-      log.info({ code: e.code, err: e.message }, "open failed");
-      session.reject(stream, e);
-    }
-  }
-
-  /**
-   * BIND: listen where `open.host` (the FTP server) can connect, tell the relay where, and
-   * splice the one expected connection to the stream. Only that host may connect.
-   */
-  async #serveBind(
-    session: MuxSession,
-    stream: MuxStream,
-    open: OpenFrame,
-    dialHost: string,
-    log: Logger,
-  ): Promise<void> {
-    const settings = this.#o.bind ?? DEFAULT_BIND;
-    const gone = (): boolean => stream.phase === "closed" || session.closed;
-    const address = settings.address ?? (await localAddressTowards(dialHost));
-    const listener = await listenForPeer({
-      peers: await peerAddresses(open.host, dialHost),
-      address,
-      ports: settings.ports,
-      waitMs: Math.min(open.timeoutMs || settings.maxWaitMs, settings.maxWaitMs),
-      log,
-    });
-    if (gone()) {
-      listener.close();
-      return;
-    }
-    // until the peer comes, the relay has nothing to say on this stream but a reset
-    stream.attach({
-      onData: () => stream.reset(RESET_CODE.INTERNAL, "data before the BIND peer connected"),
-      onEnd: () => listener.close(),
-      onReset: () => listener.close(),
-      onDrain: () => {},
-    });
-    session.accept(stream, listener.address, listener.port);
-    log.debug({ listen: `${listener.address}:${listener.port}` }, "BIND listening");
-    let peer: Socket;
-    try {
-      peer = await listener.accepted;
-    } catch (err) {
-      const e = toUnderpassError(err);
-      log.info({ err: e.message }, "BIND ended without a peer");
-      stream.reset(RESET_CODE.TIMEOUT, e.message);
-      return;
-    }
-    if (gone()) {
-      peer.destroy();
-      return;
-    }
-    session.bindPeer(stream, unmapIPv4(peer.remoteAddress ?? ""), peer.remotePort ?? 0);
-    pipeSocketStream(peer, stream);
-    peer.resume();
-    log.debug({ peer: `${peer.remoteAddress}:${peer.remotePort}` }, "BIND peer connected");
   }
 }
