@@ -16,6 +16,7 @@ import {
   type SessionTimers,
   type TunnelLimits,
 } from "../shared/tunnel/constants.js";
+import type { Frame } from "../shared/tunnel/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
 import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
@@ -31,11 +32,21 @@ export interface TunnelClientOptions extends OpenSettings {
   readonly limits?: TunnelLimits;
   readonly timers?: SessionTimers;
   readonly backoff?: BackoffOptions;
+  /**
+   * How long the agent waits for the relay's WELCOME after its HELLO, in ms (default 10 s, the
+   * relay's own hello timeout). A relay that stays silent is left, and dialled again.
+   */
+  readonly welcomeTimeoutMs?: number;
   /** Extra options for the WebSocket (an HTTP CONNECT proxy's `createConnection`). */
   readonly wsOptions?: Record<string, unknown>;
 }
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
+
+/** The WebSocket upgrade must complete within this, in ms. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default wait for the WELCOME, in ms: the relay's hello timeout (README, timers). */
+const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
 
 /** All-zero mask: RFC 6455 masking protects browsers' intermediaries, not an agent; ws then skips a copy. */
 function zeroMask(mask: Buffer): void {
@@ -119,7 +130,7 @@ export class TunnelClient {
       const ws = new WebSocket(this.#o.relayUrl, {
         perMessageDeflate: false,
         maxPayload: this.#limits.maxFramePayload + FRAME_HEADER_SIZE + 64 * 1024,
-        handshakeTimeout: 10_000,
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         generateMask: zeroMask,
         ca: this.#o.ca,
         ...this.#o.wsOptions,
@@ -138,35 +149,31 @@ export class TunnelClient {
         socket.setNoDelay(true);
       });
       ws.on("open", () => {
-        session = new MuxSession(new WebSocketTransport(ws, socket), {
+        const opened = new MuxSession(new WebSocketTransport(ws, socket), {
           role: "agent",
           limits: this.#limits,
           timers: this.#o.timers ?? DEFAULT_TIMERS,
           logger: this.#log,
         });
-        this.#session = session;
-        session.onHandshake = (frame) => {
-          if (frame.type !== "welcome") {
-            session?.close(GOAWAY_CODE.PROTOCOL_ERROR, `expected welcome, got ${frame.type}`);
-            return;
-          }
-          const w = welcomeSchema.safeParse(frame.body);
-          if (!w.success) {
-            session?.close(GOAWAY_CODE.PROTOCOL_ERROR, "bad welcome");
-            return;
-          }
-          established = true;
-          this.lastRefusal = null;
-          this.agentId = w.data.agentId;
-          this.location = w.data.location;
-          session?.establish(mergeLimits(w.data.limits));
-          this.#setState("up");
-          this.#log.info({ agentId: w.data.agentId, location: w.data.location }, "tunnel up");
+        session = this.#session = opened;
+        const welcomeMs = this.#o.welcomeTimeoutMs ?? DEFAULT_WELCOME_TIMEOUT_MS;
+        const welcomeTimer = setTimeout(() => {
+          this.#log.warn(
+            { timeoutMs: welcomeMs, url: this.#o.relayUrl },
+            "the relay did not answer the hello",
+          );
+          opened.close(GOAWAY_CODE.HELLO_TIMEOUT, `no welcome within ${welcomeMs} ms`);
+        }, welcomeMs);
+        opened.onHandshake = (frame) => {
+          clearTimeout(welcomeTimer);
+          established = this.#welcome(opened, frame);
         };
-        const opened = session;
-        session.onOpen = (stream, open) => void serveOpen(opened, stream, open, this.#o);
-        session.onClose = (info) => this.#closed(info, established);
-        session.sendHandshake({
+        opened.onOpen = (stream, open) => void serveOpen(opened, stream, open, this.#o);
+        opened.onClose = (info) => {
+          clearTimeout(welcomeTimer);
+          this.#closed(info, established);
+        };
+        opened.sendHandshake({
           type: "hello",
           body: {
             version: PROTOCOL_VERSION,
@@ -193,6 +200,26 @@ export class TunnelClient {
         finish();
       });
     });
+  }
+
+  /** The relay's answer to the hello; true when the tunnel is up. */
+  #welcome(session: MuxSession, frame: Frame): boolean {
+    if (frame.type !== "welcome") {
+      session.close(GOAWAY_CODE.PROTOCOL_ERROR, `expected welcome, got ${frame.type}`);
+      return false;
+    }
+    const w = welcomeSchema.safeParse(frame.body);
+    if (!w.success) {
+      session.close(GOAWAY_CODE.PROTOCOL_ERROR, "bad welcome");
+      return false;
+    }
+    this.lastRefusal = null;
+    this.agentId = w.data.agentId;
+    this.location = w.data.location;
+    session.establish(mergeLimits(w.data.limits));
+    this.#setState("up");
+    this.#log.info({ agentId: w.data.agentId, location: w.data.location }, "tunnel up");
+    return true;
   }
 
   #closed(info: SessionCloseInfo, established: boolean): void {
