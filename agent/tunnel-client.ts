@@ -21,7 +21,7 @@ import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handsha
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
 import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
 import { VERSION } from "../shared/version.js";
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 import { type OpenSettings, serveOpen } from "./open-handler.js";
 
 export interface TunnelClientOptions extends OpenSettings {
@@ -103,13 +103,13 @@ export class TunnelClient {
   }
 
   async #run(): Promise<void> {
-    let attempt = 0;
+    const backoff = new Backoff(this.#o.backoff ?? DEFAULT_BACKOFF);
     while (!this.#stopped) {
       const wasUp = await this.#connectOnce();
       if (this.#stopped) break;
-      if (wasUp) attempt = 0;
-      const delay = backoffDelay(attempt++, this.#o.backoff ?? DEFAULT_BACKOFF);
-      this.#log.info({ delayMs: delay, attempt }, "reconnecting to the relay");
+      if (wasUp) backoff.reset();
+      const delay = backoff.next();
+      this.#log.info({ delayMs: delay, attempt: backoff.attempt }, "reconnecting to the relay");
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);
         this.#wake = () => {
