@@ -6,6 +6,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocket } from "ws";
+import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import {
   DEFAULT_LIMITS,
@@ -22,6 +23,7 @@ import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.
 import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
 import { VERSION } from "../shared/version.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
+import { type ProxySettings, proxyAgentFor } from "./http-proxy.js";
 import { type OpenSettings, serveOpen } from "./open-handler.js";
 
 export interface TunnelClientOptions extends OpenSettings {
@@ -33,18 +35,23 @@ export interface TunnelClientOptions extends OpenSettings {
   readonly timers?: SessionTimers;
   readonly backoff?: BackoffOptions;
   /**
+   * Bound on the WebSocket upgrade, in ms (default 10 s); a proxy's answer to the CONNECT
+   * before it has the same bound.
+   */
+  readonly handshakeTimeoutMs?: number;
+  /**
    * How long the agent waits for the relay's WELCOME after its HELLO, in ms (default 10 s, the
    * relay's own hello timeout). A relay that stays silent is left, and dialled again.
    */
   readonly welcomeTimeoutMs?: number;
-  /** Extra options for the WebSocket (an HTTP CONNECT proxy's `createConnection`). */
-  readonly wsOptions?: Record<string, unknown>;
+  /** The HTTP CONNECT proxy towards the relay (HTTPS_PROXY, NO_PROXY); direct when unset. */
+  readonly proxy?: ProxySettings | undefined;
 }
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
 
-/** The WebSocket upgrade must complete within this, in ms. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default bound on the WebSocket upgrade, in ms (README, timers); a proxy's CONNECT has its own. */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default wait for the WELCOME, in ms: the relay's hello timeout (README, timers). */
 const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
 
@@ -127,13 +134,15 @@ export class TunnelClient {
     return new Promise<boolean>((resolve) => {
       let established = false;
       let socket: Socket | null = null;
+      const handshakeMs = this.#o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+      const agent = proxyAgentFor(this.#o.proxy, this.#o.relayUrl, handshakeMs);
       const ws = new WebSocket(this.#o.relayUrl, {
         perMessageDeflate: false,
         maxPayload: this.#limits.maxFramePayload + FRAME_HEADER_SIZE + 64 * 1024,
-        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        handshakeTimeout: handshakeMs,
         generateMask: zeroMask,
         ca: this.#o.ca,
-        ...this.#o.wsOptions,
+        ...(agent ? { agent } : {}),
       });
       this.#ws = ws;
       let session: MuxSession | null = null;
@@ -193,7 +202,8 @@ export class TunnelClient {
         ws.terminate();
       });
       ws.on("error", (err) => {
-        this.#log.warn({ err: err.message, url: this.#o.relayUrl }, "tunnel connection failed");
+        const code = err instanceof UnderpassError ? err.code : undefined;
+        this.#log.warn({ err: err.message, code, url: this.#o.relayUrl }, "tunnel connection failed");
       });
       ws.on("close", (code, reason) => {
         session?.transportClosed(`websocket closed (${code} ${reason.toString()})`);

@@ -9,16 +9,16 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { Writable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { type WebSocket, WebSocketServer } from "ws";
 import { allowAll } from "../../agent/policy.js";
 import { TunnelClient, type TunnelState } from "../../agent/tunnel-client.js";
-import { createLogger } from "../../shared/logger.js";
+import type { Logger } from "../../shared/logger.js";
 import { DEFAULT_LIMITS, GOAWAY_CODE, PROTOCOL_VERSION } from "../../shared/tunnel/constants.js";
 import type { Frame } from "../../shared/tunnel/frame.js";
 import { encodeFrame, FrameDecoder } from "../../shared/tunnel/frame-codec.js";
 import { waitFor } from "../helpers/ports.js";
+import { captureRelayLog, type RelayLog, type RelayLogLine } from "../helpers/relay-log.js";
 
 /** One agent connection as the scripted relay sees it. */
 interface Connection {
@@ -65,27 +65,13 @@ async function scriptedRelay(answer: (conn: Connection, frame: Frame) => void): 
   };
 }
 
-/** A logger whose JSON lines the test reads back. */
-function capturedLogger() {
-  let text = "";
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      text += chunk.toString();
-      callback();
-    },
-  });
-  const logger = createLogger({ name: "agent", level: "debug", destination: sink });
-  const lines = (msg: string): Array<Record<string, unknown>> =>
-    text
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l["msg"] === msg);
-  return { logger, lines };
+/** The agent's log lines with message `msg` (the capture is a plain pino capture, whoever logs). */
+function linesOf(log: RelayLog, msg: string): RelayLogLine[] {
+  return log.lines().filter((l) => l.msg === msg);
 }
 
 /** A tunnel client towards `url` that records every state it passes through. */
-function client(url: string, logger: ReturnType<typeof capturedLogger>["logger"], welcomeTimeoutMs = 10_000) {
+function client(url: string, logger: Logger, welcomeTimeoutMs = 10_000) {
   const states: TunnelState[] = [];
   const c = new TunnelClient({
     relayUrl: url,
@@ -108,7 +94,7 @@ describe("the agent's tunnel hello", () => {
   it("leaves a relay that never answers the hello after the welcome timeout, with GOAWAY HELLO_TIMEOUT, and dials again", async () => {
     const relay = await scriptedRelay(() => {}); // hears everything, answers nothing
     cleanups.push(() => relay.close());
-    const log = capturedLogger();
+    const log = captureRelayLog();
     const welcomeTimeoutMs = 300;
     const { c, states } = client(relay.url, log.logger, welcomeTimeoutMs);
     cleanups.push(() => c.stop());
@@ -130,7 +116,7 @@ describe("the agent's tunnel hello", () => {
     await waitFor(() => relay.connections[1]!.frames[0]?.frame.type === "hello", {
       what: "a hello on the second connection",
     });
-    assert.ok(log.lines("the relay did not answer the hello").length >= 1);
+    assert.ok(linesOf(log, "the relay did not answer the hello").length >= 1);
     assert.ok(!states.includes("up"), `never up: ${states.join(" → ")}`);
     assert.equal(c.lastRefusal, null, "silence is not a refusal");
   });
@@ -143,14 +129,14 @@ describe("the agent's tunnel hello", () => {
       conn.ws.close(4000 + GOAWAY_CODE.UNSUPPORTED_VERSION, "unsupported version");
     });
     cleanups.push(() => relay.close());
-    const log = capturedLogger();
+    const log = captureRelayLog();
     const { c, states } = client(relay.url, log.logger);
     cleanups.push(() => c.stop());
     c.start();
 
     const refusals = await waitFor(
       () => {
-        const l = log.lines("the relay refused this agent");
+        const l = linesOf(log, "the relay refused this agent");
         return l.length >= 2 ? l : undefined;
       },
       { timeoutMs: 10_000, what: "two logged refusals" },
@@ -161,6 +147,6 @@ describe("the agent's tunnel hello", () => {
     assert.equal(c.lastRefusal, reason);
     assert.ok(relay.connections.length >= 2, "the agent dialled again");
     assert.ok(!states.includes("up"), `never up: ${states.join(" → ")}`);
-    assert.equal(log.lines("the relay did not answer the hello").length, 0, "an answer is not silence");
+    assert.equal(linesOf(log, "the relay did not answer the hello").length, 0, "an answer is not silence");
   });
 });
