@@ -75,6 +75,15 @@ export class WebSocketTransport implements FrameTransport {
     if (socket !== null && internals !== null) this.#readDirectly(socket, internals.receiver, internals.feed);
   }
 
+  /**
+   * True when the transport reads and writes the socket itself (the zero-copy path above);
+   * false when `ws` was not laid out as expected and carries the data itself, only slower.
+   * `ws` is pinned to one version because of this; a test holds it true on both sides.
+   */
+  get direct(): boolean {
+    return this.#direct;
+  }
+
   send(data: Buffer, onSent?: () => void): void {
     if (!this.#direct) {
       this.#cork();
