@@ -12,6 +12,7 @@ import { ValidationError } from "../shared/errors.js";
 import { createLogger } from "../shared/logger.js";
 import { VERSION } from "../shared/version.js";
 import { runDemo } from "./demo/demo.js";
+import { tuneHeapForTunnelTraffic } from "./heap-tuning.js";
 
 const USAGE = `underpass ${VERSION} — reach on-premise FTP and TCP services from the cloud
 
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "help";
   switch (command) {
     case "cloud": {
+      tuneHeapForTunnelTraffic();
       const logger = createLogger({ name: "underpass-cloud" });
       const relay = await startRelay(relayConfigFromEnv(process.env, logger));
       if (relay.generatedAdminToken) {
@@ -41,12 +43,14 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case "agent": {
+      tuneHeapForTunnelTraffic();
       const logger = createLogger({ name: "underpass-agent" });
       const agent = startAgent(agentConfigFromEnv(process.env, logger));
       onSignals(() => agent.close());
       return -1;
     }
     case "demo":
+      tuneHeapForTunnelTraffic();
       await runDemo(argv.slice(1));
       return -1;
     case "version":

@@ -14,7 +14,6 @@
  */
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
-import { tuneHeapForTunnelTraffic } from "./heap-tuning.js";
 import type { FrameTransport } from "./mux-session.js";
 import {
   binaryHeaderSize,
@@ -67,7 +66,6 @@ export class WebSocketTransport implements FrameTransport {
   constructor(ws: WebSocket, socket: Duplex | null) {
     this.#ws = ws;
     this.#socket = socket;
-    tuneHeapForTunnelTraffic();
     // ws documents `url` as absent on the server side of a connection
     this.#mask = Boolean(ws.url);
     const internals = socket === null ? null : wsInternals(ws, socket);
