@@ -50,7 +50,7 @@ export interface TunnelClientOptions extends OpenSettings {
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
 
-/** Default bound on the WebSocket upgrade, in ms (README, timers); a proxy's CONNECT has its own. */
+/** Default bound on the WebSocket upgrade, in ms (README, timers); a proxy's CONNECT gets the same. */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default wait for the WELCOME, in ms: the relay's hello timeout (README, timers). */
 const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { startAgent } from "../agent/agent.js";
 /**
  * `underpass cloud | agent | demo | version | help`. Configuration comes from the
  * environment (DESIGN.md); bad configuration ends the process with a message that names
- * the variable, before anything listens.
+ * the variable, before anything listens. The commands that carry tunnel traffic tune V8's
+ * heap for it first (heap-tuning.ts): a process-wide choice, so the command makes it.
  */
+
+import { startAgent } from "../agent/agent.js";
 import { agentConfigFromEnv } from "../agent/config.js";
 import { relayConfigFromEnv } from "../cloud/config.js";
 import { startRelay } from "../cloud/relay.js";
