@@ -129,7 +129,7 @@ describe("the tunnel through tinyproxy (HTTP CONNECT, basic auth)", () => {
   });
 
   it("wss:// relay (https_proxy): TLS to the relay runs inside the CONNECT tunnel", async () => {
-    const before = (await proxy.connects()).length;
+    const earlier = (await proxy.connects()).length;
     const { agent } = start({
       UNDERPASS_RELAY_URL: relayUrl(tlsStack, "wss"),
       UNDERPASS_AGENT_TOKEN: tlsStack.agentToken,
@@ -138,7 +138,7 @@ describe("the tunnel through tinyproxy (HTTP CONNECT, basic auth)", () => {
     });
     try {
       await agent.waitUp(1, 15_000);
-      assert.deepEqual((await proxy.connects()).slice(before), [relayAuthority(tlsStack)]);
+      assert.deepEqual((await proxy.connects()).slice(earlier), [relayAuthority(tlsStack)]);
       await assertCarries(tlsStack);
     } finally {
       await agent.close();
@@ -178,7 +178,7 @@ describe("the tunnel through tinyproxy (HTTP CONNECT, basic auth)", () => {
   }
 
   it("NO_PROXY covering the relay: the tunnel goes direct and the proxy sees nothing", async () => {
-    const before = await proxy.connects();
+    const earlier = await proxy.connects();
     const { agent, log } = start({
       UNDERPASS_RELAY_URL: relayUrl(stack),
       UNDERPASS_AGENT_TOKEN: stack.agentToken,
@@ -189,7 +189,7 @@ describe("the tunnel through tinyproxy (HTTP CONNECT, basic auth)", () => {
     try {
       await agent.waitUp(1, 15_000);
       await assertCarries(stack);
-      assert.deepEqual(await proxy.connects(), before, "no CONNECT reached the proxy");
+      assert.deepEqual(await proxy.connects(), earlier, "no CONNECT reached the proxy");
       assert.ok(
         log
           .lines()
@@ -287,7 +287,7 @@ describe("the tunnel through an https:// proxy, from `underpass agent`", () => {
   });
 
   it("a proxy certificate nobody vouches for is refused, said, and retried", async () => {
-    const before = proxy.connects.length;
+    const earlier = proxy.connects.length;
     const agent = startAgentProcess({
       relayUrl: `ws://127.0.0.1:${stack.relay.tunnelAddress.port}/tunnel`,
       token: stack.agentToken,
@@ -301,7 +301,7 @@ describe("the tunnel through an https:// proxy, from `underpass agent`", () => {
         err,
         new RegExp(`proxy https://127\\.0\\.0\\.1:${proxy.port}: .*(self[- ]signed|certificate)`, "i"),
       );
-      assert.equal(proxy.connects.length, before, "no CONNECT was sent over an unverified TLS");
+      assert.equal(proxy.connects.length, earlier, "no CONNECT was sent over an unverified TLS");
     } finally {
       await agent.stop();
     }
