@@ -7,7 +7,8 @@ import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { parsePortRange } from "../shared/net/port-range.js";
 import type { AgentConfig } from "./agent.js";
-import { proxyConnection } from "./http-proxy.js";
+import { describeProxy, type ProxySettings, parseProxyUrl, usesProxy } from "./http-proxy.js";
+import { parseNoProxy } from "./no-proxy.js";
 import { allowAll, describePolicy, parsePolicy } from "./policy.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
@@ -42,6 +43,8 @@ const agentEnv = z.object({
   UNDERPASS_BIND_TIMEOUT_MS: ms.default(120_000),
   HTTPS_PROXY: z.string().optional(),
   https_proxy: z.string().optional(),
+  NO_PROXY: z.string().optional(),
+  no_proxy: z.string().optional(),
 });
 
 export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): AgentConfig {
@@ -59,7 +62,6 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
   } else {
     logger.warn("UNDERPASS_ALLOW is not set: the agent dials whatever the relay asks; set a local policy");
   }
-  const proxy = e.HTTPS_PROXY ?? e.https_proxy;
   return {
     relayUrl: e.UNDERPASS_RELAY_URL,
     token: e.UNDERPASS_AGENT_TOKEN,
@@ -75,8 +77,27 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
       ports: typeof e.UNDERPASS_BIND_PORTS === "object" ? e.UNDERPASS_BIND_PORTS : undefined,
       maxWaitMs: e.UNDERPASS_BIND_TIMEOUT_MS,
     },
-    wsOptions: proxy ? { createConnection: proxyConnection(proxy, e.UNDERPASS_RELAY_URL) } : undefined,
+    proxy: proxyFromEnv(e, logger),
   };
+}
+
+/** HTTPS_PROXY (or https_proxy) with NO_PROXY (or no_proxy); undefined without a proxy. */
+function proxyFromEnv(e: z.output<typeof agentEnv>, logger: Logger): ProxySettings | undefined {
+  const variable = e.HTTPS_PROXY !== undefined ? "HTTPS_PROXY" : "https_proxy";
+  const value = e.HTTPS_PROXY ?? e.https_proxy;
+  if (!value?.trim()) return undefined;
+  const settings: ProxySettings = {
+    url: parseProxyUrl(value, variable),
+    noProxy: parseNoProxy(e.NO_PROXY ?? e.no_proxy ?? ""),
+  };
+  if (settings.noProxy.ignored.length > 0) {
+    logger.warn({ ignored: settings.noProxy.ignored }, "NO_PROXY entries not understood are left out");
+  }
+  const proxy = describeProxy(settings.url);
+  if (usesProxy(settings, e.UNDERPASS_RELAY_URL))
+    logger.info({ proxy }, "the tunnel goes through the HTTP proxy");
+  else logger.info({ proxy }, "NO_PROXY covers the relay: the tunnel does not use the HTTP proxy");
+  return settings;
 }
 
 /** The PEM file UNDERPASS_CA names, read now so that a wrong path fails before any connection. */

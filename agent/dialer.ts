@@ -18,7 +18,7 @@ const UNREACHABLE = new Set([
   "ENETDOWN",
 ]);
 
-export function dialError(err: NodeJS.ErrnoException, host: string, port: number): UnderpassError {
+function dialError(err: NodeJS.ErrnoException, host: string, port: number): UnderpassError {
   const what = `${host}:${port}`;
   if (err.code === "ECONNREFUSED") return new ConnectionRefusedError(`${what} refused the connection`);
   if (err.code && UNREACHABLE.has(err.code)) {

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { startAgent } from "../agent/agent.js";
 /**
  * `underpass cloud | agent | demo | version | help`. Configuration comes from the
  * environment (DESIGN.md); bad configuration ends the process with a message that names
- * the variable, before anything listens.
+ * the variable, before anything listens. The commands that carry tunnel traffic tune V8's
+ * heap for it first (heap-tuning.ts): a process-wide choice, so the command makes it.
  */
+
+import { startAgent } from "../agent/agent.js";
 import { agentConfigFromEnv } from "../agent/config.js";
 import { relayConfigFromEnv } from "../cloud/config.js";
 import { startRelay } from "../cloud/relay.js";
@@ -13,6 +15,7 @@ import { createLogger } from "../shared/logger.js";
 import { VERSION } from "../shared/version.js";
 import { ADMIN_COMMANDS, runAdminCommand } from "./admin/commands.js";
 import { runDemo } from "./demo/demo.js";
+import { tuneHeapForTunnelTraffic } from "./heap-tuning.js";
 
 const USAGE = `underpass ${VERSION} — reach on-premise FTP and TCP services from the cloud
 
@@ -45,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case "cloud": {
+      tuneHeapForTunnelTraffic();
       const logger = createLogger({ name: "underpass-cloud" });
       const relay = await startRelay(relayConfigFromEnv(process.env, logger));
       if (relay.generatedAdminToken) {
@@ -58,12 +62,14 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case "agent": {
+      tuneHeapForTunnelTraffic();
       const logger = createLogger({ name: "underpass-agent" });
       const agent = startAgent(agentConfigFromEnv(process.env, logger));
       onSignals(() => agent.close());
       return -1;
     }
     case "demo":
+      tuneHeapForTunnelTraffic();
       await runDemo(argv.slice(1));
       return -1;
     case "version":

@@ -112,12 +112,6 @@ export const GOAWAY_CODE = {
 } as const;
 export type GoAwayCode = (typeof GOAWAY_CODE)[keyof typeof GOAWAY_CODE];
 
-/** WebSocket close codes (private range 4000-4999) sent after a GOAWAY. */
-export const WS_CLOSE = {
-  NORMAL: 1000,
-  GOAWAY_BASE: 4000,
-} as const;
-
 /** Limits and windows; each side announces its own in the hello/welcome. */
 export interface TunnelLimits {
   /** Largest DATA payload the receiver accepts, in bytes. */

@@ -139,20 +139,11 @@ export class MuxSession implements StreamHost {
   get streamCount(): number {
     return this.#streams.size;
   }
-  get pendingOpens(): number {
-    return this.#pending.size;
-  }
-  get peerLimits(): TunnelLimits {
-    return this.#peerLimits;
-  }
   get peerMaxFrame(): number {
     return this.#peerLimits.maxFramePayload;
   }
   get congested(): boolean {
     return this.#congested;
-  }
-  streams(): IterableIterator<MuxStream> {
-    return this.#streams.values();
   }
 
   /** The handshake is done: streams may flow, pings start. */
@@ -221,16 +212,6 @@ export class MuxSession implements StreamHost {
       this.#pending.set(id, { stream, timer, resolve, reject });
       this.#send({ type: "open", streamId: id, kind, host, port, timeoutMs });
     });
-  }
-
-  /** Abandon a pending open (the SOCKS client went away). */
-  cancelOpen(stream: MuxStream): void {
-    const p = this.#pending.get(stream.id);
-    if (!p) return;
-    this.#pending.delete(stream.id);
-    clearTimeout(p.timer);
-    stream.reset(RESET_CODE.CANCELLED, "open cancelled");
-    p.reject(new TunnelClosedError("open cancelled"));
   }
 
   /** Agent side: the target is connected (or the BIND listener is up). */

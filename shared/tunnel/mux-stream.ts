@@ -4,7 +4,7 @@
  * its consumer drains, so a slow consumer pauses its own stream and no other.
  * Read and write halves are tracked separately: half-close is real.
  */
-import { TunnelClosedError, type UnderpassError } from "../errors.js";
+import type { UnderpassError } from "../errors.js";
 import type { ResetCode } from "./constants.js";
 
 /** Where the stream is in its life; `closed` is terminal. */
@@ -79,15 +79,6 @@ export class MuxStream {
   }
   get readEnded(): boolean {
     return this.#readEnded;
-  }
-  get writeEnded(): boolean {
-    return this.#writeEnded || this.#finQueued;
-  }
-  /** Bytes queued for lack of credit. */
-  get queuedBytes(): number {
-    let n = 0;
-    for (const b of this.#queue) n += b.length;
-    return n;
   }
   get credit(): number {
     return this.#credit;
@@ -253,9 +244,4 @@ export class MuxStream {
     this.#early = null;
     this.#host.release(this);
   }
-}
-
-/** The error streams see when their tunnel goes away. */
-export function tunnelLost(reason: string): TunnelClosedError {
-  return new TunnelClosedError(`tunnel closed: ${reason}`);
 }

@@ -14,7 +14,6 @@
  */
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
-import { tuneHeapForTunnelTraffic } from "./heap-tuning.js";
 import type { FrameTransport } from "./mux-session.js";
 import {
   binaryHeaderSize,
@@ -67,12 +66,20 @@ export class WebSocketTransport implements FrameTransport {
   constructor(ws: WebSocket, socket: Duplex | null) {
     this.#ws = ws;
     this.#socket = socket;
-    tuneHeapForTunnelTraffic();
     // ws documents `url` as absent on the server side of a connection
     this.#mask = Boolean(ws.url);
     const internals = socket === null ? null : wsInternals(ws, socket);
     this.#direct = internals !== null;
     if (socket !== null && internals !== null) this.#readDirectly(socket, internals.receiver, internals.feed);
+  }
+
+  /**
+   * True when the transport reads and writes the socket itself (the zero-copy path above);
+   * false when `ws` was not laid out as expected and carries the data itself, only slower.
+   * `ws` is pinned to one version because of this; a test holds it true on both sides.
+   */
+  get direct(): boolean {
+    return this.#direct;
   }
 
   send(data: Buffer, onSent?: () => void): void {

@@ -1,20 +1,27 @@
 /**
  * The WebSocket transport against stock `ws` peers over real sockets: an older relay or agent
  * frames with `ws` itself (random masking keys, its own close handshake), so each side of the
- * transport must interoperate with `ws` on the other.
+ * transport must interoperate with `ws` on the other. And the zero-copy path, which reaches into
+ * `ws`'s internals, must be the one in use on both sides, over TCP and over TLS: a `ws` release
+ * that moves an internal fails here instead of silently falling back to the slower path.
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { waitFor } from "../helpers/ports.js";
+import { makeSelfSignedCert, type SelfSignedCert } from "../helpers/tls.js";
 
 interface Side {
   readonly ws: WebSocket;
+  /** The connection under the WebSocket, as handed to the transport. */
+  readonly socket: Duplex;
   readonly transport: WebSocketTransport;
   readonly received: Buffer[];
   text(): string;
@@ -24,12 +31,12 @@ function side(ws: WebSocket, socket: Duplex): Side {
   const transport = new WebSocketTransport(ws, socket);
   const received: Buffer[] = [];
   ws.on("message", (data: Buffer) => received.push(Buffer.from(data)));
-  return { ws, transport, received, text: () => Buffer.concat(received).toString() };
+  return { ws, socket, transport, received, text: () => Buffer.concat(received).toString() };
 }
 
 /** A stock `ws` client, open, with the socket under it (what the agent hands its transport). */
-async function connect(url: string): Promise<{ ws: WebSocket; socket: Socket }> {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+async function connect(url: string, ca?: Buffer): Promise<{ ws: WebSocket; socket: Socket }> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, ...(ca ? { ca } : {}) });
   let socket: Socket | null = null;
   ws.on("upgrade", (res: IncomingMessage) => {
     socket = res.socket as Socket;
@@ -37,6 +44,13 @@ async function connect(url: string): Promise<{ ws: WebSocket; socket: Socket }> 
   await once(ws, "open");
   return { ws, socket: socket! };
 }
+
+/** The `ws` these tests hold the transport to (package.json pins it exactly). */
+const WS_VERSION = (
+  JSON.parse(readFileSync(new URL("../../../node_modules/ws/package.json", import.meta.url), "utf8")) as {
+    version: string;
+  }
+).version;
 
 /** Bytes of every size class: small (copied with its header), 16-bit and 64-bit lengths. */
 const PAYLOADS = [Buffer.from("hello"), Buffer.alloc(5_000, 0x61), Buffer.alloc(200_000, 0x62)];
@@ -144,3 +158,74 @@ describe("websocket transport with stock ws peers", () => {
     ws.terminate();
   });
 });
+
+for (const scheme of ["ws", "wss"] as const) {
+  describe(`the zero-copy path over ${scheme === "ws" ? "TCP" : "TLS"} (ws ${WS_VERSION})`, () => {
+    let server: Server;
+    let wss: WebSocketServer;
+    let cert: SelfSignedCert | null = null;
+    let url: string;
+    let ca: Buffer | undefined;
+    const serverSides: Side[] = [];
+
+    before(async () => {
+      wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+      if (scheme === "wss") {
+        cert = await makeSelfSignedCert({ commonName: "underpass ws-transport test" });
+        ca = readFileSync(cert.certFile);
+        server = createHttpsServer({ cert: ca, key: readFileSync(cert.keyFile) });
+      } else {
+        server = createServer();
+      }
+      // what the relay's gateway does: the transport gets the socket the upgrade came on
+      server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        wss.handleUpgrade(req, socket, head, (ws) => serverSides.push(side(ws, socket)));
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      url = `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}/tunnel`;
+    });
+
+    after(async () => {
+      for (const s of serverSides) s.ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await cert?.close();
+    });
+
+    it("is active on the server and on the client side, and carries bytes both ways", async () => {
+      // what the agent does: the socket from the client's upgrade response
+      const { ws, socket } = await connect(url, ca);
+      try {
+        const client = side(ws, socket);
+        await waitFor(() => serverSides.length === 1, { what: "the server side" });
+        const server = serverSides[0]!;
+        assert.equal(
+          server.transport.direct,
+          true,
+          "server side: ws's receiver and socket listener were found",
+        );
+        assert.equal(
+          client.transport.direct,
+          true,
+          "client side: ws's receiver and socket listener were found",
+        );
+        for (const s of [server, client]) {
+          assert.ok(
+            s.socket.listeners("data").every((f) => f.name !== "socketOnData"),
+            "ws's own socket listener no longer reads the socket",
+          );
+        }
+        for (const p of PAYLOADS) client.transport.send(p);
+        await waitFor(() => server.text().length === ALL.length, { what: "the client's bytes" });
+        assert.equal(server.text(), ALL);
+        for (const p of PAYLOADS) server.transport.send(p);
+        await waitFor(() => client.text().length === ALL.length, { what: "the server's bytes" });
+        assert.equal(client.text(), ALL);
+      } finally {
+        ws.terminate();
+      }
+    });
+  });
+}

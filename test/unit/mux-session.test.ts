@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConnectionRefusedError, TunnelClosedError } from "../../shared/errors.js";
-import { DEFAULT_LIMITS, OPEN_KIND } from "../../shared/tunnel/constants.js";
+import {
+  DEFAULT_LIMITS,
+  GOAWAY_CODE,
+  OPEN_KIND,
+  RESET_CODE,
+  type ResetCode,
+} from "../../shared/tunnel/constants.js";
 import { encodeDataHeader } from "../../shared/tunnel/frame-codec.js";
 import type { MuxStream, StreamHandlers } from "../../shared/tunnel/mux-stream.js";
 import { memoryPair } from "../helpers/memory-pair.js";
@@ -9,7 +15,7 @@ import { memoryPair } from "../helpers/memory-pair.js";
 /** Collects what a stream receives; consumes at once unless `hold` is set. */
 function collector(stream: MuxStream, hold = false, onDrain?: () => void) {
   const got: Buffer[] = [];
-  const state = { ended: false, reset: null as Error | null, drains: 0 };
+  const state = { ended: false, reset: null as Error | null, resetCode: null as ResetCode | null, drains: 0 };
   const handlers: StreamHandlers = {
     onData(chunk) {
       got.push(Buffer.from(chunk));
@@ -18,8 +24,9 @@ function collector(stream: MuxStream, hold = false, onDrain?: () => void) {
     onEnd() {
       state.ended = true;
     },
-    onReset(err) {
+    onReset(err, code) {
       state.reset = err;
+      state.resetCode = code;
     },
     onDrain() {
       state.drains++;
@@ -28,6 +35,18 @@ function collector(stream: MuxStream, hold = false, onDrain?: () => void) {
   };
   stream.attach(handlers);
   return { got, state, bytes: () => Buffer.concat(got) };
+}
+
+/** `promise`, or a rejection naming `what` after `timeoutMs` (whose timer also keeps the process alive). */
+function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
@@ -80,7 +99,7 @@ describe("mux session", () => {
   it("stalls the sender at zero credit and resumes on a window update", async () => {
     const window = 64 * 1024;
     const limits = { ...DEFAULT_LIMITS, initialWindow: window };
-    const { relay, agent } = memoryPair({ relayLimits: limits, agentLimits: limits });
+    const { relay, agent, relayTransport } = memoryPair({ relayLimits: limits, agentLimits: limits });
     let agentSide: ReturnType<typeof collector> | null = null;
     let agentStream: MuxStream | null = null;
     agent.onOpen = (stream) => {
@@ -97,9 +116,11 @@ describe("mux session", () => {
     assert.equal(stream.credit, 0);
     await until(() => agentSide!.bytes().length === window, "window delivered");
     assert.equal(sender.state.drains, 0, "no drain while the receiver holds the data");
-    stream.write(chunk); // queued, not sent
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(agentSide!.bytes().length, window, "nothing beyond the window is sent");
+    const sent = relayTransport.sent;
+    assert.equal(stream.write(chunk), false, "queued: no credit");
+    assert.equal(relayTransport.sent, sent, "nothing beyond the window reaches the transport");
+    await until(() => relayTransport.bufferedAmount === 0, "bytes in flight delivered");
+    assert.equal(agentSide!.bytes().length, window, "the receiver holds exactly its window");
     agentStream!.consumed(window);
     await until(() => sender.state.drains === 1, "drain after the window update");
     await until(() => agentSide!.bytes().length === window + chunk.length, "queued data flushed");
@@ -185,11 +206,53 @@ describe("mux session", () => {
     const timers = { pingIntervalMs: 20, pingTimeoutMs: 60 };
     const { relay, agentTransport } = memoryPair({ timers });
     agentTransport.held = []; // the agent's bytes never arrive
-    const keepAlive = setTimeout(() => {}, 10_000); // the ping timer itself does not hold the process
-    const closed = await new Promise<{ code: number }>((resolve) => {
-      relay.onClose = resolve;
-    });
-    clearTimeout(keepAlive);
-    assert.equal(closed.code, 0x05);
+    const start = performance.now();
+    const closed = await within(
+      new Promise<{ code: number }>((resolve) => {
+        relay.onClose = resolve;
+      }),
+      5_000,
+      "the relay to give up on the silent tunnel",
+    );
+    const after = performance.now() - start;
+    assert.equal(closed.code, GOAWAY_CODE.PING_TIMEOUT);
+    assert.ok(after >= timers.pingTimeoutMs - 5, `gave up after ${after} ms, before the ping timeout`);
+  });
+
+  it("ends a stream the peer resets as a reset, with its code and reason, while the others carry on", async () => {
+    const { relay, agent } = memoryPair();
+    const agentStreams: MuxStream[] = [];
+    const agentSides: Array<ReturnType<typeof collector>> = [];
+    agent.onOpen = (stream) => {
+      agentStreams.push(stream);
+      agentSides.push(collector(stream));
+      agent.accept(stream, "", 0);
+    };
+    const a = await relay.open(OPEN_KIND.CONNECT, "a", 1, 1000);
+    const b = await relay.open(OPEN_KIND.CONNECT, "b", 1, 1000);
+    const sideA = collector(a.stream);
+    const sideB = collector(b.stream);
+
+    // the agent's socket to a's target broke; the relay still writes to a meanwhile
+    agentStreams[0]!.reset(RESET_CODE.CONNECTION_RESET, "target reset the connection");
+    assert.equal(a.stream.write(Buffer.from("in flight")), true, "the relay does not know yet");
+    await until(() => sideA.state.reset !== null, "a's reset");
+    assert.ok(sideA.state.reset instanceof TunnelClosedError);
+    assert.match(sideA.state.reset.message, /target reset the connection/);
+    assert.equal(sideA.state.resetCode, RESET_CODE.CONNECTION_RESET);
+    assert.equal(sideA.state.ended, false, "a reset is never a clean end");
+    assert.equal(a.stream.phase, "closed");
+    assert.equal(a.stream.write(Buffer.from("late")), false, "nothing more goes out on a reset stream");
+
+    // b carries on both ways; the data that crossed the reset was dropped, not a protocol error
+    b.stream.write(Buffer.from("ping"));
+    await until(() => agentSides[1]!.bytes().toString() === "ping", "b's data at the agent");
+    agentStreams[1]!.write(Buffer.from("pong"));
+    await until(() => sideB.bytes().toString() === "pong", "b's data at the relay");
+    assert.equal(sideB.state.reset, null);
+    assert.equal(agentSides[0]!.bytes().length, 0, "the agent never delivered a's late bytes");
+    assert.equal(relay.closed || agent.closed, false, "the tunnel is up");
+    assert.equal(relay.streamCount, 1);
+    assert.equal(agent.streamCount, 1);
   });
 });

@@ -1,13 +1,17 @@
 /**
- * V8 heap tuning for a process that carries tunnel traffic. Every socket read hands Node a
- * fresh 64 KiB buffer outside the JS heap, so a tunnel moving hundreds of MiB/s triggers a
- * young-generation GC every ~32 MiB received (V8 collects when young external memory reaches
- * twice its largest semi-space). After each young GC V8 starts a full mark-compact when the
- * old generation's headroom is below the new space's capacity; with its default growing
- * factor (about 2 under a high allocation rate) a relay with ~15 MiB of live heap sits right
- * there, and paid a mark-compact after nearly every young GC: 35 per GiB, 30 % of its CPU.
- * A growing factor of 4 (V8's own maximum) leaves headroom above any new-space capacity for
- * every heap past V8's incremental-marking threshold, and the mark-compacts stop.
+ * V8 heap tuning for a process that carries tunnel traffic: `underpass cloud`, `agent` and
+ * `demo` apply it at start. The flags are process-wide, so the library never sets them: a
+ * program that embeds the relay or the agent decides for itself.
+ *
+ * Why: every socket read hands Node a fresh 64 KiB buffer outside the JS heap, so a tunnel
+ * moving hundreds of MiB/s triggers a young-generation GC every ~32 MiB received (V8 collects
+ * when young external memory reaches twice its largest semi-space). After each young GC V8
+ * starts a full mark-compact when the old generation's headroom is below the new space's
+ * capacity; with its default growing factor (about 2 under a high allocation rate) a relay with
+ * ~15 MiB of live heap sits right there, and paid a mark-compact after nearly every young GC:
+ * 35 per GiB, 30 % of its CPU. A growing factor of 4 (V8's own maximum) leaves headroom above
+ * any new-space capacity for every heap past V8's incremental-marking threshold, and the
+ * mark-compacts stop.
  *
  * The new space keeps the size start-up gave it: a burst of connections (each leaving a few
  * KiB that survive) no longer doubles it, which cost the relay 16 MiB of RSS for good. The
