@@ -7,22 +7,23 @@ import { once } from "node:events";
 import net from "node:net";
 import { type Readable, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
+import { isLoopback, parseIp } from "../../shared/net/ip.js";
 import type { PortRange } from "../../shared/net/port-range.js";
 
-/** IPv4-mapped IPv6 (`::ffff:10.0.0.1`) as plain IPv4; other addresses unchanged. */
-export function unmapAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1]! : address;
+/** An address in the one canonical form, IPv4-mapped IPv6 as IPv4. */
+function canonicalAddress(address: string): string {
+  return normalizeHost(unmapIPv4(address));
 }
 
-function isLoopback(address: string): boolean {
-  const a = unmapAddress(address);
-  return a === "::1" || /^127\./.test(a);
+function loopback(address: string): boolean {
+  const ip = parseIp(address);
+  return ip !== undefined && isLoopback(ip);
 }
 
 /** Same host for the purpose of data connections; any two loopback addresses are the same host. */
 export function sameHost(a: string, b: string): boolean {
-  return unmapAddress(a) === unmapAddress(b) || (isLoopback(a) && isLoopback(b));
+  return canonicalAddress(a) === canonicalAddress(b) || (loopback(a) && loopback(b));
 }
 
 /** Listen on host:port; undefined when the port is taken or privileged, the error for anything else. */

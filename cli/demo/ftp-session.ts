@@ -1,7 +1,7 @@
 /**
- * One control connection of the demo FTP server: RFC 959 commands, RFC 2428 EPSV/EPRT and
- * RFC 3659 SIZE/MDTM/MLSD/MLST. Commands run one at a time in arrival order; ABOR is the
- * exception and interrupts a running transfer (RFC 959 §4.1.3).
+ * One control connection of the demo FTP server: RFC 959 commands, RFC 1639 LPSV/LPRT,
+ * RFC 2428 EPSV/EPRT and RFC 3659 SIZE/MDTM/MLSD/MLST. Commands run one at a time in arrival
+ * order; ABOR is the exception and interrupts a running transfer (RFC 959 §4.1.3).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
@@ -258,9 +258,11 @@ export class FtpSession {
         this.data.reset(); // no transfer running, or ABOR would have been handled on arrival
         this.reply(225, "No transfer to abort");
       },
-      PASV: () => this.data.passive(false, ""),
-      EPSV: (arg) => this.data.passive(true, arg.trim().toUpperCase()),
+      PASV: () => this.data.passive("PASV", ""),
+      LPSV: () => this.data.passive("LPSV", ""),
+      EPSV: (arg) => this.data.passive("EPSV", arg.trim().toUpperCase()),
       PORT: (arg) => this.data.port(need(arg)),
+      LPRT: (arg) => this.data.lprt(need(arg)),
       EPRT: (arg) => this.data.eprt(need(arg)),
       RETR: (arg) => this.retrieve(path(arg)),
       STOR: async (arg) => {
