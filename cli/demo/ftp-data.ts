@@ -9,7 +9,7 @@ import { type Readable, Transform, type TransformCallback, type Writable } from 
 import { pipeline } from "node:stream/promises";
 import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
 import { isLoopback, parseIp } from "../../shared/net/ip.js";
-import type { PortRange } from "../../shared/net/port-range.js";
+import { nextPort, type PortRange, portsFrom } from "../../shared/net/port-range.js";
 
 /** An address in the one canonical form, IPv4-mapped IPv6 as IPv4. */
 function canonicalAddress(address: string): string {
@@ -85,18 +85,13 @@ export class PassiveListener {
     timeoutMs: number;
   }): Promise<PassiveListener | undefined> {
     const { host, ports, cursor } = options;
-    const candidates: number[] = [];
-    if (!ports) candidates.push(0);
-    else {
-      const size = ports.end - ports.start + 1;
-      for (let i = 0; i < size; i++) candidates.push(ports.start + ((cursor.next - ports.start + i) % size));
-    }
+    const candidates = ports ? portsFrom(ports, cursor.next) : [0];
     for (const port of candidates) {
       const server = await tryListen(host, port);
       if (server instanceof Error) throw server;
       if (server === undefined) continue;
       const bound = (server.address() as net.AddressInfo).port;
-      if (ports) cursor.next = bound === ports.end ? ports.start : bound + 1;
+      if (ports) cursor.next = nextPort(ports, bound);
       return new PassiveListener(server, bound, options.peer, options.timeoutMs);
     }
     return undefined;
