@@ -163,6 +163,8 @@ describe("LPRT (RFC 1639 §2)", () => {
       ["4,4,10,0,0,1,2,4,1,0", "syntax"], // one byte too many
       ["4,4,10,0,0,1,3,0,4,1", "syntax"], // pal 3
       ["4,4,10,0,0,1,1,21", "syntax"], // pal 1
+      ["4,4,10,0,0,1,3,4,1", "syntax"], // pal 3 before two port bytes
+      ["4,4,10,0,0,1,1,4,1", "syntax"], // pal 1 before two port bytes
       ["4,16,10,0,0,1,2,4,1", "syntax"], // hal of the other family
       [`6,4,10,0,0,1,2,4,1`, "syntax"],
       ["4,4,10,0,0,256,2,4,1", "syntax"],
