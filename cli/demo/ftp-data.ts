@@ -7,14 +7,9 @@ import { once } from "node:events";
 import net from "node:net";
 import { type Readable, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
+import { normalizeAddress } from "../../shared/net/host.js";
 import { isLoopback, parseIp } from "../../shared/net/ip.js";
 import { nextPort, type PortRange, portsFrom } from "../../shared/net/port-range.js";
-
-/** An address in the one canonical form, IPv4-mapped IPv6 as IPv4. */
-function canonicalAddress(address: string): string {
-  return normalizeHost(unmapIPv4(address));
-}
 
 function loopback(address: string): boolean {
   const ip = parseIp(address);
@@ -23,7 +18,7 @@ function loopback(address: string): boolean {
 
 /** Same host for the purpose of data connections; any two loopback addresses are the same host. */
 export function sameHost(a: string, b: string): boolean {
-  return canonicalAddress(a) === canonicalAddress(b) || (loopback(a) && loopback(b));
+  return normalizeAddress(a) === normalizeAddress(b) || (loopback(a) && loopback(b));
 }
 
 /** Listen on host:port; undefined when the port is taken or privileged, the error for anything else. */

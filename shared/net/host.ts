@@ -54,6 +54,14 @@ export function unmapIPv4(address: string): string {
 }
 
 /**
+ * `normalizeHost` after `unmapIPv4`: one key per host for addresses that sockets and PORT-like
+ * commands report, where an IPv4 peer of a dual-stack socket (`::ffff:10.0.0.1`) is that IPv4 host.
+ */
+export function normalizeAddress(address: string): string {
+  return normalizeHost(unmapIPv4(address));
+}
+
+/**
  * Why `name` (a DNS name without its trailing dot) is not a host name, or `undefined` when it
  * is one; `shown` is how the messages quote it.
  */

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import {
   dnsNameProblem,
   hostProblem,
+  normalizeAddress,
   normalizeHost,
   normalizeHostName,
   unbracket,
@@ -47,6 +48,17 @@ describe("unmapIPv4", () => {
     ]) {
       assert.equal(unmapIPv4(text), text, text);
     }
+  });
+});
+
+describe("normalizeAddress", () => {
+  it("is one key per host for socket and PORT addresses, IPv4-mapped ones as IPv4", () => {
+    for (const text of ["10.0.0.1", "::ffff:10.0.0.1", "::FFFF:A00:1", "0:0:0:0:0:ffff:10.0.0.1"]) {
+      assert.equal(normalizeAddress(text), "10.0.0.1", text);
+    }
+    assert.equal(normalizeAddress("FD00:0::1"), "fd00::1");
+    assert.equal(normalizeAddress("::10.0.0.1"), "::a00:1");
+    assert.equal(normalizeAddress("FTP.Corp."), "ftp.corp");
   });
 });
 
