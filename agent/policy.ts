@@ -6,23 +6,31 @@
  * Grammar: entries separated by `;` (blank entries ignored), each `<host>:<ports>` where
  * - host is an IPv4 address or CIDR (`10.0.0.0/8`; a bare address is a /32; a base that is not
  *   on the prefix boundary, `10.0.0.1/8`, stands for its network), an IPv6 address or CIDR in
- *   brackets (`[fd00::/8]`, a bare address is a /128), a host name (matched case-insensitively
- *   and exactly) or `*.` + a domain (matches every name below the domain, not the domain itself);
+ *   brackets (`[fd00::/8]`, a bare address is a /128), a host name (valid by the one rule of
+ *   shared/net/host.ts, matched case-insensitively and exactly) or `*.` + a domain (matches
+ *   every name below the domain, not the domain itself);
  * - ports is `*` or a comma list of ports and inclusive ranges (`21,30000-30010`).
  *
  * IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are IPv4 addresses everywhere here, so an
- * IPv4 entry covers them and an IPv6 entry does not.
+ * IPv4 entry covers them and an IPv6 entry does not. Networks are matched by `net.BlockList`.
  */
 import { lookup as dnsLookup } from "node:dns/promises";
-import { isIPv4, isIPv6 } from "node:net";
+import { BlockList } from "node:net";
 import { HostUnreachableError, NotAllowedError, ValidationError } from "../shared/errors.js";
+import { normalizeHostName, unbracket } from "../shared/net/host.js";
+import {
+  formatIp,
+  type IpAddress,
+  ipBits,
+  networkOf,
+  parseIp as parseIpLiteral,
+  socketFamily,
+  unmapIp,
+  withoutZone,
+} from "../shared/net/ip.js";
 import { formatPortRange, type PortRange, parsePortRange, rangeContains } from "../shared/net/port-range.js";
 
-/** A numeric IP address: 32 bits for IPv4, 128 bits for IPv6. */
-export interface IpAddress {
-  readonly family: 4 | 6;
-  readonly value: bigint;
-}
+export { formatIp, type IpAddress };
 
 /** What an entry matches: an IP network, or a host name (`*.` + domain when `wildcard`). */
 export type PolicyTarget =
@@ -66,88 +74,18 @@ export interface Policy {
 }
 
 const ALL_PORTS: readonly PortRange[] = [{ start: 1, end: 65535 }];
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 /** Most addresses named in a denial, to keep log lines short. */
 const MAX_ADDRESSES_IN_REASON = 4;
 
-// ---- addresses ---------------------------------------------------------------------------
+// ---- addresses and names -------------------------------------------------------------------
 
-function parseIPv4(text: string): bigint | undefined {
-  if (!isIPv4(text)) return undefined;
-  let value = 0n;
-  for (const octet of text.split(".")) value = (value << 8n) | BigInt(Number(octet));
-  return value;
-}
-
-function parseIPv6(text: string): bigint | undefined {
-  const address = text.replace(/%.*$/, ""); // a zone id (fe80::1%eth0) does not change the address
-  if (!isIPv6(address)) return undefined;
-  const words: number[] = [];
-  const [head = "", tail] = address.split("::");
-  const toWords = (part: string): number[] =>
-    part === ""
-      ? []
-      : part.split(":").flatMap((group) => {
-          const v4 = group.includes(".") ? parseIPv4(group) : undefined;
-          return v4 === undefined ? [Number.parseInt(group, 16)] : [Number(v4 >> 16n), Number(v4 & 0xffffn)];
-        });
-  const first = toWords(head);
-  const last = tail === undefined ? [] : toWords(tail);
-  words.push(...first, ...new Array<number>(8 - first.length - last.length).fill(0), ...last);
-  let value = 0n;
-  for (const word of words) value = (value << 16n) | BigInt(word);
-  return value;
-}
-
-/** Parse an IP literal (IPv6 with or without brackets); an IPv4-mapped IPv6 address becomes IPv4. */
+/**
+ * An IP literal as the policy reads a host: brackets optional, a zone id ignored (it names an
+ * interface, not other address bits), an IPv4-mapped IPv6 address as the IPv4 address it maps.
+ */
 export function parseIp(text: string): IpAddress | undefined {
-  const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  const v4 = parseIPv4(bare);
-  if (v4 !== undefined) return { family: 4, value: v4 };
-  const v6 = parseIPv6(bare);
-  if (v6 === undefined) return undefined;
-  if (v6 >> 32n === 0xffffn) return { family: 4, value: v6 & 0xffffffffn };
-  return { family: 6, value: v6 };
-}
-
-/** Dotted IPv4 or RFC 5952 IPv6 (lower case, longest run of two or more zero words as `::`). */
-export function formatIp(ip: IpAddress): string {
-  if (ip.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((ip.value >> s) & 0xffn)).join(".");
-  const words = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) => Number((ip.value >> s) & 0xffffn));
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLength) [best, bestLength] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLength).join(":")}`;
-}
-
-function bits(family: 4 | 6): number {
-  return family === 4 ? 32 : 128;
-}
-
-function inNetwork(ip: IpAddress, network: IpAddress, prefix: number): boolean {
-  if (ip.family !== network.family) return false;
-  const shift = BigInt(bits(ip.family) - prefix);
-  return ip.value >> shift === network.value >> shift;
-}
-
-// ---- names --------------------------------------------------------------------------------
-
-/** Lower case without one trailing dot, or undefined when not a syntactically valid DNS name. */
-function normalizeName(text: string): string | undefined {
-  const name = text.toLowerCase().replace(/\.$/, "");
-  if (name.length === 0 || name.length > 253) return undefined;
-  const labels = name.split(".");
-  if (!labels.every((label) => LABEL.test(label))) return undefined;
-  // A name whose last label is a number is an IPv4 address in some spelling (WHATWG URL host rules).
-  if (/^(?:\d+|0x[0-9a-f]*)$/.test(labels[labels.length - 1]!)) return undefined;
-  return name;
+  const ip = parseIpLiteral(unbracket(text));
+  return ip === undefined ? undefined : unmapIp(withoutZone(ip));
 }
 
 function nameMatches(entry: Extract<PolicyTarget, { kind: "name" }>, name: string): boolean {
@@ -173,12 +111,10 @@ function parsePorts(text: string): readonly PortRange[] | string {
 function parseCidr(text: string, family: 4 | 6): { network: IpAddress; prefix: number } | string {
   const slash = text.indexOf("/");
   const addressText = slash < 0 ? text : text.slice(0, slash);
-  const ip = parseIp(addressText);
-  if (ip === undefined || (family === 6 && !isIPv6(addressText)) || (family === 4 && ip.family !== 4)) {
-    return `"${addressText}" is not a valid IPv${family} address`;
-  }
-  if (family === 6 && addressText.includes("%")) return "a CIDR cannot carry an IPv6 zone id";
-  let prefix = bits(family);
+  const literal = parseIpLiteral(addressText);
+  if (literal?.family !== family) return `"${addressText}" is not a valid IPv${family} address`;
+  if (literal.zone !== undefined) return "a CIDR cannot carry an IPv6 zone id";
+  let prefix: number = ipBits(family);
   if (slash >= 0) {
     const prefixText = text.slice(slash + 1);
     if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > prefix) {
@@ -187,12 +123,12 @@ function parseCidr(text: string, family: 4 | 6): { network: IpAddress; prefix: n
     prefix = Number(prefixText);
   }
   // An IPv4-mapped network (inside ::ffff:0:0/96) is the IPv4 network it maps.
-  if (family === 6 && ip.family === 4) {
+  const ip = unmapIp(literal);
+  if (ip !== literal) {
     if (prefix < 96) return "an IPv4-mapped network needs a prefix of at least /96";
     prefix -= 96;
   }
-  const shift = BigInt(bits(ip.family) - prefix);
-  return { network: { family: ip.family, value: (ip.value >> shift) << shift }, prefix };
+  return { network: networkOf(ip, prefix), prefix };
 }
 
 function parseHost(text: string): PolicyTarget | string {
@@ -209,7 +145,7 @@ function parseHost(text: string): PolicyTarget | string {
   }
   if (text.includes("/")) return `"${text}" is neither an IPv4 CIDR nor a host name`;
   const wildcard = text.startsWith("*.");
-  const name = normalizeName(wildcard ? text.slice(2) : text);
+  const name = normalizeHostName(wildcard ? text.slice(2) : text);
   if (name === undefined) return `"${text}" is not a valid host name`;
   return { kind: "name", name, wildcard };
 }
@@ -279,17 +215,31 @@ function validPort(port: number): boolean {
   return Number.isInteger(port) && port >= 1 && port <= 65535;
 }
 
-function unbracket(host: string): string {
-  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
 function coversPort(entry: PolicyEntry, port: number): boolean {
   return entry.ports.some((range) => rangeContains(range, port));
 }
 
+type CidrEntry = Extract<PolicyEntry, { kind: "cidr" }>;
+
+/** A CIDR entry and the `net.BlockList` that matches its network. */
+interface Network {
+  readonly entry: CidrEntry;
+  readonly list: BlockList;
+}
+
 class EntryPolicy implements Policy {
   readonly allowsAll = false;
-  constructor(readonly entries: readonly PolicyEntry[]) {}
+  readonly #networks: readonly Network[];
+
+  constructor(readonly entries: readonly PolicyEntry[]) {
+    this.#networks = entries
+      .filter((e): e is CidrEntry => e.kind === "cidr")
+      .map((entry) => {
+        const list = new BlockList();
+        list.addSubnet(formatIp(entry.network), entry.prefix, socketFamily(entry.network.family));
+        return { entry, list };
+      });
+  }
 
   check(host: string, port: number): PolicyDecision {
     if (!validPort(port)) return deny(`port ${port} is not in 1-65535`);
@@ -300,7 +250,7 @@ class EntryPolicy implements Policy {
         ? allow(ip.family === 4 ? formatIp(ip) : bare)
         : deny(`${formatIp(ip)} port ${port} is not allowed`);
     }
-    const name = normalizeName(bare);
+    const name = normalizeHostName(bare);
     if (name === undefined) return deny(`"${host}" is not a valid host name or IP address`);
     const named = this.entries.some((e) => e.kind === "name" && coversPort(e, port) && nameMatches(e, name));
     return named ? allow(bare) : deny(`${name} port ${port} is not allowed by a host-name entry`);
@@ -310,11 +260,11 @@ class EntryPolicy implements Policy {
     const direct = this.check(host, port);
     const bare = unbracket(host.trim());
     if (direct.allowed || !validPort(port) || parseIp(bare) !== undefined) return direct;
-    const name = normalizeName(bare);
+    const name = normalizeHostName(bare);
     if (name === undefined) return direct;
     // Resolve only when an address could be allowed: the relay must not make the agent look up
     // arbitrary names (a DNS side channel) for ports no CIDR entry opens.
-    if (!this.entries.some((e) => e.kind === "cidr" && coversPort(e, port))) {
+    if (!this.#networks.some(({ entry }) => coversPort(entry, port))) {
       return deny(`${name} port ${port} is not allowed`);
     }
     let addresses: ReadonlyArray<{ readonly address: string }>;
@@ -338,9 +288,15 @@ class EntryPolicy implements Policy {
     return deny(`${name} resolves to ${shown}, none allowed for port ${port}`);
   }
 
+  /** `ip` is unmapped (parseIp): an IPv4-mapped address is an IPv4 address here. */
   private ipAllowed(ip: IpAddress, port: number): boolean {
-    return this.entries.some(
-      (e) => e.kind === "cidr" && coversPort(e, port) && inNetwork(ip, e.network, e.prefix),
+    // BlockList compares an IPv4 address with an IPv6 network as the IPv4-mapped address, so
+    // [::/0] alone would cover every IPv4 address: an address meets only its own family's networks.
+    const text = formatIp(ip);
+    const type = socketFamily(ip.family);
+    return this.#networks.some(
+      ({ entry, list }) =>
+        entry.network.family === ip.family && coversPort(entry, port) && list.check(text, type),
     );
   }
 }
@@ -366,7 +322,7 @@ export function formatEntry(entry: PolicyEntry): string {
   const ports = entry.ports === ALL_PORTS ? "*" : entry.ports.map(formatPortRange).join(",");
   if (entry.kind === "name") return `${entry.wildcard ? "*." : ""}${entry.name}:${ports}`;
   const host = formatIp(entry.network);
-  const cidr = entry.prefix === bits(entry.network.family) ? host : `${host}/${entry.prefix}`;
+  const cidr = entry.prefix === ipBits(entry.network.family) ? host : `${host}/${entry.prefix}`;
   return entry.network.family === 6 ? `[${cidr}]:${ports}` : `${cidr}:${ports}`;
 }
 

@@ -12,6 +12,7 @@ import { startAgent } from "../../agent/agent.js";
 import { parsePolicy } from "../../agent/policy.js";
 import { startRelay } from "../../cloud/relay.js";
 import { createLogger } from "../../shared/logger.js";
+import { formatPortRange, type PortRange } from "../../shared/net/port-range.js";
 import { startDemoFtpServer } from "./ftp-server.js";
 
 const VIRTUAL_HOST = "ftp.demo.internal";
@@ -37,7 +38,7 @@ function parseArgs(argv: string[]): DemoOptions {
  * Consecutive free loopback ports for the FTP server's passive range, taken below the
  * system's ephemeral range, where busy outgoing connections cannot be sitting on them.
  */
-async function freeRange(count: number): Promise<{ start: number; end: number }> {
+async function freeRange(count: number): Promise<PortRange> {
   const low = 10_000;
   const high = Math.max(low + 1_000, (await ephemeralStart()) - count);
   for (let attempt = 0; attempt < 200; attempt++) {
@@ -122,7 +123,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     protocol: "tcp",
     description: "demo FTP control",
   });
-  const range = `${pasvPorts.start}-${pasvPorts.end}`;
+  const range = String(formatPortRange(pasvPorts));
   await api("POST", "/v1/mappings", {
     virtualHost: VIRTUAL_HOST,
     virtualPort: range,

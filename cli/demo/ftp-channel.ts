@@ -1,12 +1,22 @@
 /**
- * The data connection state of one demo FTP session: what PASV/EPSV (RFC 959 §4.1.2, RFC 2428
- * §3) or PORT/EPRT (RFC 2428 §2) set up, used by exactly one transfer, and the replies that
+ * The data connection state of one demo FTP session: what PASV/PORT (RFC 959 §4.1.2), LPSV/LPRT
+ * (RFC 1639) or EPSV/EPRT (RFC 2428) set up, used by exactly one transfer, and the replies that
  * bracket the transfer (150, then 226/426/451, or 425).
  */
-import { isIPv4, isIPv6, type Socket } from "node:net";
+import { isIPv4, type Socket } from "node:net";
 import type { Readable, Writable } from "node:stream";
+import {
+  type DataAddressResult,
+  formatEpsvPort,
+  formatHostPortNumbers,
+  formatLongHostPort,
+  parseEprtAddress,
+  parseLprtAddress,
+  parsePortAddress,
+} from "../../shared/ftp/data-address.js";
+import { unmapIPv4 } from "../../shared/net/host.js";
 import type { PortRange } from "../../shared/net/port-range.js";
-import { connectActive, PassiveListener, sameHost, type TransferResult, unmapAddress } from "./ftp-data.js";
+import { connectActive, PassiveListener, sameHost, type TransferResult } from "./ftp-data.js";
 import { FtpReplyError } from "./ftp-fs.js";
 
 export interface DataChannelConfig {
@@ -63,26 +73,29 @@ export class DataChannel {
     this.reset();
   }
 
-  /** 425 unless PASV/EPSV/PORT/EPRT came first; checked before a transfer touches any file. */
+  /** 425 unless a passive or active setup came first; checked before a transfer touches any file. */
   require(): void {
     if (!this.setup) throw new FtpReplyError(425, "Use PORT, EPRT, PASV or EPSV first");
   }
 
-  /** PASV (`extended` false) or EPSV with its argument: "", "1", "2" or "ALL". */
-  async passive(extended: boolean, arg: string): Promise<void> {
-    const local = unmapAddress(this.control.localAddress ?? "");
+  /** PASV, LPSV (RFC 1639 §3) or EPSV with its argument: "", "1", "2" or "ALL". */
+  async passive(command: "PASV" | "LPSV" | "EPSV", arg: string): Promise<void> {
+    const local = unmapIPv4(this.control.localAddress ?? "");
     const family = isIPv4(local) ? "1" : "2";
-    if (extended && arg === "ALL") {
+    if (command === "EPSV" && arg === "ALL") {
       this.epsvAll = true;
       return this.reply(200, "EPSV ALL ok");
     }
-    if (extended && arg !== "" && arg !== family) {
+    if (command === "EPSV" && arg !== "" && arg !== family) {
       if (arg !== "1" && arg !== "2") throw new FtpReplyError(501, "EPSV takes 1, 2 or ALL");
       throw new FtpReplyError(522, `Network protocol not supported, use (${family})`);
     }
-    if (!extended && this.epsvAll) throw new FtpReplyError(503, "EPSV ALL is in effect, use EPSV");
+    // RFC 2428 §4: after EPSV ALL every other data connection setup command is refused
+    if (command !== "EPSV" && this.epsvAll) throw new FtpReplyError(503, "EPSV ALL is in effect, use EPSV");
     const announced = this.config.pasvAddress ?? local;
-    if (!extended && !isIPv4(announced)) throw new FtpReplyError(425, "PASV cannot announce IPv6, use EPSV");
+    if (command === "PASV" && !isIPv4(announced)) {
+      throw new FtpReplyError(425, "PASV cannot announce IPv6, use EPSV");
+    }
     this.reset();
     const listener = await PassiveListener.open({
       host: local,
@@ -94,38 +107,49 @@ export class DataChannel {
     if (!listener) throw new FtpReplyError(425, "No free passive port, try again later");
     if (this.closed) return listener.close();
     this.setup = { kind: "passive", listener };
-    if (extended) return this.reply(229, `Entering Extended Passive Mode (|||${listener.port}|)`);
-    const numbers = [...announced.split("."), String(listener.port >> 8), String(listener.port & 0xff)];
-    this.reply(227, `Entering Passive Mode (${numbers.join(",")})`);
+    switch (command) {
+      case "EPSV":
+        return this.reply(229, `Entering Extended Passive Mode ${formatEpsvPort(listener.port)}`);
+      case "LPSV":
+        return this.reply(
+          228,
+          `Entering Long Passive Mode (${formatLongHostPort(announced, listener.port)})`,
+        );
+      case "PASV":
+        return this.reply(227, `Entering Passive Mode (${formatHostPortNumbers(announced, listener.port)})`);
+      default: {
+        const never: never = command;
+        throw new Error(`unknown passive command ${String(never)}`);
+      }
+    }
   }
 
   /** PORT h1,h2,h3,h4,p1,p2 (RFC 959 §4.1.2). */
   port(arg: string): void {
-    const numbers = arg.trim().split(",");
-    if (numbers.length !== 6 || !numbers.every((n) => /^\d{1,3}$/.test(n) && Number(n) <= 255)) {
-      throw new FtpReplyError(501, "PORT takes h1,h2,h3,h4,p1,p2");
-    }
-    this.active(numbers.slice(0, 4).join("."), Number(numbers[4]) * 256 + Number(numbers[5]), "PORT");
+    this.active(parsePortAddress(arg), "PORT");
+  }
+
+  /** LPRT af,hal,h1,...,pal,p1,p2 for IPv4 (af 4) or IPv6 (af 6) (RFC 1639 §2). */
+  lprt(arg: string): void {
+    this.active(parseLprtAddress(arg), "LPRT");
   }
 
   /** EPRT <d><net-prt><d><net-addr><d><tcp-port><d> with any delimiter (RFC 2428 §2). */
   eprt(arg: string): void {
-    const text = arg.trim();
-    const parts = text.split(text[0] ?? "|");
-    const [, family, host = "", port = ""] = parts;
-    if (parts.length !== 5 || parts[4] !== "" || !/^\d{1,5}$/.test(port)) {
-      throw new FtpReplyError(501, "EPRT takes |family|address|port|");
-    }
-    if (family !== "1" && family !== "2")
-      throw new FtpReplyError(522, "Network protocol not supported, use (1,2)");
-    if (!(family === "1" ? isIPv4(host) : isIPv6(host)))
-      throw new FtpReplyError(501, `Bad address "${host}"`);
-    this.active(host, Number(port), "EPRT");
+    this.active(parseEprtAddress(arg), "EPRT");
   }
 
-  private active(host: string, port: number, command: string): void {
+  /** Set up an active data connection to the address the command named. */
+  private active(address: DataAddressResult, command: "PORT" | "LPRT" | "EPRT"): void {
+    if (!address.ok && address.problem === "protocol") {
+      // clients read the families they may use from these replies (RFC 1639 §4, RFC 2428 §2)
+      if (command === "LPRT") throw new FtpReplyError(521, "Supported address families are (4, 6)");
+      throw new FtpReplyError(522, "Network protocol not supported, use (1,2)");
+    }
+    if (!address.ok && address.problem !== "port") throw new FtpReplyError(501, address.message);
     if (this.epsvAll) throw new FtpReplyError(503, "EPSV ALL is in effect, use EPSV");
-    if (port < 1 || port > 65535) throw new FtpReplyError(501, `Bad port ${port}`);
+    if (!address.ok) throw new FtpReplyError(501, address.message);
+    const { host, port } = address.value;
     if (!this.config.allowForeignDataAddress) {
       // RFC 2577 §3: no bounce attacks through other hosts or privileged ports.
       if (!sameHost(host, this.control.remoteAddress ?? "")) {

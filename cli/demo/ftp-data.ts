@@ -7,22 +7,18 @@ import { once } from "node:events";
 import net from "node:net";
 import { type Readable, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { PortRange } from "../../shared/net/port-range.js";
+import { normalizeAddress } from "../../shared/net/host.js";
+import { isLoopback, parseIp } from "../../shared/net/ip.js";
+import { nextPort, type PortRange, portsFrom } from "../../shared/net/port-range.js";
 
-/** IPv4-mapped IPv6 (`::ffff:10.0.0.1`) as plain IPv4; other addresses unchanged. */
-export function unmapAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1]! : address;
-}
-
-function isLoopback(address: string): boolean {
-  const a = unmapAddress(address);
-  return a === "::1" || /^127\./.test(a);
+function loopback(address: string): boolean {
+  const ip = parseIp(address);
+  return ip !== undefined && isLoopback(ip);
 }
 
 /** Same host for the purpose of data connections; any two loopback addresses are the same host. */
 export function sameHost(a: string, b: string): boolean {
-  return unmapAddress(a) === unmapAddress(b) || (isLoopback(a) && isLoopback(b));
+  return normalizeAddress(a) === normalizeAddress(b) || (loopback(a) && loopback(b));
 }
 
 /** Listen on host:port; undefined when the port is taken or privileged, the error for anything else. */
@@ -84,18 +80,13 @@ export class PassiveListener {
     timeoutMs: number;
   }): Promise<PassiveListener | undefined> {
     const { host, ports, cursor } = options;
-    const candidates: number[] = [];
-    if (!ports) candidates.push(0);
-    else {
-      const size = ports.end - ports.start + 1;
-      for (let i = 0; i < size; i++) candidates.push(ports.start + ((cursor.next - ports.start + i) % size));
-    }
+    const candidates = ports ? portsFrom(ports, cursor.next) : [0];
     for (const port of candidates) {
       const server = await tryListen(host, port);
       if (server instanceof Error) throw server;
       if (server === undefined) continue;
       const bound = (server.address() as net.AddressInfo).port;
-      if (ports) cursor.next = bound === ports.end ? ports.start : bound + 1;
+      if (ports) cursor.next = nextPort(ports, bound);
       return new PassiveListener(server, bound, options.peer, options.timeoutMs);
     }
     return undefined;

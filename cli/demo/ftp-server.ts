@@ -1,7 +1,8 @@
 /**
- * A small but real FTP server (RFC 959, RFC 2428 EPSV/EPRT, RFC 3659 SIZE/MDTM/MLSD) serving a
- * directory: the target of `underpass demo` and the second FTP server of the tests. Passive
- * and active mode, binary and ASCII, uploads when allowed, paths confined to the root.
+ * A small but real FTP server (RFC 959, RFC 1639 LPSV/LPRT, RFC 2428 EPSV/EPRT, RFC 3659
+ * SIZE/MDTM/MLSD) serving a directory: the target of `underpass demo` and the second FTP server
+ * of the tests. Passive and active mode, binary and ASCII, uploads when allowed, paths confined
+ * to the root.
  */
 import { realpath, stat } from "node:fs/promises";
 import net from "node:net";

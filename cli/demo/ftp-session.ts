@@ -1,13 +1,14 @@
 /**
- * One control connection of the demo FTP server: RFC 959 commands, RFC 2428 EPSV/EPRT and
- * RFC 3659 SIZE/MDTM/MLSD/MLST. Commands run one at a time in arrival order; ABOR is the
- * exception and interrupts a running transfer (RFC 959 §4.1.3).
+ * One control connection of the demo FTP server: RFC 959 commands, RFC 1639 LPSV/LPRT,
+ * RFC 2428 EPSV/EPRT and RFC 3659 SIZE/MDTM/MLSD/MLST. Commands run one at a time in arrival
+ * order; ABOR is the exception and interrupts a running transfer (RFC 959 §4.1.3).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { Logger } from "../../shared/logger.js";
 import { DataChannel, type DataChannelConfig } from "./ftp-channel.js";
+import { FtpCommandReader } from "./ftp-command-reader.js";
 import { receiveFromSocket, sendOnSocket } from "./ftp-data.js";
 import {
   type Entry,
@@ -38,8 +39,6 @@ const MAX_QUEUE = 32;
 /** Unsent reply bytes after which a client that does not read is cut off. */
 const MAX_PENDING_REPLY = 1 << 20;
 const MAX_FAILED_LOGINS = 3;
-const IAC = 0xff;
-const LF = 0x0a;
 /** FEAT lines (RFC 2389) besides MLST, whose facts depend on OPTS MLST. */
 const FEATURES = ["EPRT", "EPSV", "MDTM", "REST STREAM", "SIZE", "UTF8"];
 const PRE_LOGIN = new Set(["USER", "PASS", "QUIT", "FEAT", "SYST", "NOOP", "OPTS", "HELP"]);
@@ -59,10 +58,7 @@ export class FtpSession {
   private readonly log: Logger;
   private readonly queue: string[] = [];
   private running: Promise<void> | undefined;
-  private line: number[] = [];
-  private lineTooLong = false;
-  /** Telnet command state on the control connection (RFC 854): 0 data, 1 after IAC, 2 option byte next. */
-  private telnet: 0 | 1 | 2 = 0;
+  private readonly reader = new FtpCommandReader(MAX_LINE);
   private user: string | undefined;
   private loggedIn = false;
   private failedLogins = 0;
@@ -106,26 +102,9 @@ export class FtpSession {
   // ---- control connection ----------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    for (const byte of chunk) {
-      if (this.telnet === 1) {
-        this.telnet = byte >= 251 && byte <= 254 ? 2 : 0; // WILL WONT DO DONT carry an option byte
-        if (byte !== IAC) continue; // IAC IAC is a literal 0xff
-      } else if (this.telnet === 2) {
-        this.telnet = 0;
-        continue;
-      } else if (byte === IAC) {
-        this.telnet = 1;
-        continue;
-      }
-      if (byte === LF) {
-        const text = Buffer.from(this.line).toString("utf8").replace(/\r$/, "");
-        const tooLong = this.lineTooLong;
-        this.line = [];
-        this.lineTooLong = false;
-        if (tooLong) this.reply(500, "Command line too long");
-        else this.onLine(text);
-      } else if (this.line.length < MAX_LINE) this.line.push(byte);
-      else this.lineTooLong = true;
+    for (const line of this.reader.push(chunk)) {
+      if (line.kind === "too-long") this.reply(500, "Command line too long");
+      else this.onLine(line.text);
     }
   }
 
@@ -258,9 +237,11 @@ export class FtpSession {
         this.data.reset(); // no transfer running, or ABOR would have been handled on arrival
         this.reply(225, "No transfer to abort");
       },
-      PASV: () => this.data.passive(false, ""),
-      EPSV: (arg) => this.data.passive(true, arg.trim().toUpperCase()),
+      PASV: () => this.data.passive("PASV", ""),
+      LPSV: () => this.data.passive("LPSV", ""),
+      EPSV: (arg) => this.data.passive("EPSV", arg.trim().toUpperCase()),
       PORT: (arg) => this.data.port(need(arg)),
+      LPRT: (arg) => this.data.lprt(need(arg)),
       EPRT: (arg) => this.data.eprt(need(arg)),
       RETR: (arg) => this.retrieve(path(arg)),
       STOR: async (arg) => {

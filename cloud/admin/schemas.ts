@@ -3,9 +3,8 @@
  * sides. Schemas normalise as they validate: ports become `PortRange`s, host names become the
  * canonical form the SOCKS server compares against (lower-case, IPv6 without brackets).
  */
-import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
-import { normalizeHost } from "../../shared/net/host.js";
+import { normalizeHost, hostProblem as sharedHostProblem } from "../../shared/net/host.js";
 import { formatPortRange, type PortRange, parsePortRange, rangeSize } from "../../shared/net/port-range.js";
 
 /** An issue as the admin API and the CLI report it: a dotted path into the input and a message. */
@@ -66,45 +65,15 @@ export const portSpec = z
 
 /** RFC 1035 §2.3.4: 253 characters in presentation form (255 octets on the wire). */
 const MAX_DNS_NAME = 253;
-/** RFC 1035 §2.3.4. */
-const MAX_DNS_LABEL = 63;
-/** Letters, digits, hyphens inside; underscores too, as real on-premise host names have them. */
-const DNS_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/i;
 
 /**
  * Why `input` is not a DNS name, an IPv4 or an IPv6 literal (IPv6 may be bracketed), or
- * `undefined` when it is one. The canonical form is `normalizeHost` (shared/net/host.ts), the same
- * function the SOCKS side applies to the hosts clients ask for.
+ * `undefined` when it is one. The rules are shared/net/host.ts's, the one host validator; the
+ * canonical form is its `normalizeHost`, the same function the SOCKS side applies to the hosts
+ * clients ask for.
  */
 export function hostProblem(input: string): string | undefined {
-  let s = input.trim();
-  if (s === "") return "host is empty";
-  if (s.startsWith("[") || s.endsWith("]")) {
-    if (!(s.startsWith("[") && s.endsWith("]"))) return `"${input}" has unbalanced brackets`;
-    s = s.slice(1, -1);
-    if (!s.includes(":")) return `"${input}": brackets are only for IPv6 literals`;
-  }
-  if (s.includes(":")) {
-    if (s.includes("%")) return `"${input}": IPv6 zone ids are not supported`;
-    return isIPv6(s) ? undefined : `"${input}" is not a valid IPv6 address`;
-  }
-  if (isIPv4(s)) return undefined;
-
-  const name = s.endsWith(".") ? s.slice(0, -1) : s;
-  // SOCKS clients send IDNs in their xn-- form, so that is the only form that can ever match.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of ASCII
-  if (/[^\x00-\x7f]/.test(name))
-    return `"${input}" is not ASCII; write an internationalised name in its xn-- form`;
-  if (name.length > MAX_DNS_NAME) return `host name is longer than ${MAX_DNS_NAME} characters`;
-  const labels = name.split(".");
-  for (const label of labels) {
-    if (label.length === 0) return `"${input}" has an empty label`;
-    if (label.length > MAX_DNS_LABEL) return `"${input}" has a label longer than ${MAX_DNS_LABEL} characters`;
-    if (!DNS_LABEL.test(label)) return `"${input}" is not a valid host name, IPv4 or IPv6 address`;
-  }
-  // WHATWG URL and most resolvers read a name ending in a numeric label as an IPv4 address.
-  if (/^\d+$/.test(labels[labels.length - 1] ?? "")) return `"${input}" is not a valid IPv4 address`;
-  return undefined;
+  return sharedHostProblem(input);
 }
 
 /** A DNS name, IPv4 or IPv6 literal (IPv6 may be bracketed), in `normalizeHost`'s canonical form. */

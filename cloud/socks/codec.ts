@@ -2,8 +2,7 @@
  * Pure SOCKS5 handshake parsing and reply encoding. Each parser takes the bytes received so
  * far and answers "need more", a value with the bytes it consumed, or an error.
  */
-import { isIPv4, isIPv6 } from "node:net";
-import { canonicalIPv6 } from "../../shared/net/host.js";
+import { formatIp, IP_BYTES, ipFromBytes, parseIp } from "../../shared/net/ip.js";
 import { SOCKS_VERSION, SOCKS5_ATYP, type Socks5Reply, USERPASS_VERSION } from "./constants.js";
 
 export const NEED_MORE = Symbol("need more bytes");
@@ -83,7 +82,7 @@ export function parseRequest(b: Buffer): Parsed<SocksRequest> {
     case SOCKS5_ATYP.IPV4:
       // 4 header + 4 ip + 2 port
       if (b.length < 10) return NEED_MORE;
-      host = `${b[4]}.${b[5]}.${b[6]}.${b[7]}`;
+      host = formatIp(ipFromBytes(b.subarray(4, 4 + IP_BYTES[4])));
       addressType = "ipv4";
       at = 8;
       break;
@@ -100,9 +99,7 @@ export function parseRequest(b: Buffer): Parsed<SocksRequest> {
     case SOCKS5_ATYP.IPV6: {
       // 4 header + 16 ip + 2 port
       if (b.length < 22) return NEED_MORE;
-      const groups: string[] = [];
-      for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(4 + i * 2).toString(16));
-      host = canonicalIPv6(groups.join(":"));
+      host = formatIp(ipFromBytes(b.subarray(4, 4 + IP_BYTES[6])));
       addressType = "ipv6";
       at = 20;
       break;
@@ -113,28 +110,20 @@ export function parseRequest(b: Buffer): Parsed<SocksRequest> {
   return { ok: true, value: { command, addressType, host, port: b.readUInt16BE(at) }, consumed: at + 2 };
 }
 
-/** VER | REP | RSV | ATYP | BND.ADDR | BND.PORT, for an IPv4 or IPv6 literal or a domain name. */
+/**
+ * VER | REP | RSV | ATYP | BND.ADDR | BND.PORT, for an IPv4 or IPv6 literal (as written: an
+ * IPv4-mapped IPv6 address goes out as IPv6, a zone id is dropped) or a domain name.
+ */
 export function encodeReply(reply: Socks5Reply, address = "0.0.0.0", port = 0): Buffer {
-  if (isIPv4(address)) {
-    // 4 header + 4 ip + 2 port
-    const b = Buffer.alloc(10);
+  const ip = parseIp(address);
+  if (ip !== undefined) {
+    // 4 header + 4 ip + 2 port, or 4 header + 16 ip + 2 port
+    const b = Buffer.alloc(4 + ip.bytes.length + 2);
     b[0] = SOCKS_VERSION;
     b[1] = reply;
-    b[3] = SOCKS5_ATYP.IPV4;
-    const parts = address.split(".");
-    for (let i = 0; i < 4; i++) b[4 + i] = Number(parts[i]);
-    b.writeUInt16BE(port, 8);
-    return b;
-  }
-  if (isIPv6(address)) {
-    // 4 header + 16 ip + 2 port
-    const b = Buffer.alloc(22);
-    b[0] = SOCKS_VERSION;
-    b[1] = reply;
-    b[3] = SOCKS5_ATYP.IPV6;
-    const full = expandIPv6(address);
-    for (let i = 0; i < 8; i++) b.writeUInt16BE(full[i]!, 4 + i * 2);
-    b.writeUInt16BE(port, 20);
+    b[3] = ip.family === 4 ? SOCKS5_ATYP.IPV4 : SOCKS5_ATYP.IPV6;
+    b.set(ip.bytes, 4);
+    b.writeUInt16BE(port, 4 + ip.bytes.length);
     return b;
   }
   const name = Buffer.from(address, "latin1").subarray(0, 255);
@@ -147,23 +136,6 @@ export function encodeReply(reply: Socks5Reply, address = "0.0.0.0", port = 0): 
   name.copy(b, 5);
   b.writeUInt16BE(port, 5 + name.length);
   return b;
-}
-
-/** The eight 16-bit groups of an IPv6 literal (IPv4-suffixed forms included). */
-export function expandIPv6(address: string): number[] {
-  let a = address;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (v4) {
-    const p = v4[1]!.split(".").map(Number);
-    a =
-      a.slice(0, -v4[1]!.length) +
-      `${((p[0]! << 8) | p[1]!).toString(16)}:${((p[2]! << 8) | p[3]!).toString(16)}`;
-  }
-  const [head = "", tail] = a.split("::");
-  const h = head ? head.split(":") : [];
-  const t = tail !== undefined && tail ? tail.split(":") : [];
-  const zeros = tail !== undefined ? 8 - h.length - t.length : 0;
-  return [...h, ...Array<string>(zeros).fill("0"), ...t].map((g) => Number.parseInt(g, 16));
 }
 
 /** RFC 1929 reply: VER | STATUS. */

@@ -49,6 +49,21 @@ export function formatPortRange(r: PortRange): number | string {
   return r.start === r.end ? r.start : `${r.start}-${r.end}`;
 }
 
+/**
+ * Every port of the range once, starting at `first` and wrapping around from the end to the
+ * start; a `first` outside the range counts from the start as if the range repeated.
+ */
+export function* portsFrom(r: PortRange, first: number): Generator<number, void, undefined> {
+  const size = rangeSize(r);
+  const offset = (((first - r.start) % size) + size) % size;
+  for (let i = 0; i < size; i++) yield r.start + ((offset + i) % size);
+}
+
+/** The port after `port` in the range, the start after the end. */
+export function nextPort(r: PortRange, port: number): number {
+  return port >= r.end ? r.start : port + 1;
+}
+
 /** Distance from a port to a range (0 inside), used to name the nearest mappings in denials. */
 export function portDistance(r: PortRange, port: number): number {
   if (port < r.start) return r.start - port;

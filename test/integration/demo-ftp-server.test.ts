@@ -14,6 +14,7 @@ import {
   type DemoFtpServerOptions,
   startDemoFtpServer,
 } from "../../cli/demo/ftp-server.js";
+import { formatLongHostPort, parseLprtAddress } from "../../shared/ftp/data-address.js";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
@@ -460,6 +461,12 @@ describe("demo FTP server protocol edges", () => {
         ["EPRT |3|127.0.0.1|5000|", 522],
         ["EPRT |1|::1|5000|", 501],
         ["EPRT garbage", 501],
+        ["LPRT 4,4,127,0,0,1,2", 501],
+        ["LPRT 4,16,127,0,0,1,2,200,1", 501],
+        ["LPRT 5,4,127,0,0,1,2,200,1", 521],
+        ["LPRT 4,4,10,9,8,7,2,200,1", 500],
+        ["LPRT 4,4,127,0,0,1,2,0,21", 500],
+        ["LPRT 4,4,127,0,0,1,2,0,0", 501],
         ["EPSV 9", 501],
         ["EPSV 2", 522],
         ["REST abc", 501],
@@ -483,6 +490,8 @@ describe("demo FTP server protocol edges", () => {
       assert.equal((await raw.send("EPSV ALL")).code, 200);
       assert.equal((await raw.send("PASV")).code, 503);
       assert.equal((await raw.send("PORT 127,0,0,1,200,1")).code, 503);
+      assert.equal((await raw.send("LPSV")).code, 503);
+      assert.equal((await raw.send("LPRT 4,4,127,0,0,1,2,200,1")).code, 503);
       const feat = await raw.send("FEAT");
       assert.equal(feat.code, 211);
       assert.ok(feat.lines.some((l) => l.trim() === "EPSV") && feat.lines.some((l) => l.trim() === "SIZE"));
@@ -492,6 +501,40 @@ describe("demo FTP server protocol edges", () => {
       assert.equal((await raw.send("QUIT")).code, 221);
     } finally {
       raw.close();
+    }
+  });
+
+  it("carries a transfer set up by LPSV or by LPRT (RFC 1639)", TEST_TIMEOUT, async () => {
+    const raw = await RawFtp.connect(server.port);
+    const active = net.createServer();
+    try {
+      await raw.login();
+      const lpsv = await raw.send("LPSV");
+      assert.equal(lpsv.code, 228);
+      const announced = /^228 Entering Long Passive Mode \(([\d,]+)\)$/.exec(lpsv.lines[0]!);
+      assert.ok(announced, lpsv.lines[0]);
+      const passive = parseLprtAddress(announced[1]!);
+      assert.ok(passive.ok);
+      assert.equal(passive.value.host, "127.0.0.1");
+      const data = net.connect({ host: "127.0.0.1", port: passive.value.port });
+      await once(data, "connect");
+      assert.equal((await raw.send("RETR hello.txt")).code, 150);
+      assert.equal((await collect(data)).toString(), "hello, ftp\n");
+      assert.equal((await raw.read()).code, 226);
+
+      active.listen({ host: "127.0.0.1", port: 0 });
+      await once(active, "listening");
+      const port = (active.address() as net.AddressInfo).port;
+      assert.equal((await raw.send(`LPRT ${formatLongHostPort("127.0.0.1", port)}`)).code, 200);
+      const accepted = once(active, "connection") as Promise<[net.Socket]>;
+      raw.write("RETR hello.txt\r\n");
+      const [socket] = await accepted;
+      assert.equal((await raw.read()).code, 150);
+      assert.equal((await collect(socket)).toString(), "hello, ftp\n");
+      assert.equal((await raw.read()).code, 226);
+    } finally {
+      raw.close();
+      active.close();
     }
   });
 

@@ -208,6 +208,111 @@ describe("Policy.check: addresses", () => {
     assert.ok(allowed(mapped, "::ffff:10.3.3.3", 21));
   });
 
+  it("an IPv4 entry covers the IPv4-mapped form of its addresses, in every spelling, and no more", () => {
+    const p = parsePolicy("10.0.0.0/8:21;192.168.1.5:22");
+    const mapped: Array<[string, string]> = [
+      ["::ffff:10.0.0.1", "10.0.0.1"],
+      ["[::ffff:10.0.0.1]", "10.0.0.1"],
+      ["::FFFF:A00:1", "10.0.0.1"],
+      ["0:0:0:0:0:ffff:0a00:0001", "10.0.0.1"],
+      ["::ffff:10.255.255.255", "10.255.255.255"],
+      ["::ffff:10.0.0.1%eth0", "10.0.0.1"],
+    ];
+    for (const [host, dial] of mapped) assert.equal(dialHost(p.check(host, 21)), dial, host);
+    assert.equal(dialHost(p.check("::ffff:c0a8:105", 22)), "192.168.1.5");
+    for (const host of [
+      "::ffff:9.255.255.255",
+      "::ffff:11.0.0.0",
+      "::ffff:192.168.1.4",
+      "::ffff:192.168.1.6",
+    ]) {
+      assert.ok(!allowed(p, host, 21) && !allowed(p, host, 22), host);
+    }
+    assert.ok(!allowed(p, "::ffff:10.0.0.1", 22), "the port still counts");
+    // IPv4-compatible (::a.b.c.d, RFC 4291 §2.5.5.1) and NAT64 (64:ff9b::/96) addresses are IPv6
+    assert.ok(!allowed(p, "::10.0.0.1", 21));
+    assert.ok(!allowed(p, "64:ff9b::10.0.0.1", 21));
+  });
+
+  it("an IPv6 entry, even [::/0], covers no IPv4 address, mapped or not", () => {
+    const p = parsePolicy("[::/0]:21");
+    assert.ok(allowed(p, "::10.0.0.1", 21));
+    assert.ok(allowed(p, "::fffe:a00:1", 21));
+    for (const host of ["10.0.0.1", "::ffff:10.0.0.1", "0.0.0.0", "::ffff:0.0.0.0"]) {
+      assert.ok(!allowed(p, host, 21), host);
+    }
+  });
+
+  it("a mapped /96 is every IPv4 address; a longer mapped prefix is an IPv4 prefix", () => {
+    const all = parsePolicy("[::ffff:0:0/96]:21");
+    assert.equal(describePolicy(all), "allow 0.0.0.0/0:21");
+    assert.ok(allowed(all, "1.2.3.4", 21));
+    assert.ok(!allowed(all, "2001:db8::1", 21));
+    const host = parsePolicy("[::ffff:192.168.1.5]:21;[::ffff:c0a8:200/120]:22");
+    assert.equal(describePolicy(host), "allow 192.168.1.5:21; 192.168.2.0/24:22");
+    assert.ok(allowed(host, "192.168.1.5", 21));
+    assert.ok(allowed(host, "192.168.2.255", 22));
+    assert.ok(!allowed(host, "192.168.3.0", 22));
+  });
+
+  it("IPv6 CIDRs: first and last address inside, the neighbours outside, at any prefix", () => {
+    const cases: Array<[string, string, string, string, string]> = [
+      // entry, first, last, just below, just above
+      [
+        "2001:db8::/32",
+        "2001:db8::",
+        "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001:db9::",
+      ],
+      [
+        "2001:db8:0:0:8000::/65",
+        "2001:db8::8000:0:0:0",
+        "2001:db8::ffff:ffff:ffff:ffff",
+        "2001:db8::7fff:ffff:ffff:ffff",
+        "2001:db8:0:1::",
+      ],
+      [
+        "2001:db8:ab80:ff80::/57",
+        "2001:db8:ab80:ff80::",
+        "2001:db8:ab80:ffff:ffff:ffff:ffff:ffff",
+        "2001:db8:ab80:ff7f:ffff:ffff:ffff:ffff",
+        "2001:db8:ab81::",
+      ],
+      [
+        "fe80::/10",
+        "fe80::",
+        "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "fec0::",
+      ],
+      [
+        "2001:db8::/127",
+        "2001:db8::",
+        "2001:db8::1",
+        "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001:db8::2",
+      ],
+    ];
+    for (const [entry, first, last, below, above] of cases) {
+      const p = parsePolicy(`[${entry}]:22`);
+      assert.equal(describePolicy(p), `allow [${entry}]:22`);
+      assert.ok(allowed(p, first, 22), `${first} in ${entry}`);
+      assert.ok(allowed(p, last, 22), `${last} in ${entry}`);
+      assert.ok(!allowed(p, below, 22), `${below} not in ${entry}`);
+      assert.ok(!allowed(p, above, 22), `${above} not in ${entry}`);
+      assert.ok(!allowed(p, first, 21), "the port still counts");
+    }
+  });
+
+  it("an IPv6 base off the prefix boundary stands for its network", () => {
+    const p = parsePolicy("[2001:db8::1/127]:22;[fd12:3456:789a::1/48]:22");
+    assert.equal(describePolicy(p), "allow [2001:db8::/127]:22; [fd12:3456:789a::/48]:22");
+    assert.ok(allowed(p, "2001:db8::", 22));
+    assert.ok(allowed(p, "fd12:3456:789a:ffff::1", 22));
+    assert.ok(!allowed(p, "fd12:3456:789b::", 22));
+  });
+
   it("does not take IPv4 shorthand spellings for addresses or names", () => {
     for (const host of ["10.1", "167772161", "0x0a000001", "10.0.0.0x1", "010.0.0.1"]) {
       const decision = policy.check(host, 21);
@@ -277,6 +382,20 @@ describe("Policy.authorize", () => {
     const lookup = fakeLookup({ "nas.lan": ["172.16.0.9", "2001:db8::9", "10.20.30.40", "10.1.1.1"] });
     assert.equal(dialHost(await policy.authorize("nas.lan", 21, lookup)), "10.20.30.40");
     assert.deepEqual(lookup.calls, ["nas.lan"]);
+  });
+
+  it("matches resolved addresses against IPv6 CIDRs, and mapped ones against IPv4 CIDRs", async () => {
+    const p = parsePolicy("[2001:db8:100::/40]:22;10.0.0.0/8:22");
+    const lookup = fakeLookup({
+      v6: ["2001:db8:ff::1", "2001:db8:1ff::7"],
+      mapped: ["2001:db8::1", "::ffff:10.1.1.1"],
+      outside: ["2001:db8:200::1", "::ffff:11.0.0.1", "::10.0.0.1"],
+    });
+    assert.equal(dialHost(await p.authorize("v6", 22, lookup)), "2001:db8:1ff::7");
+    assert.equal(dialHost(await p.authorize("mapped", 22, lookup)), "10.1.1.1");
+    const denied = await p.authorize("outside", 22, lookup);
+    assert.ok(!denied.allowed);
+    assert.match(denied.reason, /resolves to 2001:db8:200::1, 11\.0\.0\.1, ::a00:1, none allowed/);
   });
 
   it("dials an allowed resolved IPv6 address, and a mapped one as IPv4", async () => {
