@@ -14,14 +14,13 @@ import Fastify, {
 import type { z } from "zod";
 import {
   AuthError,
-  ConflictError,
   NotFoundError,
   StoreError,
   UnderpassError,
   ValidationError,
 } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
-import { formatPortRange, rangesOverlap } from "../../shared/net/port-range.js";
+import { MappingConflictError } from "../store/overlap.js";
 import type { AgentRecord, ClientRecord, MappingRecord, Store } from "../store/store.js";
 import type { AdminDeps, CheckResult } from "./deps.js";
 import { httpStatusFor } from "./http-status.js";
@@ -46,15 +45,6 @@ export interface AdminApiOptions {
   readonly logger: Logger;
   /** Underpass version, shown by /healthz and the OpenAPI document. */
   readonly version: string;
-}
-
-/** A 409 that names the mapping in the way. */
-export class MappingConflictError extends ConflictError {
-  readonly conflictsWith: string;
-  constructor(message: string, conflictsWith: string) {
-    super(message);
-    this.conflictsWith = conflictsWith;
-  }
 }
 
 /** The body of every error answer. */
@@ -130,14 +120,6 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     return reply.code(status).send(body);
   });
 
-  /** One mutation at a time: the overlap check and the write it guards must not interleave. */
-  let tail: Promise<unknown> = Promise.resolve();
-  function serially<T>(job: () => Promise<T>): Promise<T> {
-    const run = tail.then(job, job);
-    tail = run.catch(() => undefined);
-    return run;
-  }
-
   /** Follow-up effects on the running relay after a durable change: logged, never undone. */
   function afterwards(req: FastifyRequest, what: string, effect: () => unknown): void {
     try {
@@ -147,21 +129,10 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     }
   }
 
-  function mappingOr404(id: string): MappingRecord {
-    const m = store.getMapping(id);
+  async function mappingOr404(id: string): Promise<MappingRecord> {
+    const m = await store.getMapping(id);
     if (m === undefined) throw new NotFoundError(`no mapping ${id}`);
     return m;
-  }
-
-  function assertNoOverlap(fields: MappingFields, self?: string): void {
-    const other = findOverlap(store.mappingsOf(fields.location), fields, self);
-    if (other !== undefined) {
-      throw new MappingConflictError(
-        `${fields.virtualHost}:${formatPortRange(fields.virtualPort)} overlaps mapping ${other.id} ` +
-          `(${other.virtualHost}:${formatPortRange(other.virtualPort)}) in location "${fields.location}"`,
-        other.id,
-      );
-    }
   }
 
   const handlers: Record<OperationId, Handler> = {
@@ -187,7 +158,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     },
 
     async listAgents() {
-      return store.listAgents().map((a) => {
+      return (await store.listAgents()).map((a) => {
         const s = deps.tunnels.statusOf(a.id);
         return {
           id: a.id,
@@ -218,7 +189,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         id: newId("cl"),
         name: body.name,
         location: body.location,
-        username: uniqueUsername(store, body.name),
+        username: await uniqueUsername(store, body.name),
         passwordHash: hashSecret(password),
         createdAt: now(),
       };
@@ -238,7 +209,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     },
 
     async listClients() {
-      return store.listClients().map((c) => ({
+      return (await store.listClients()).map((c) => ({
         id: c.id,
         name: c.name,
         location: c.location,
@@ -257,13 +228,9 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
 
     async createMapping(req, reply) {
       const fields = parse(mappingCreateBody, req.body);
-      const mapping = await serially(async () => {
-        assertNoOverlap(fields);
-        const at = now();
-        const record: MappingRecord = { id: newId("mp"), ...fields, createdAt: at, updatedAt: at };
-        await store.addMapping(record);
-        return record;
-      });
+      const at = now();
+      const mapping: MappingRecord = { id: newId("mp"), ...fields, createdAt: at, updatedAt: at };
+      await store.addMapping(mapping);
       req.log.info(
         { mappingId: mapping.id, location: mapping.location, virtualHost: mapping.virtualHost },
         "mapping created",
@@ -272,26 +239,24 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     },
 
     async listMappings() {
-      return store.listMappings().map(mappingAnswer);
+      return (await store.listMappings()).map(mappingAnswer);
     },
 
     async getMapping(req) {
-      return mappingAnswer(mappingOr404(idOf(req)));
+      return mappingAnswer(await mappingOr404(idOf(req)));
     },
 
     async updateMapping(req) {
       const id = idOf(req);
-      const { before, after } = await serially(async () => {
-        const current = mappingOr404(id);
-        const result = applyMappingPatch(current, req.body);
-        if (!result.success) throw validationError(result.error);
-        const fields = result.data;
-        if (sameFields(current, fields)) return { before: current, after: current };
-        assertNoOverlap(fields, id);
-        const record: MappingRecord = { id, ...fields, createdAt: current.createdAt, updatedAt: now() };
-        await store.replaceMapping(record);
-        return { before: current, after: record };
-      });
+      const before = await mappingOr404(id);
+      const result = applyMappingPatch(before, req.body);
+      if (!result.success) throw validationError(result.error);
+      const fields = result.data;
+      let after = before;
+      if (!sameFields(before, fields)) {
+        after = { id, ...fields, createdAt: before.createdAt, updatedAt: now() };
+        await store.replaceMapping(after);
+      }
       if (after !== before) {
         req.log.info(
           { mappingId: id, location: after.location, virtualHost: after.virtualHost },
@@ -307,14 +272,14 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
 
     async deleteMapping(req, reply) {
       const id = idOf(req);
-      if (!(await serially(() => store.deleteMapping(id)))) throw new NotFoundError(`no mapping ${id}`);
+      if (!(await store.deleteMapping(id))) throw new NotFoundError(`no mapping ${id}`);
       req.log.info({ mappingId: id }, "mapping deleted");
       afterwards(req, "resetting the mapping's connections", () => deps.connections.killByMapping(id));
       return reply.code(204).send();
     },
 
     async checkMapping(req) {
-      const mapping = mappingOr404(idOf(req));
+      const mapping = await mappingOr404(idOf(req));
       let result: CheckResult;
       try {
         result = await deps.reachability.check(mapping);
@@ -431,21 +396,6 @@ function now(): string {
   return new Date().toISOString();
 }
 
-/** The first mapping of the location whose virtual host is the same and whose range intersects. */
-export function findOverlap(
-  mappings: readonly MappingRecord[],
-  fields: Pick<MappingFields, "virtualHost" | "virtualPort">,
-  exceptId?: string,
-): MappingRecord | undefined {
-  const host = fields.virtualHost.toLowerCase();
-  return mappings.find(
-    (m) =>
-      m.id !== exceptId &&
-      m.virtualHost.toLowerCase() === host &&
-      rangesOverlap(m.virtualPort, fields.virtualPort),
-  );
-}
-
 function sameFields(a: MappingFields, b: MappingFields): boolean {
   return (
     a.virtualHost === b.virtualHost &&
@@ -488,10 +438,10 @@ export function usernameFromName(name: string): string {
   return `${slug}-${randomBytes(3).toString("hex")}`;
 }
 
-function uniqueUsername(store: Store, name: string): string {
+async function uniqueUsername(store: Store, name: string): Promise<string> {
   for (let attempt = 0; attempt < 8; attempt++) {
     const username = usernameFromName(name);
-    if (store.findClientByUsername(username) === undefined) return username;
+    if ((await store.findClientByUsername(username)) === undefined) return username;
   }
   throw new StoreError("could not find a free username");
 }

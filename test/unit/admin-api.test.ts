@@ -260,7 +260,7 @@ describe("admin API", () => {
       assert.equal(created.location, "plant-1");
       assert.ok(!Number.isNaN(Date.parse(created.createdAt)));
 
-      assert.equal(store.findAgentByTokenHash(hashSecret(created.token))?.id, created.id);
+      assert.equal((await store.findAgentByTokenHash(hashSecret(created.token)))?.id, created.id);
       const file = await readFile(store.path, "utf8");
       assert.ok(!file.includes(created.token));
       assert.ok(file.includes(hashSecret(created.token)));
@@ -316,7 +316,7 @@ describe("admin API", () => {
       const res = await call("DELETE", `/v1/agents/${a.id}`);
       assert.equal(res.statusCode, 204);
       assert.equal(res.body, "");
-      assert.equal(store.findAgentByTokenHash(hashSecret(a.token)), undefined);
+      assert.equal(await store.findAgentByTokenHash(hashSecret(a.token)), undefined);
       assert.deepEqual(tunnels.disconnected, [{ agentId: a.id, reason: "agent deleted" }]);
       assertError(await call("DELETE", `/v1/agents/${a.id}`), 404, "UP_ERR_NOT_FOUND");
       assert.equal(tunnels.disconnected.length, 1);
@@ -340,7 +340,7 @@ describe("admin API", () => {
         "UP_ERR_VALIDATION",
       );
       assert.deepEqual(unknown.issues, [{ path: "token", message: "unknown field" }]);
-      assert.equal(store.listAgents().length, 0);
+      assert.equal((await store.listAgents()).length, 0);
     });
   });
 
@@ -368,7 +368,7 @@ describe("admin API", () => {
       assert.equal(url.username, c.username);
       assert.equal(url.password, c.password);
 
-      const stored = store.findClientByUsername(c.username);
+      const stored = await store.findClientByUsername(c.username);
       assert.equal(stored?.passwordHash, hashSecret(c.password));
       const file = await readFile(store.path, "utf8");
       assert.ok(!file.includes(c.password));
@@ -393,7 +393,7 @@ describe("admin API", () => {
     it("deletes a client and resets its connections", async () => {
       const c = (await call("POST", "/v1/clients", { name: "c", location: "plant" })).json();
       assert.equal((await call("DELETE", `/v1/clients/${c.id}`)).statusCode, 204);
-      assert.equal(store.findClientByUsername(c.username), undefined);
+      assert.equal(await store.findClientByUsername(c.username), undefined);
       assert.deepEqual(connections.killedByClient, [c.id]);
       assertError(await call("DELETE", `/v1/clients/${c.id}`), 404, "UP_ERR_NOT_FOUND");
       assert.deepEqual(connections.killedByClient, [c.id]);
@@ -438,7 +438,7 @@ describe("admin API", () => {
       assert.equal(p.virtualPort, "30000-30010");
       assert.equal(p.internalHost, "fd00::5");
       assert.equal(p.protocol, "tcp");
-      assert.deepEqual(store.getMapping(p.id as string)?.virtualPort, { start: 30000, end: 30010 });
+      assert.deepEqual((await store.getMapping(p.id as string))?.virtualPort, { start: 30000, end: 30010 });
 
       const one = await call("GET", `/v1/mappings/${m.id}`);
       assert.equal(one.statusCode, 200);
@@ -484,7 +484,7 @@ describe("admin API", () => {
         (badHost.issues as Array<{ path: string }>).map((i) => i.path),
         ["internalHost"],
       );
-      assert.equal(store.listMappings().length, 0);
+      assert.equal((await store.listMappings()).length, 0);
     });
 
     it("answers 400 for malformed JSON, a wrong content type and a missing body", async () => {
@@ -546,13 +546,13 @@ describe("admin API", () => {
         "UP_ERR_CONFLICT",
       );
       assert.equal(edge.conflictsWith, pasv.id);
-      assert.equal(store.listMappings().length, 1);
+      assert.equal((await store.listMappings()).length, 1);
 
       // Adjacent ranges, another host, or another location do not overlap.
       await createMapping({ ...PASV, virtualPort: "30011-30020", internalPort: "30011-30020" });
       await createMapping({ ...PASV, virtualHost: "ftp2.example" });
       await createMapping({ ...PASV, location: "plant-2" });
-      assert.equal(store.listMappings().length, 4);
+      assert.equal((await store.listMappings()).length, 4);
     });
 
     it("serialises concurrent creates so that overlapping ones cannot both pass", async () => {
@@ -560,7 +560,7 @@ describe("admin API", () => {
         Array.from({ length: 5 }, () => call("POST", "/v1/mappings", { ...FTP })),
       );
       assert.deepEqual(results.map((r) => r.statusCode).sort(), [201, 409, 409, 409, 409]);
-      assert.equal(store.listMappings().length, 1);
+      assert.equal((await store.listMappings()).length, 1);
     });
 
     it("PATCH merges, re-validates the whole and resets the mapping's connections", async () => {
@@ -577,7 +577,7 @@ describe("admin API", () => {
       assert.equal(after.internalHost, "files.corp");
       assert.equal(after.createdAt, m.createdAt);
       assert.ok(after.updatedAt > (m.updatedAt as string));
-      assert.deepEqual(store.getMapping(m.id as string)?.virtualPort, { start: 31000, end: 31010 });
+      assert.deepEqual((await store.getMapping(m.id as string))?.virtualPort, { start: 31000, end: 31010 });
       assert.deepEqual(connections.killedByMapping, [m.id]);
 
       // Changing one side of a range only: the merged mapping is invalid.
@@ -596,7 +596,7 @@ describe("admin API", () => {
         "UP_ERR_VALIDATION",
       );
       assert.deepEqual(unknown.issues, [{ path: "id", message: "unknown field" }]);
-      assert.deepEqual(store.getMapping(m.id as string)?.internalPort, { start: 30000, end: 30010 });
+      assert.deepEqual((await store.getMapping(m.id as string))?.internalPort, { start: 30000, end: 30010 });
       assert.deepEqual(connections.killedByMapping, [m.id]);
     });
 
@@ -630,13 +630,13 @@ describe("admin API", () => {
       // Moving b to another location removes the clash.
       const moved = await call("PATCH", `/v1/mappings/${b.id}`, { virtualPort: 21, location: "plant" });
       assert.equal(moved.statusCode, 200, moved.body);
-      assert.equal(store.mappingsOf("plant")[0]?.id, b.id);
+      assert.equal((await store.mappingsOf("plant"))[0]?.id, b.id);
     });
 
     it("deletes a mapping and resets its connections", async () => {
       const m = await createMapping(FTP);
       assert.equal((await call("DELETE", `/v1/mappings/${m.id}`)).statusCode, 204);
-      assert.equal(store.getMapping(m.id as string), undefined);
+      assert.equal(await store.getMapping(m.id as string), undefined);
       assert.deepEqual(connections.killedByMapping, [m.id]);
     });
 
@@ -702,10 +702,10 @@ describe("admin API", () => {
         await rename(moved, dir);
       }
       assert.deepEqual(
-        store.listMappings().map((x) => [x.id, x.virtualPort.start]),
+        (await store.listMappings()).map((x) => [x.id, x.virtualPort.start]),
         [[m.id, 21]],
       );
-      assert.equal(store.listAgents().length, 0);
+      assert.equal((await store.listAgents()).length, 0);
       assert.deepEqual(connections.killedByMapping, []);
       assert.equal(await readFile(store.path, "utf8"), before);
       // The API keeps working once the disk is back.
