@@ -182,10 +182,10 @@ export const mappingProtocol = z.enum(["tcp", "ftp"], { error: 'expected "tcp" o
 // ---------------------------------------------------------------------------------------------
 // Admin API bodies
 
-export const agentCreateBody = z.strictObject({ name, location }, OBJECT);
+export const agentCreateBody = z.strictObject({ name, location }, OBJECT).meta({ id: "AgentCreate" });
 export type AgentCreateBody = z.output<typeof agentCreateBody>;
 
-export const clientCreateBody = z.strictObject({ name, location }, OBJECT);
+export const clientCreateBody = z.strictObject({ name, location }, OBJECT).meta({ id: "ClientCreate" });
 export type ClientCreateBody = z.output<typeof clientCreateBody>;
 
 /** The fields of a mapping, validated and normalised. */
@@ -227,22 +227,25 @@ export const mappingCreateBody = z
         message: `covers ${i} port(s) but virtualPort covers ${v}; both sides of a range have the same length`,
       });
     }
-  });
+  })
+  .meta({ id: "MappingCreate" });
 export type MappingCreateBody = z.output<typeof mappingCreateBody>;
 
 /** `PATCH /v1/mappings/:id`: any subset of the create fields; unknown fields are an error. */
-export const mappingPatchBody = z.strictObject(
-  {
-    virtualHost: hostName.optional(),
-    virtualPort: portSpec.optional(),
-    internalHost: hostName.optional(),
-    internalPort: portSpec.optional(),
-    location: locationName.optional(),
-    protocol: mappingProtocol.optional(),
-    description: description.optional(),
-  },
-  OBJECT,
-);
+export const mappingPatchBody = z
+  .strictObject(
+    {
+      virtualHost: hostName.optional(),
+      virtualPort: portSpec.optional(),
+      internalHost: hostName.optional(),
+      internalPort: portSpec.optional(),
+      location: locationName.optional(),
+      protocol: mappingProtocol.optional(),
+      description: description.optional(),
+    },
+    OBJECT,
+  )
+  .meta({ id: "MappingPatch" });
 export type MappingPatchBody = z.output<typeof mappingPatchBody>;
 
 /** The create body that would produce `m` (ports shown as `21` or `"30000-30010"`). */
