@@ -1,115 +1,27 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
-import { buildAdminApi } from "../../cloud/admin/app.js";
-import type {
-  AdminDeps,
-  AgentStatus,
-  CheckResult,
-  ConnectionInfo,
-  ConnectionTable,
-  MetricsSource,
-  ReachabilityChecker,
-  TunnelDirectory,
-} from "../../cloud/admin/deps.js";
 import { hashSecret } from "../../cloud/admin/secrets.js";
-import { FileStore } from "../../cloud/store/file-store.js";
-import type { MappingRecord } from "../../cloud/store/store.js";
+import type { FileStore } from "../../cloud/store/file-store.js";
 import { NoAgentError } from "../../shared/errors.js";
+import {
+  type AdminUnderTest,
+  CONNECTION,
+  type FakeConnections,
+  FakeMetrics,
+  type FakeReachability,
+  type FakeTunnels,
+  startAdmin,
+} from "../helpers/admin-app.js";
 
 const ADMIN_TOKEN = "upadm_test-admin-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
-// ---------------------------------------------------------------------------------------------
-// Fakes of what the running relay provides; each records how it was called.
-
-class FakeTunnels implements TunnelDirectory {
-  readonly disconnected: Array<{ agentId: string; reason: string }> = [];
-  readonly status = new Map<string, AgentStatus>();
-  statusOf(agentId: string): AgentStatus {
-    return (
-      this.status.get(agentId) ?? {
-        connected: false,
-        connectedAt: null,
-        remoteAddress: null,
-        version: null,
-        tunnels: 0,
-      }
-    );
-  }
-  disconnectAgent(agentId: string, reason: string): void {
-    this.disconnected.push({ agentId, reason });
-  }
-}
-
-class FakeConnections implements ConnectionTable {
-  readonly live: ConnectionInfo[] = [];
-  readonly killed: string[] = [];
-  readonly killedByMapping: string[] = [];
-  readonly killedByClient: string[] = [];
-  list(): ConnectionInfo[] {
-    return [...this.live];
-  }
-  kill(id: string): boolean {
-    const i = this.live.findIndex((c) => c.id === id);
-    if (i < 0) return false;
-    this.live.splice(i, 1);
-    this.killed.push(id);
-    return true;
-  }
-  killByMapping(mappingId: string): number {
-    this.killedByMapping.push(mappingId);
-    return 0;
-  }
-  killByClient(clientId: string): number {
-    this.killedByClient.push(clientId);
-    return 0;
-  }
-}
-
-class FakeReachability implements ReachabilityChecker {
-  readonly checked: MappingRecord[] = [];
-  answer: CheckResult | Error = { reachable: true, latencyMs: 7 };
-  async check(mapping: MappingRecord): Promise<CheckResult> {
-    this.checked.push(mapping);
-    if (this.answer instanceof Error) throw this.answer;
-    return this.answer;
-  }
-}
-
-class FakeMetrics implements MetricsSource {
-  render(): string {
-    return "# TYPE underpass_agents_connected gauge\nunderpass_agents_connected 2\n";
-  }
-}
-
-const CONNECTION: ConnectionInfo = {
-  id: "cn_1",
-  kind: "connect",
-  clientId: "cl_x",
-  clientName: "erp",
-  mappingId: "mp_x",
-  location: "default",
-  virtualHost: "ftp.example",
-  virtualPort: 21,
-  internalHost: "10.0.0.5",
-  internalPort: 21,
-  agentId: "ag_x",
-  remoteAddress: "192.0.2.1:40000",
-  bytesUp: 10,
-  bytesDown: 2000,
-  startedAt: "2026-01-01T00:00:00.000Z",
-  ageMs: 1500,
-};
-
-// ---------------------------------------------------------------------------------------------
-
 describe("admin API", () => {
+  let admin: AdminUnderTest;
   let dir: string;
   let store: FileStore;
   let app: FastifyInstance;
@@ -119,7 +31,6 @@ describe("admin API", () => {
   let logLines: string[];
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "underpass-admin-"));
     logLines = [];
     // A logger without any redaction, at the most verbose level: what it never sees cannot leak.
     const sink = new Writable({
@@ -129,20 +40,12 @@ describe("admin API", () => {
       },
     });
     const logger = pino({ level: "trace" }, sink);
-    store = new FileStore({ dir, logger });
-    await store.open();
-    tunnels = new FakeTunnels();
-    connections = new FakeConnections();
-    reachability = new FakeReachability();
-    const deps: AdminDeps = { tunnels, connections, reachability, metrics: new FakeMetrics() };
-    app = buildAdminApi({ store, deps, adminTokenHash: hashSecret(ADMIN_TOKEN), logger, version: "9.8.7" });
-    await app.ready();
+    admin = await startAdmin({ token: ADMIN_TOKEN, logger, version: "9.8.7" });
+    ({ dir, store, app, tunnels, connections, reachability } = admin);
   });
 
   afterEach(async () => {
-    await app.close();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await admin.close();
   });
 
   async function call(
