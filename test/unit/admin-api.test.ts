@@ -16,6 +16,7 @@ import {
   type FakeTunnels,
   startAdmin,
 } from "../helpers/admin-app.js";
+import { waitFor } from "../helpers/ports.js";
 
 const ADMIN_TOKEN = "upadm_test-admin-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -468,7 +469,12 @@ describe("admin API", () => {
 
     it("PATCH merges, re-validates the whole and resets the mapping's connections", async () => {
       const m = await createMapping(PASV);
-      await new Promise((r) => setTimeout(r, 5));
+      // The change must get a later updatedAt: wait until the clock (ms in ISO 8601) has moved on.
+      await waitFor(() => new Date().toISOString() > (m.updatedAt as string), {
+        timeoutMs: 1000,
+        intervalMs: 1,
+        what: "the clock to pass the mapping's updatedAt",
+      });
       const res = await call("PATCH", `/v1/mappings/${m.id}`, {
         virtualPort: "31000-31010",
         internalHost: "FILES.corp",
