@@ -16,7 +16,7 @@ import { clientRoutes } from "./clients.js";
 import { connectionRoutes } from "./connections.js";
 import type { AdminDeps } from "./deps.js";
 import { registerDocs } from "./docs.js";
-import { errorAnswer } from "./error-answer.js";
+import { answerForError } from "./error-answer.js";
 import { healthRoutes } from "./health.js";
 import { mappingRoutes } from "./mappings.js";
 import { secretMatches } from "./secrets.js";
@@ -73,7 +73,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   );
 
   app.setErrorHandler(async (err, req, reply) => {
-    const { status, body } = errorAnswer(err);
+    const { status, body } = answerForError(err);
     if (status >= 500) req.log.error({ err }, "admin request failed");
     else req.log.info({ code: body.error, status }, "admin request rejected");
     return reply.code(status).send(body);

@@ -20,14 +20,18 @@ export function validationError(issues: readonly Issue[]): ValidationError {
   );
 }
 
-export function errorAnswer(err: unknown): { status: number; body: ErrorAnswer } {
-  if (hasZodFastifySchemaValidationErrors(err))
-    return errorAnswer(validationError(issuesOfRoute(err.validation)));
+/** The status and body for anything a route or a hook threw. */
+export function answerForError(err: unknown): { status: number; body: ErrorAnswer } {
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    return answerForError(validationError(issuesOfRoute(err.validation)));
+  }
   if (err instanceof MappingConflictError) {
-    return { status: 409, body: { error: err.code, message: err.message, conflictsWith: err.conflictsWith } };
+    const body = { error: err.code, message: err.message, conflictsWith: err.conflictsWith };
+    return { status: httpStatusFor(err), body };
   }
   if (err instanceof ValidationError) {
-    return { status: 400, body: { error: err.code, message: err.message, issues: [...err.issues] } };
+    const body = { error: err.code, message: err.message, issues: [...err.issues] };
+    return { status: httpStatusFor(err), body };
   }
   if (err instanceof UnderpassError) {
     // Internal and store failures are logged in full; the caller learns only what happened.
