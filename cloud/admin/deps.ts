@@ -4,7 +4,7 @@
  */
 
 import type { ConnectionInfo } from "../socks/connections.js";
-import type { MappingRecord } from "../store/store.js";
+import type { MappingRecord, Store } from "../store/store.js";
 import type { CheckResult } from "../tunnel/reachability.js";
 import type { AgentStatus } from "../tunnel/registry.js";
 
@@ -41,4 +41,10 @@ export interface AdminDeps {
   readonly connections: ConnectionTable;
   readonly reachability: ReachabilityChecker;
   readonly metrics: MetricsSource;
+}
+
+/** What every admin route plugin is given. */
+export interface AdminRouteOptions {
+  readonly store: Store;
+  readonly deps: AdminDeps;
 }

@@ -2,6 +2,11 @@
  * Zod schemas validated at the edge (admin API bodies, CLI flags, config) and shared by both
  * sides. Schemas normalise as they validate: ports become `PortRange`s, host names become the
  * canonical form the SOCKS server compares against (lower-case, IPv6 without brackets).
+ *
+ * The admin API's answers are here too, so that one module, free of any server code, holds the
+ * whole wire format: the routes validate and serialize with these schemas, the OpenAPI document
+ * is generated from them, and the CLI and the console take their types from the same place.
+ * Schemas with an `id` become named components of the document.
  */
 import { z } from "zod";
 import { normalizeHost, hostProblem as sharedHostProblem } from "../../shared/net/host.js";
@@ -13,18 +18,34 @@ export interface Issue {
   readonly message: string;
 }
 
-/** Flatten zod issues; an unknown key becomes an issue on its own path. */
-export function issuesOf(error: z.ZodError): Issue[] {
+/** What an Issue is made of: a zod issue, or the same carried in a fastify validation error. */
+export interface IssueParts {
+  readonly code: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  /** The unknown keys of an `unrecognized_keys` issue. */
+  readonly keys?: readonly string[];
+}
+
+/** Flatten issues; an unknown key becomes an issue on its own path. */
+export function flattenIssues(parts: readonly IssueParts[]): Issue[] {
   const out: Issue[] = [];
-  for (const issue of error.issues) {
+  for (const issue of parts) {
     const path = issue.path.map(String);
     if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) out.push({ path: [...path, key].join("."), message: "unknown field" });
+      for (const key of issue.keys ?? []) {
+        out.push({ path: [...path, key].join("."), message: "unknown field" });
+      }
     } else {
       out.push({ path: path.join("."), message: issue.message });
     }
   }
   return out;
+}
+
+/** `flattenIssues` of a zod error. */
+export function issuesOf(error: z.ZodError): Issue[] {
+  return flattenIssues(error.issues);
 }
 
 /** A body must be an object; other issues of the object itself keep zod's message. */
@@ -130,10 +151,10 @@ export const mappingProtocol = z.enum(["tcp", "ftp"], { error: 'expected "tcp" o
 // ---------------------------------------------------------------------------------------------
 // Admin API bodies
 
-export const agentCreateBody = z.strictObject({ name, location }, OBJECT);
+export const agentCreateBody = z.strictObject({ name, location }, OBJECT).meta({ id: "AgentCreate" });
 export type AgentCreateBody = z.output<typeof agentCreateBody>;
 
-export const clientCreateBody = z.strictObject({ name, location }, OBJECT);
+export const clientCreateBody = z.strictObject({ name, location }, OBJECT).meta({ id: "ClientCreate" });
 export type ClientCreateBody = z.output<typeof clientCreateBody>;
 
 /** The fields of a mapping, validated and normalised. */
@@ -175,26 +196,29 @@ export const mappingCreateBody = z
         message: `covers ${i} port(s) but virtualPort covers ${v}; both sides of a range have the same length`,
       });
     }
-  });
+  })
+  .meta({ id: "MappingCreate" });
 export type MappingCreateBody = z.output<typeof mappingCreateBody>;
 
 /** `PATCH /v1/mappings/:id`: any subset of the create fields; unknown fields are an error. */
-export const mappingPatchBody = z.strictObject(
-  {
-    virtualHost: hostName.optional(),
-    virtualPort: portSpec.optional(),
-    internalHost: hostName.optional(),
-    internalPort: portSpec.optional(),
-    location: locationName.optional(),
-    protocol: mappingProtocol.optional(),
-    description: description.optional(),
-  },
-  OBJECT,
-);
+export const mappingPatchBody = z
+  .strictObject(
+    {
+      virtualHost: hostName.optional(),
+      virtualPort: portSpec.optional(),
+      internalHost: hostName.optional(),
+      internalPort: portSpec.optional(),
+      location: locationName.optional(),
+      protocol: mappingProtocol.optional(),
+      description: description.optional(),
+    },
+    OBJECT,
+  )
+  .meta({ id: "MappingPatch" });
 export type MappingPatchBody = z.output<typeof mappingPatchBody>;
 
 /** The create body that would produce `m` (ports shown as `21` or `"30000-30010"`). */
-export function mappingToInput(m: MappingFields): z.input<typeof mappingCreateBody> {
+export function mappingToInput(m: MappingFields): Required<z.input<typeof mappingCreateBody>> {
   return {
     virtualHost: m.virtualHost,
     virtualPort: formatPortRange(m.virtualPort),
@@ -218,8 +242,115 @@ export function applyMappingPatch(
   | { success: false; data?: never; error: z.ZodError } {
   const parsed = mappingPatchBody.safeParse(patch);
   if (!parsed.success) return { success: false, error: parsed.error };
-  const changes = Object.fromEntries(
-    Object.entries(patch as Record<string, unknown>).filter(([, value]) => value !== undefined),
-  );
-  return mappingCreateBody.safeParse({ ...mappingToInput(current), ...changes });
+  return mergeMappingPatch(current, parsed.data);
 }
+
+/** A validated PATCH body over the current fields, the result validated as a whole. */
+export function mergeMappingPatch(current: MappingFields, patch: MappingPatchBody) {
+  const changes = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined));
+  return mappingCreateBody.safeParse(mappingToInput({ ...current, ...changes }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API answers. Strict: a handler that returns a field its schema lacks (a hash, say)
+// fails serialization with a 500 instead of sending it.
+
+/** ISO 8601 in UTC or with an offset, as the store keeps its times. */
+const isoTime = z.iso.datetime({ offset: true });
+const portAnswer = z
+  .union([z.number().int(), z.string()])
+  .meta({ description: 'A single port, or a range "start-end".', examples: [21, "30000-30010"] });
+
+export const errorAnswer = z
+  .strictObject({
+    error: z.string().meta({ description: "Stable code, UP_ERR_*.", examples: ["UP_ERR_VALIDATION"] }),
+    message: z.string(),
+    issues: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+    conflictsWith: z.string().optional().meta({ description: "409 only: id of the overlapping mapping." }),
+  })
+  .meta({ id: "Error", description: "Every error answer has this form." });
+export type ErrorAnswer = z.output<typeof errorAnswer>;
+
+const registered = { id: z.string(), name: z.string(), location: z.string(), createdAt: isoTime };
+
+export const agentCreated = z
+  .strictObject({
+    ...registered,
+    token: z.string().meta({ description: "The agent token (UNDERPASS_AGENT_TOKEN); shown only here." }),
+  })
+  .meta({ id: "AgentCreated" });
+export type AgentCreated = z.output<typeof agentCreated>;
+
+export const agentAnswer = z
+  .strictObject({
+    ...registered,
+    connected: z.boolean(),
+    connectedAt: isoTime.nullable(),
+    remoteAddress: z.string().nullable(),
+    version: z.string().nullable(),
+    tunnels: z.number().int().meta({ description: "Live tunnels of the agent (it may keep a pool)." }),
+  })
+  .meta({ id: "Agent" });
+export type AgentAnswer = z.output<typeof agentAnswer>;
+
+const socksUsername = z.string().meta({ description: "SOCKS5 username (RFC 1929)." });
+
+export const clientCreated = z
+  .strictObject({
+    ...registered,
+    username: socksUsername,
+    password: z.string().meta({ description: "SOCKS5 password (RFC 1929); shown only here." }),
+  })
+  .meta({ id: "ClientCreated" });
+export type ClientCreated = z.output<typeof clientCreated>;
+
+export const clientAnswer = z.strictObject({ ...registered, username: socksUsername }).meta({ id: "Client" });
+export type ClientAnswer = z.output<typeof clientAnswer>;
+
+export const mappingAnswer = z
+  .strictObject({
+    id: z.string(),
+    virtualHost: z.string(),
+    virtualPort: portAnswer,
+    internalHost: z.string(),
+    internalPort: portAnswer,
+    location: z.string(),
+    protocol: mappingProtocol,
+    description: z.string(),
+    createdAt: isoTime,
+    updatedAt: isoTime,
+  })
+  .meta({ id: "Mapping" });
+export type MappingAnswer = z.output<typeof mappingAnswer>;
+
+export const checkAnswer = z
+  .strictObject({ reachable: z.boolean(), latencyMs: z.number().optional(), error: z.string().optional() })
+  .meta({ id: "CheckResult" });
+export type CheckAnswer = z.output<typeof checkAnswer>;
+
+export const connectionAnswer = z
+  .strictObject({
+    id: z.string(),
+    kind: z.enum(["connect", "bind", "check"]),
+    clientId: z.string().nullable(),
+    clientName: z.string().nullable(),
+    mappingId: z.string(),
+    location: z.string(),
+    virtualHost: z.string(),
+    virtualPort: z.number().int(),
+    internalHost: z.string(),
+    internalPort: z.number().int(),
+    agentId: z.string(),
+    remoteAddress: z.string(),
+    bytesUp: z.number().int().meta({ description: "Bytes from the client towards the internal target." }),
+    bytesDown: z.number().int().meta({ description: "Bytes from the internal target towards the client." }),
+    startedAt: isoTime,
+    ageMs: z.number(),
+  })
+  .meta({ id: "Connection" });
+export type ConnectionAnswer = z.output<typeof connectionAnswer>;
+
+export const healthAnswer = z
+  .strictObject({ status: z.literal("ok"), version: z.string() })
+  .meta({ id: "Health" });
+export type HealthAnswer = z.output<typeof healthAnswer>;

@@ -20,14 +20,14 @@ export interface Denial {
   readonly nearest: readonly MappingRecord[];
 }
 
-export function resolveDestination(
+export async function resolveDestination(
   store: Store,
   location: string,
   host: string,
   port: number,
-): Grant | Denial {
+): Promise<Grant | Denial> {
   const wanted = normalizeHost(host);
-  const mappings = store.mappingsOf(location);
+  const mappings = await store.mappingsOf(location);
   for (const m of mappings) {
     if (m.virtualHost === wanted && rangeContains(m.virtualPort, port)) {
       return {

@@ -76,7 +76,7 @@ interface Principal {
 }
 
 /** Handshake state; `done` is terminal (piped, refused or closed). */
-type Phase = "greeting" | "auth" | "request" | "connecting" | "done";
+type Phase = "greeting" | "auth" | "authenticating" | "request" | "connecting" | "done";
 
 /** Largest handshake we accept before the request is complete (greeting + auth + request). */
 const MAX_HANDSHAKE_BYTES = 1024;
@@ -110,7 +110,12 @@ class SocksConnection {
     s.on("error", () => this.#abandon());
     s.on("close", () => this.#abandon());
     this.#timer = setTimeout(() => {
-      if (this.#phase === "greeting" || this.#phase === "auth" || this.#phase === "request") {
+      if (
+        this.#phase === "greeting" ||
+        this.#phase === "auth" ||
+        this.#phase === "authenticating" ||
+        this.#phase === "request"
+      ) {
         this.#log.debug({ remote: s.remoteAddress }, "socks handshake timed out");
         this.#phase = "done";
         s.destroy();
@@ -169,21 +174,17 @@ class SocksConnection {
           if (r === NEED_MORE) return;
           if (!r.ok) throw new SocksHandshakeError(r.message);
           this.#buf = this.#buf.subarray(r.consumed);
-          const principal = this.#authenticate(r.value.username, r.value.password);
-          if (!principal) {
-            this.#o.audit.warn(
-              { event: "socks.auth-failed", username: r.value.username, remote: this.#socket.remoteAddress },
-              "socks authentication failed",
-            );
-            this.#phase = "done";
-            this.#refuse(encodeAuthReply(USERPASS_STATUS.FAILURE));
-            return;
-          }
-          this.#principal = principal;
-          this.#socket.write(encodeAuthReply(USERPASS_STATUS.SUCCESS));
-          this.#phase = "request";
-          break;
+          // The store answers asynchronously; bytes that arrive meanwhile wait in #buf.
+          this.#phase = "authenticating";
+          const { username, password } = r.value;
+          void this.#authenticate(username, password).then(
+            (principal) => this.#authenticated(username, principal),
+            (err: unknown) => this.#fail(toUnderpassError(err)),
+          );
+          return;
         }
+        case "authenticating":
+          return;
         case "request": {
           const r = parseRequest(this.#buf);
           if (r === NEED_MORE) return;
@@ -209,16 +210,33 @@ class SocksConnection {
     }
   }
 
-  #authenticate(username: string, password: string): Principal | null {
+  #authenticated(username: string, principal: Principal | null): void {
+    if (this.#phase !== "authenticating" || this.#socket.destroyed) return; // timed out or gone meanwhile
+    if (!principal) {
+      this.#o.audit.warn(
+        { event: "socks.auth-failed", username, remote: this.#socket.remoteAddress },
+        "socks authentication failed",
+      );
+      this.#phase = "done";
+      this.#refuse(encodeAuthReply(USERPASS_STATUS.FAILURE));
+      return;
+    }
+    this.#principal = principal;
+    this.#socket.write(encodeAuthReply(USERPASS_STATUS.SUCCESS));
+    this.#phase = "request";
+    this.#receive(Buffer.alloc(0)); // a request sent along with the credentials
+  }
+
+  async #authenticate(username: string, password: string): Promise<Principal | null> {
     if (!this.#o.requireAuth) {
       // credentials offered while authentication is off: accept them, as RFC 1929 allows
-      const c = this.#o.store.findClientByUsername(username);
+      const c = await this.#o.store.findClientByUsername(username);
       if (c && secretMatches(password, c.passwordHash)) {
         return { clientId: c.id, clientName: c.name, location: c.location };
       }
       return { clientId: null, clientName: null, location: this.#o.anonymousLocation };
     }
-    const c = this.#o.store.findClientByUsername(username);
+    const c = await this.#o.store.findClientByUsername(username);
     if (!c || !secretMatches(password, c.passwordHash)) return null;
     return { clientId: c.id, clientName: c.name, location: c.location };
   }
@@ -247,7 +265,7 @@ class SocksConnection {
         internalPort: data.internalPort,
       };
     } else {
-      const g = resolveDestination(this.#o.store, p.location, req.host, req.port);
+      const g = await resolveDestination(this.#o.store, p.location, req.host, req.port);
       if (!g.allowed) {
         this.#o.audit.warn(
           {
@@ -368,7 +386,7 @@ class SocksConnection {
       );
       return this.#fail(new NotAllowedError("BIND needs a live connection of this client to a mapped host"));
     }
-    const mapping = this.#o.store.getMapping(control.mappingId);
+    const mapping = await this.#o.store.getMapping(control.mappingId);
     if (!mapping) return this.#fail(new NotAllowedError("the mapping of the connection is gone"));
     const tunnel = this.#o.registry.pick(control.location, {
       capability: CAPABILITY.BIND,

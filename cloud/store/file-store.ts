@@ -5,7 +5,9 @@
  * directory, fsyncs it, renames it over the real file and fsyncs the directory (POSIX rename is
  * atomic: after a crash the file is either the old or the new version, never a torn one). Only
  * when that succeeded is the copy swapped in, so a failed write leaves memory unchanged. Writes
- * run one at a time through a queue.
+ * run one at a time through a queue, and each checks its preconditions (unique ids, tokens and
+ * usernames; no overlapping mapping) against the data as the writes before it left it, so a
+ * check and its write cannot be split by another write. Reads are answered from memory.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open as openFile, readdir, readFile, rename, unlink } from "node:fs/promises";
@@ -13,6 +15,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
+import { refuseOverlap } from "./overlap.js";
 import type { AgentRecord, ClientRecord, MappingRecord, Store, StoreData } from "./store.js";
 
 /** Name of the data file inside the data directory. */
@@ -218,45 +221,45 @@ export class FileStore implements Store {
     await this.tail.catch(() => undefined);
   }
 
-  // -- reads: synchronous, from memory -------------------------------------------------------
+  // -- reads: from memory, answered at once ------------------------------------------------
 
-  adminTokenHash(): string | null {
+  async adminTokenHash(): Promise<string | null> {
     return this.data.adminTokenHash;
   }
 
-  listAgents(): readonly AgentRecord[] {
+  async listAgents(): Promise<readonly AgentRecord[]> {
     return this.data.agents;
   }
 
-  getAgent(id: string): AgentRecord | undefined {
+  async getAgent(id: string): Promise<AgentRecord | undefined> {
     return this.index.agentsById.get(id);
   }
 
-  findAgentByTokenHash(tokenHash: string): AgentRecord | undefined {
+  async findAgentByTokenHash(tokenHash: string): Promise<AgentRecord | undefined> {
     return this.index.agentsByTokenHash.get(tokenHash);
   }
 
-  listClients(): readonly ClientRecord[] {
+  async listClients(): Promise<readonly ClientRecord[]> {
     return this.data.clients;
   }
 
-  getClient(id: string): ClientRecord | undefined {
-    return this.index.clientsById.get(id);
-  }
-
-  findClientByUsername(username: string): ClientRecord | undefined {
+  async findClientByUsername(username: string): Promise<ClientRecord | undefined> {
     return this.index.clientsByUsername.get(username);
   }
 
-  listMappings(): readonly MappingRecord[] {
+  async listMappings(): Promise<readonly MappingRecord[]> {
     return this.data.mappings;
   }
 
-  getMapping(id: string): MappingRecord | undefined {
+  async getMapping(id: string): Promise<MappingRecord | undefined> {
     return this.index.mappingsById.get(id);
   }
 
-  mappingsOf(location: string): readonly MappingRecord[] {
+  async mappingsOf(location: string): Promise<readonly MappingRecord[]> {
+    return this.mappingsIn(location);
+  }
+
+  private mappingsIn(location: string): readonly MappingRecord[] {
     return this.index.mappingsByLocation.get(location) ?? NO_MAPPINGS;
   }
 
@@ -305,6 +308,7 @@ export class FileStore implements Store {
     return this.write((d) => {
       if (this.index.mappingsById.has(mapping.id))
         throw new ConflictError(`mapping ${mapping.id} already exists`);
+      refuseOverlap(this.mappingsIn(mapping.location), mapping);
       return { ...d, mappings: [...d.mappings, mapping] };
     });
   }
@@ -312,6 +316,7 @@ export class FileStore implements Store {
   replaceMapping(mapping: MappingRecord): Promise<void> {
     return this.write((d) => {
       if (!this.index.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
+      refuseOverlap(this.mappingsIn(mapping.location), mapping);
       return { ...d, mappings: d.mappings.map((m) => (m.id === mapping.id ? mapping : m)) };
     });
   }

@@ -50,34 +50,38 @@ export interface StoreData {
 }
 
 /**
- * All reads are served from memory and are synchronous (they sit on the SOCKS hot path);
- * every write is durable when its promise resolves, and leaves the data unchanged when it
- * rejects.
+ * Every method is asynchronous, reads too, so that a store that is not in memory (a shared
+ * PostgreSQL database) serves behind the same interface. A write is durable when its promise
+ * resolves and leaves the data unchanged when it rejects.
+ *
+ * `addMapping` and `replaceMapping` refuse, with `MappingConflictError` (409 at the admin API),
+ * a mapping whose virtual host and ports overlap another mapping of the same location. The
+ * check and the write are one atomic step, so two overlapping writes racing each other cannot
+ * both succeed.
  */
 export interface Store {
   /** Read the data from durable storage; call once before anything else. */
   open(): Promise<void>;
   close(): Promise<void>;
 
-  adminTokenHash(): string | null;
+  adminTokenHash(): Promise<string | null>;
   setAdminTokenHash(hash: string): Promise<void>;
 
-  listAgents(): readonly AgentRecord[];
-  getAgent(id: string): AgentRecord | undefined;
-  findAgentByTokenHash(tokenHash: string): AgentRecord | undefined;
+  listAgents(): Promise<readonly AgentRecord[]>;
+  getAgent(id: string): Promise<AgentRecord | undefined>;
+  findAgentByTokenHash(tokenHash: string): Promise<AgentRecord | undefined>;
   addAgent(agent: AgentRecord): Promise<void>;
   deleteAgent(id: string): Promise<boolean>;
 
-  listClients(): readonly ClientRecord[];
-  getClient(id: string): ClientRecord | undefined;
-  findClientByUsername(username: string): ClientRecord | undefined;
+  listClients(): Promise<readonly ClientRecord[]>;
+  findClientByUsername(username: string): Promise<ClientRecord | undefined>;
   addClient(client: ClientRecord): Promise<void>;
   deleteClient(id: string): Promise<boolean>;
 
-  listMappings(): readonly MappingRecord[];
-  getMapping(id: string): MappingRecord | undefined;
+  listMappings(): Promise<readonly MappingRecord[]>;
+  getMapping(id: string): Promise<MappingRecord | undefined>;
   /** Mappings of one location, for access control. */
-  mappingsOf(location: string): readonly MappingRecord[];
+  mappingsOf(location: string): Promise<readonly MappingRecord[]>;
   addMapping(mapping: MappingRecord): Promise<void>;
   replaceMapping(mapping: MappingRecord): Promise<void>;
   deleteMapping(id: string): Promise<boolean>;

@@ -122,7 +122,7 @@ export class TunnelGateway {
       if (ws.readyState === ws.OPEN) ws.close(1000);
     };
 
-    session.onHandshake = (frame) => {
+    session.onHandshake = async (frame) => {
       if (frame.type !== "hello") {
         session.close(GOAWAY_CODE.PROTOCOL_ERROR, `expected hello, got ${frame.type}`);
         return;
@@ -144,7 +144,8 @@ export class TunnelGateway {
         session.close(GOAWAY_CODE.UNSUPPORTED_VERSION, reason);
         return;
       }
-      const agent = this.#o.store.findAgentByTokenHash(hashSecret(hello.token));
+      const agent = await this.#o.store.findAgentByTokenHash(hashSecret(hello.token));
+      if (session.closed) return; // the tunnel went away while the store answered
       if (!agent) {
         this.#o.metrics.tunnelsRejected++;
         log.warn({ agentVersion: hello.agentVersion }, "unknown or revoked agent token");

@@ -1,115 +1,28 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
-import { buildAdminApi } from "../../cloud/admin/app.js";
-import type {
-  AdminDeps,
-  AgentStatus,
-  CheckResult,
-  ConnectionInfo,
-  ConnectionTable,
-  MetricsSource,
-  ReachabilityChecker,
-  TunnelDirectory,
-} from "../../cloud/admin/deps.js";
 import { hashSecret } from "../../cloud/admin/secrets.js";
-import { FileStore } from "../../cloud/store/file-store.js";
-import type { MappingRecord } from "../../cloud/store/store.js";
+import type { FileStore } from "../../cloud/store/file-store.js";
 import { NoAgentError } from "../../shared/errors.js";
+import {
+  type AdminUnderTest,
+  CONNECTION,
+  type FakeConnections,
+  FakeMetrics,
+  type FakeReachability,
+  type FakeTunnels,
+  startAdmin,
+} from "../helpers/admin-app.js";
+import { waitFor } from "../helpers/ports.js";
 
 const ADMIN_TOKEN = "upadm_test-admin-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
-// ---------------------------------------------------------------------------------------------
-// Fakes of what the running relay provides; each records how it was called.
-
-class FakeTunnels implements TunnelDirectory {
-  readonly disconnected: Array<{ agentId: string; reason: string }> = [];
-  readonly status = new Map<string, AgentStatus>();
-  statusOf(agentId: string): AgentStatus {
-    return (
-      this.status.get(agentId) ?? {
-        connected: false,
-        connectedAt: null,
-        remoteAddress: null,
-        version: null,
-        tunnels: 0,
-      }
-    );
-  }
-  disconnectAgent(agentId: string, reason: string): void {
-    this.disconnected.push({ agentId, reason });
-  }
-}
-
-class FakeConnections implements ConnectionTable {
-  readonly live: ConnectionInfo[] = [];
-  readonly killed: string[] = [];
-  readonly killedByMapping: string[] = [];
-  readonly killedByClient: string[] = [];
-  list(): ConnectionInfo[] {
-    return [...this.live];
-  }
-  kill(id: string): boolean {
-    const i = this.live.findIndex((c) => c.id === id);
-    if (i < 0) return false;
-    this.live.splice(i, 1);
-    this.killed.push(id);
-    return true;
-  }
-  killByMapping(mappingId: string): number {
-    this.killedByMapping.push(mappingId);
-    return 0;
-  }
-  killByClient(clientId: string): number {
-    this.killedByClient.push(clientId);
-    return 0;
-  }
-}
-
-class FakeReachability implements ReachabilityChecker {
-  readonly checked: MappingRecord[] = [];
-  answer: CheckResult | Error = { reachable: true, latencyMs: 7 };
-  async check(mapping: MappingRecord): Promise<CheckResult> {
-    this.checked.push(mapping);
-    if (this.answer instanceof Error) throw this.answer;
-    return this.answer;
-  }
-}
-
-class FakeMetrics implements MetricsSource {
-  render(): string {
-    return "# TYPE underpass_agents_connected gauge\nunderpass_agents_connected 2\n";
-  }
-}
-
-const CONNECTION: ConnectionInfo = {
-  id: "cn_1",
-  kind: "connect",
-  clientId: "cl_x",
-  clientName: "erp",
-  mappingId: "mp_x",
-  location: "default",
-  virtualHost: "ftp.example",
-  virtualPort: 21,
-  internalHost: "10.0.0.5",
-  internalPort: 21,
-  agentId: "ag_x",
-  remoteAddress: "192.0.2.1:40000",
-  bytesUp: 10,
-  bytesDown: 2000,
-  startedAt: "2026-01-01T00:00:00.000Z",
-  ageMs: 1500,
-};
-
-// ---------------------------------------------------------------------------------------------
-
 describe("admin API", () => {
+  let admin: AdminUnderTest;
   let dir: string;
   let store: FileStore;
   let app: FastifyInstance;
@@ -119,7 +32,6 @@ describe("admin API", () => {
   let logLines: string[];
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "underpass-admin-"));
     logLines = [];
     // A logger without any redaction, at the most verbose level: what it never sees cannot leak.
     const sink = new Writable({
@@ -129,20 +41,12 @@ describe("admin API", () => {
       },
     });
     const logger = pino({ level: "trace" }, sink);
-    store = new FileStore({ dir, logger });
-    await store.open();
-    tunnels = new FakeTunnels();
-    connections = new FakeConnections();
-    reachability = new FakeReachability();
-    const deps: AdminDeps = { tunnels, connections, reachability, metrics: new FakeMetrics() };
-    app = buildAdminApi({ store, deps, adminTokenHash: hashSecret(ADMIN_TOKEN), logger, version: "9.8.7" });
-    await app.ready();
+    admin = await startAdmin({ token: ADMIN_TOKEN, logger, version: "9.8.7" });
+    ({ dir, store, app, tunnels, connections, reachability } = admin);
   });
 
   afterEach(async () => {
-    await app.close();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    await admin.close();
   });
 
   async function call(
@@ -260,7 +164,7 @@ describe("admin API", () => {
       assert.equal(created.location, "plant-1");
       assert.ok(!Number.isNaN(Date.parse(created.createdAt)));
 
-      assert.equal(store.findAgentByTokenHash(hashSecret(created.token))?.id, created.id);
+      assert.equal((await store.findAgentByTokenHash(hashSecret(created.token)))?.id, created.id);
       const file = await readFile(store.path, "utf8");
       assert.ok(!file.includes(created.token));
       assert.ok(file.includes(hashSecret(created.token)));
@@ -316,7 +220,7 @@ describe("admin API", () => {
       const res = await call("DELETE", `/v1/agents/${a.id}`);
       assert.equal(res.statusCode, 204);
       assert.equal(res.body, "");
-      assert.equal(store.findAgentByTokenHash(hashSecret(a.token)), undefined);
+      assert.equal(await store.findAgentByTokenHash(hashSecret(a.token)), undefined);
       assert.deepEqual(tunnels.disconnected, [{ agentId: a.id, reason: "agent deleted" }]);
       assertError(await call("DELETE", `/v1/agents/${a.id}`), 404, "UP_ERR_NOT_FOUND");
       assert.equal(tunnels.disconnected.length, 1);
@@ -340,7 +244,7 @@ describe("admin API", () => {
         "UP_ERR_VALIDATION",
       );
       assert.deepEqual(unknown.issues, [{ path: "token", message: "unknown field" }]);
-      assert.equal(store.listAgents().length, 0);
+      assert.equal((await store.listAgents()).length, 0);
     });
   });
 
@@ -368,7 +272,7 @@ describe("admin API", () => {
       assert.equal(url.username, c.username);
       assert.equal(url.password, c.password);
 
-      const stored = store.findClientByUsername(c.username);
+      const stored = await store.findClientByUsername(c.username);
       assert.equal(stored?.passwordHash, hashSecret(c.password));
       const file = await readFile(store.path, "utf8");
       assert.ok(!file.includes(c.password));
@@ -393,7 +297,7 @@ describe("admin API", () => {
     it("deletes a client and resets its connections", async () => {
       const c = (await call("POST", "/v1/clients", { name: "c", location: "plant" })).json();
       assert.equal((await call("DELETE", `/v1/clients/${c.id}`)).statusCode, 204);
-      assert.equal(store.findClientByUsername(c.username), undefined);
+      assert.equal(await store.findClientByUsername(c.username), undefined);
       assert.deepEqual(connections.killedByClient, [c.id]);
       assertError(await call("DELETE", `/v1/clients/${c.id}`), 404, "UP_ERR_NOT_FOUND");
       assert.deepEqual(connections.killedByClient, [c.id]);
@@ -438,7 +342,7 @@ describe("admin API", () => {
       assert.equal(p.virtualPort, "30000-30010");
       assert.equal(p.internalHost, "fd00::5");
       assert.equal(p.protocol, "tcp");
-      assert.deepEqual(store.getMapping(p.id as string)?.virtualPort, { start: 30000, end: 30010 });
+      assert.deepEqual((await store.getMapping(p.id as string))?.virtualPort, { start: 30000, end: 30010 });
 
       const one = await call("GET", `/v1/mappings/${m.id}`);
       assert.equal(one.statusCode, 200);
@@ -484,7 +388,7 @@ describe("admin API", () => {
         (badHost.issues as Array<{ path: string }>).map((i) => i.path),
         ["internalHost"],
       );
-      assert.equal(store.listMappings().length, 0);
+      assert.equal((await store.listMappings()).length, 0);
     });
 
     it("answers 400 for malformed JSON, a wrong content type and a missing body", async () => {
@@ -546,13 +450,13 @@ describe("admin API", () => {
         "UP_ERR_CONFLICT",
       );
       assert.equal(edge.conflictsWith, pasv.id);
-      assert.equal(store.listMappings().length, 1);
+      assert.equal((await store.listMappings()).length, 1);
 
       // Adjacent ranges, another host, or another location do not overlap.
       await createMapping({ ...PASV, virtualPort: "30011-30020", internalPort: "30011-30020" });
       await createMapping({ ...PASV, virtualHost: "ftp2.example" });
       await createMapping({ ...PASV, location: "plant-2" });
-      assert.equal(store.listMappings().length, 4);
+      assert.equal((await store.listMappings()).length, 4);
     });
 
     it("serialises concurrent creates so that overlapping ones cannot both pass", async () => {
@@ -560,12 +464,17 @@ describe("admin API", () => {
         Array.from({ length: 5 }, () => call("POST", "/v1/mappings", { ...FTP })),
       );
       assert.deepEqual(results.map((r) => r.statusCode).sort(), [201, 409, 409, 409, 409]);
-      assert.equal(store.listMappings().length, 1);
+      assert.equal((await store.listMappings()).length, 1);
     });
 
     it("PATCH merges, re-validates the whole and resets the mapping's connections", async () => {
       const m = await createMapping(PASV);
-      await new Promise((r) => setTimeout(r, 5));
+      // The change must get a later updatedAt: wait until the clock (ms in ISO 8601) has moved on.
+      await waitFor(() => new Date().toISOString() > (m.updatedAt as string), {
+        timeoutMs: 1000,
+        intervalMs: 1,
+        what: "the clock to pass the mapping's updatedAt",
+      });
       const res = await call("PATCH", `/v1/mappings/${m.id}`, {
         virtualPort: "31000-31010",
         internalHost: "FILES.corp",
@@ -577,7 +486,7 @@ describe("admin API", () => {
       assert.equal(after.internalHost, "files.corp");
       assert.equal(after.createdAt, m.createdAt);
       assert.ok(after.updatedAt > (m.updatedAt as string));
-      assert.deepEqual(store.getMapping(m.id as string)?.virtualPort, { start: 31000, end: 31010 });
+      assert.deepEqual((await store.getMapping(m.id as string))?.virtualPort, { start: 31000, end: 31010 });
       assert.deepEqual(connections.killedByMapping, [m.id]);
 
       // Changing one side of a range only: the merged mapping is invalid.
@@ -596,7 +505,7 @@ describe("admin API", () => {
         "UP_ERR_VALIDATION",
       );
       assert.deepEqual(unknown.issues, [{ path: "id", message: "unknown field" }]);
-      assert.deepEqual(store.getMapping(m.id as string)?.internalPort, { start: 30000, end: 30010 });
+      assert.deepEqual((await store.getMapping(m.id as string))?.internalPort, { start: 30000, end: 30010 });
       assert.deepEqual(connections.killedByMapping, [m.id]);
     });
 
@@ -630,13 +539,13 @@ describe("admin API", () => {
       // Moving b to another location removes the clash.
       const moved = await call("PATCH", `/v1/mappings/${b.id}`, { virtualPort: 21, location: "plant" });
       assert.equal(moved.statusCode, 200, moved.body);
-      assert.equal(store.mappingsOf("plant")[0]?.id, b.id);
+      assert.equal((await store.mappingsOf("plant"))[0]?.id, b.id);
     });
 
     it("deletes a mapping and resets its connections", async () => {
       const m = await createMapping(FTP);
       assert.equal((await call("DELETE", `/v1/mappings/${m.id}`)).statusCode, 204);
-      assert.equal(store.getMapping(m.id as string), undefined);
+      assert.equal(await store.getMapping(m.id as string), undefined);
       assert.deepEqual(connections.killedByMapping, [m.id]);
     });
 
@@ -702,10 +611,10 @@ describe("admin API", () => {
         await rename(moved, dir);
       }
       assert.deepEqual(
-        store.listMappings().map((x) => [x.id, x.virtualPort.start]),
+        (await store.listMappings()).map((x) => [x.id, x.virtualPort.start]),
         [[m.id, 21]],
       );
-      assert.equal(store.listAgents().length, 0);
+      assert.equal((await store.listAgents()).length, 0);
       assert.deepEqual(connections.killedByMapping, []);
       assert.equal(await readFile(store.path, "utf8"), before);
       // The API keeps working once the disk is back.

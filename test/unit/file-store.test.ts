@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { generateSecret, hashSecret } from "../../cloud/admin/secrets.js";
 import { FileStore, STORE_FILE } from "../../cloud/store/file-store.js";
+import { MappingConflictError } from "../../cloud/store/overlap.js";
 import type { AgentRecord, ClientRecord, MappingRecord } from "../../cloud/store/store.js";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
 import { silentLogger } from "../../shared/logger.js";
@@ -70,8 +71,8 @@ describe("FileStore", () => {
     assert.equal((await stat(file)).mode & 0o777, 0o600);
     const saved = JSON.parse(await readFile(file, "utf8"));
     assert.deepEqual(saved, { version: 1, adminTokenHash: null, agents: [], clients: [], mappings: [] });
-    assert.deepEqual(store.listAgents(), []);
-    assert.equal(store.adminTokenHash(), null);
+    assert.deepEqual(await store.listAgents(), []);
+    assert.equal(await store.adminTokenHash(), null);
   });
 
   it("round-trips every record through a close and a reopen", async () => {
@@ -85,18 +86,18 @@ describe("FileStore", () => {
     await store.close();
 
     const again = await openStore();
-    assert.equal(again.adminTokenHash(), hashSecret("admin"));
-    assert.deepEqual(again.listAgents(), store.listAgents());
-    assert.deepEqual(again.listClients(), store.listClients());
-    assert.deepEqual(again.listMappings(), store.listMappings());
-    assert.equal(again.findAgentByTokenHash(hashSecret(token))?.id, "ag_1");
-    assert.equal(again.findClientByUsername("erp-1a2b3c")?.id, "cl_1");
-    assert.deepEqual(again.getMapping("mp_1")?.virtualPort, { start: 30000, end: 30010 });
+    assert.equal(await again.adminTokenHash(), hashSecret("admin"));
+    assert.deepEqual(await again.listAgents(), await store.listAgents());
+    assert.deepEqual(await again.listClients(), await store.listClients());
+    assert.deepEqual(await again.listMappings(), await store.listMappings());
+    assert.equal((await again.findAgentByTokenHash(hashSecret(token)))?.id, "ag_1");
+    assert.equal((await again.findClientByUsername("erp-1a2b3c"))?.id, "cl_1");
+    assert.deepEqual((await again.getMapping("mp_1"))?.virtualPort, { start: 30000, end: 30010 });
     assert.deepEqual(
-      again.mappingsOf("plant").map((m) => m.id),
+      (await again.mappingsOf("plant")).map((m) => m.id),
       ["mp_2"],
     );
-    assert.deepEqual(again.mappingsOf("nowhere"), []);
+    assert.deepEqual(await again.mappingsOf("nowhere"), []);
   });
 
   it("keeps the indexes in step with adds, replaces and deletes", async () => {
@@ -109,25 +110,25 @@ describe("FileStore", () => {
 
     await store.replaceMapping({ ...mapping("mp_1", "plant"), description: "moved" });
     assert.deepEqual(
-      store.mappingsOf("default").map((m) => m.id),
+      (await store.mappingsOf("default")).map((m) => m.id),
       ["mp_2"],
     );
-    assert.equal(store.mappingsOf("plant")[0]?.description, "moved");
-    assert.equal(store.getMapping("mp_1")?.location, "plant");
+    assert.equal((await store.mappingsOf("plant"))[0]?.description, "moved");
+    assert.equal((await store.getMapping("mp_1"))?.location, "plant");
 
     assert.equal(await store.deleteAgent("ag_1"), true);
     assert.equal(await store.deleteAgent("ag_1"), false);
-    assert.equal(store.findAgentByTokenHash(hashSecret(token)), undefined);
-    assert.equal(store.getAgent("ag_1"), undefined);
+    assert.equal(await store.findAgentByTokenHash(hashSecret(token)), undefined);
+    assert.equal(await store.getAgent("ag_1"), undefined);
 
     assert.equal(await store.deleteClient("cl_1"), true);
-    assert.equal(store.findClientByUsername("u1"), undefined);
+    assert.equal(await store.findClientByUsername("u1"), undefined);
 
     assert.equal(await store.deleteMapping("mp_1"), true);
     assert.equal(await store.deleteMapping("nope"), false);
-    assert.deepEqual(store.mappingsOf("plant"), []);
+    assert.deepEqual(await store.mappingsOf("plant"), []);
     assert.deepEqual(
-      store.listMappings().map((m) => m.id),
+      (await store.listMappings()).map((m) => m.id),
       ["mp_2"],
     );
   });
@@ -145,7 +146,100 @@ describe("FileStore", () => {
     await assert.rejects(store.addMapping(mapping("mp_1")), ConflictError);
     await assert.rejects(store.replaceMapping(mapping("mp_9")), NotFoundError);
     assert.equal(await readFile(store.path, "utf8"), before);
-    assert.equal(store.listAgents().length, 1);
+    assert.equal((await store.listAgents()).length, 1);
+  });
+
+  it("answers every read with a promise, as a store over the network would", async () => {
+    const store = await openStore();
+    await store.addAgent(agent("ag_1"));
+    const reads: Array<[string, () => unknown]> = [
+      ["adminTokenHash", () => store.adminTokenHash()],
+      ["listAgents", () => store.listAgents()],
+      ["getAgent", () => store.getAgent("ag_1")],
+      ["findAgentByTokenHash", () => store.findAgentByTokenHash(hashSecret("x"))],
+      ["listClients", () => store.listClients()],
+      ["findClientByUsername", () => store.findClientByUsername("u1")],
+      ["listMappings", () => store.listMappings()],
+      ["getMapping", () => store.getMapping("mp_1")],
+      ["mappingsOf", () => store.mappingsOf("default")],
+    ];
+    for (const [name, read] of reads) assert.ok(read() instanceof Promise, `${name} returns a promise`);
+    assert.equal((await store.getAgent("ag_1"))?.id, "ag_1");
+  });
+
+  it("refuses an overlapping mapping of the same location, naming the one in the way", async () => {
+    const store = await openStore();
+    await store.addMapping(mapping("mp_pasv", "default", 30000, 30010));
+    const before = await readFile(store.path, "utf8");
+    // A single port inside the range, with the host in another case.
+    const inside = { ...mapping("mp_in", "default", 30005), virtualHost: "FTP.EXAMPLE" };
+    await assert.rejects(store.addMapping(inside), (err: unknown) => {
+      assert.ok(err instanceof MappingConflictError);
+      assert.equal(err.code, "UP_ERR_CONFLICT");
+      assert.equal(err.conflictsWith, "mp_pasv");
+      assert.match(err.message, /ftp\.example:30005 overlaps mapping mp_pasv \(ftp\.example:30000-30010\)/i);
+      return true;
+    });
+    // A range that touches only at its last port.
+    await assert.rejects(store.addMapping(mapping("mp_edge", "default", 29990, 30000)), MappingConflictError);
+    assert.equal(await readFile(store.path, "utf8"), before);
+    assert.deepEqual(
+      (await store.listMappings()).map((m) => m.id),
+      ["mp_pasv"],
+    );
+
+    // Adjacent ports, another host and another location are not in the way.
+    await store.addMapping(mapping("mp_next", "default", 30011, 30020));
+    await store.addMapping({ ...mapping("mp_host", "default", 30000, 30010), virtualHost: "ftp2.example" });
+    await store.addMapping(mapping("mp_plant", "plant", 30000, 30010));
+    assert.equal((await store.listMappings()).length, 4);
+  });
+
+  it("replaceMapping refuses an overlap with another mapping but not with itself", async () => {
+    const store = await openStore();
+    await store.addMapping(mapping("mp_a", "default", 21));
+    await store.addMapping(mapping("mp_b", "default", 2121));
+    await assert.rejects(store.replaceMapping(mapping("mp_b", "default", 20, 21)), (err: unknown) => {
+      assert.ok(err instanceof MappingConflictError);
+      assert.equal(err.conflictsWith, "mp_a");
+      return true;
+    });
+    assert.deepEqual((await store.getMapping("mp_b"))?.virtualPort, { start: 2121, end: 2121 });
+    await store.replaceMapping(mapping("mp_a", "default", 20, 21)); // widened over its own port
+    await store.replaceMapping(mapping("mp_b", "plant", 21)); // moved away from the clash
+    assert.deepEqual(
+      (await store.mappingsOf("plant")).map((m) => m.id),
+      ["mp_b"],
+    );
+  });
+
+  it("of two concurrent overlapping writes exactly one wins", async () => {
+    const store = await openStore();
+    for (let round = 0; round < 10; round++) {
+      const port = 5000 + round;
+      const results = await Promise.allSettled([
+        store.addMapping(mapping(`mp_${round}_a`, "default", port)),
+        store.addMapping(mapping(`mp_${round}_b`, "default", port)),
+      ]);
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r) => r.status === "rejected");
+      assert.equal(won.length, 1, `round ${round}`);
+      assert.equal(lost.length, 1, `round ${round}`);
+      assert.ok(lost[0]?.status === "rejected" && lost[0].reason instanceof MappingConflictError);
+    }
+    // A replace racing an add onto the same port: again one of them.
+    await store.addMapping(mapping("mp_move", "default", 6000));
+    const race = await Promise.allSettled([
+      store.replaceMapping(mapping("mp_move", "default", 6001)),
+      store.addMapping(mapping("mp_new", "default", 6001)),
+    ]);
+    assert.deepEqual(race.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+    assert.equal((await store.mappingsOf("default")).filter((m) => m.virtualPort.start === 6001).length, 1);
+    const held = await store.listMappings();
+    assert.equal(held.length, race[0]?.status === "fulfilled" ? 11 : 12);
+    await store.close();
+    const again = await openStore();
+    assert.deepEqual(await again.listMappings(), held);
   });
 
   it("serialises concurrent writes: none is lost", async () => {
@@ -153,14 +247,11 @@ describe("FileStore", () => {
     await Promise.all(
       Array.from({ length: 25 }, (_, i) => store.addMapping(mapping(`mp_${i}`, "default", 1000 + i))),
     );
-    assert.equal(store.listMappings().length, 25);
+    assert.equal((await store.listMappings()).length, 25);
     await store.close();
     const again = await openStore();
     assert.deepEqual(
-      again
-        .listMappings()
-        .map((m) => m.id)
-        .sort(),
+      (await again.listMappings()).map((m) => m.id).sort(),
       Array.from({ length: 25 }, (_, i) => `mp_${i}`).sort(),
     );
   });
@@ -180,7 +271,7 @@ describe("FileStore", () => {
     await writeFile(leftover, '{"version":1,"adminTok'); // torn write that never got renamed
     const store = await openStore();
     assert.deepEqual(
-      store.listAgents().map((a) => a.id),
+      (await store.listAgents()).map((a) => a.id),
       ["ag_1"],
     );
     assert.deepEqual(await readdir(dir), [STORE_FILE]);
@@ -260,19 +351,19 @@ describe("FileStore", () => {
       await rename(moved, dir);
     }
     assert.deepEqual(
-      store.listAgents().map((a) => a.id),
+      (await store.listAgents()).map((a) => a.id),
       ["ag_1"],
     );
-    assert.equal(store.getAgent("ag_2"), undefined);
-    assert.equal(store.getMapping("mp_1")?.description, "");
-    assert.equal(store.mappingsOf("default").length, 1);
-    assert.equal(store.adminTokenHash(), null);
+    assert.equal(await store.getAgent("ag_2"), undefined);
+    assert.equal((await store.getMapping("mp_1"))?.description, "");
+    assert.equal((await store.mappingsOf("default")).length, 1);
+    assert.equal(await store.adminTokenHash(), null);
     assert.equal(await readFile(store.path, "utf8"), before);
 
     // The queue is not wedged by the failures: the next write goes through.
     await store.addAgent(agent("ag_3"));
     assert.deepEqual(
-      store.listAgents().map((a) => a.id),
+      (await store.listAgents()).map((a) => a.id),
       ["ag_1", "ag_3"],
     );
   });
@@ -304,7 +395,7 @@ describe("FileStore", () => {
     await assert.rejects(fresh.addAgent(agent("ag_1")), StoreError);
     const store = await openStore();
     await store.addAgent(agent("ag_1"));
-    const record = store.getAgent("ag_1")!;
+    const record = (await store.getAgent("ag_1"))!;
     assert.throws(() => {
       (record as { name: string }).name = "changed";
     }, TypeError);
@@ -318,6 +409,6 @@ describe("FileStore", () => {
     await store.close();
     await pending;
     const again = await openStore();
-    assert.equal(again.getAgent("ag_1")?.id, "ag_1");
+    assert.equal((await again.getAgent("ag_1"))?.id, "ag_1");
   });
 });

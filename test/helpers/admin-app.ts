@@ -1,0 +1,158 @@
+/**
+ * The admin API under test: built over a file store in a temporary directory, with fakes of
+ * what the running relay gives it (each fake records how it was called).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildAdminApi } from "../../cloud/admin/app.js";
+import type {
+  AgentStatus,
+  CheckResult,
+  ConnectionInfo,
+  ConnectionTable,
+  MetricsSource,
+  ReachabilityChecker,
+  TunnelDirectory,
+} from "../../cloud/admin/deps.js";
+import { hashSecret } from "../../cloud/admin/secrets.js";
+import { FileStore } from "../../cloud/store/file-store.js";
+import type { MappingRecord, Store } from "../../cloud/store/store.js";
+import type { Logger } from "../../shared/logger.js";
+
+export class FakeTunnels implements TunnelDirectory {
+  readonly disconnected: Array<{ agentId: string; reason: string }> = [];
+  readonly status = new Map<string, AgentStatus>();
+  statusOf(agentId: string): AgentStatus {
+    return (
+      this.status.get(agentId) ?? {
+        connected: false,
+        connectedAt: null,
+        remoteAddress: null,
+        version: null,
+        tunnels: 0,
+      }
+    );
+  }
+  disconnectAgent(agentId: string, reason: string): void {
+    this.disconnected.push({ agentId, reason });
+  }
+}
+
+export class FakeConnections implements ConnectionTable {
+  readonly live: ConnectionInfo[] = [];
+  readonly killed: string[] = [];
+  readonly killedByMapping: string[] = [];
+  readonly killedByClient: string[] = [];
+  list(): ConnectionInfo[] {
+    return [...this.live];
+  }
+  kill(id: string): boolean {
+    const i = this.live.findIndex((c) => c.id === id);
+    if (i < 0) return false;
+    this.live.splice(i, 1);
+    this.killed.push(id);
+    return true;
+  }
+  killByMapping(mappingId: string): number {
+    this.killedByMapping.push(mappingId);
+    return 0;
+  }
+  killByClient(clientId: string): number {
+    this.killedByClient.push(clientId);
+    return 0;
+  }
+}
+
+export class FakeReachability implements ReachabilityChecker {
+  readonly checked: MappingRecord[] = [];
+  answer: CheckResult | Error = { reachable: true, latencyMs: 7 };
+  async check(mapping: MappingRecord): Promise<CheckResult> {
+    this.checked.push(mapping);
+    if (this.answer instanceof Error) throw this.answer;
+    return this.answer;
+  }
+}
+
+export class FakeMetrics implements MetricsSource {
+  render(): string {
+    return "# TYPE underpass_agents_connected gauge\nunderpass_agents_connected 2\n";
+  }
+}
+
+export const CONNECTION: ConnectionInfo = {
+  id: "cn_1",
+  kind: "connect",
+  clientId: "cl_x",
+  clientName: "erp",
+  mappingId: "mp_x",
+  location: "default",
+  virtualHost: "ftp.example",
+  virtualPort: 21,
+  internalHost: "10.0.0.5",
+  internalPort: 21,
+  agentId: "ag_x",
+  remoteAddress: "192.0.2.1:40000",
+  bytesUp: 10,
+  bytesDown: 2000,
+  startedAt: "2026-01-01T00:00:00.000Z",
+  ageMs: 1500,
+};
+
+export interface AdminUnderTest {
+  readonly app: FastifyInstance;
+  /** The file store itself (the app may see it through `wrapStore`). */
+  readonly store: FileStore;
+  /** The store's data directory. */
+  readonly dir: string;
+  readonly tunnels: FakeTunnels;
+  readonly connections: FakeConnections;
+  readonly reachability: FakeReachability;
+  readonly metrics: FakeMetrics;
+  /** Close the app and the store and remove the directory. */
+  close(): Promise<void>;
+}
+
+export interface AdminUnderTestOptions {
+  readonly token: string;
+  readonly logger: Logger;
+  readonly version: string;
+  /** What the app is given instead of the file store (a wrapper that fails on demand). */
+  readonly wrapStore?: (store: Store) => Store;
+  /** Called before `ready()`, while hooks can still be added. */
+  readonly beforeReady?: (app: FastifyInstance) => void;
+}
+
+export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminUnderTest> {
+  const dir = await mkdtemp(join(tmpdir(), "underpass-admin-"));
+  const store = new FileStore({ dir, logger: options.logger });
+  await store.open();
+  const tunnels = new FakeTunnels();
+  const connections = new FakeConnections();
+  const reachability = new FakeReachability();
+  const metrics = new FakeMetrics();
+  const app = buildAdminApi({
+    store: options.wrapStore?.(store) ?? store,
+    deps: { tunnels, connections, reachability, metrics },
+    adminTokenHash: hashSecret(options.token),
+    logger: options.logger,
+    version: options.version,
+  });
+  options.beforeReady?.(app);
+  await app.ready();
+  return {
+    app,
+    store,
+    dir,
+    tunnels,
+    connections,
+    reachability,
+    metrics,
+    async close() {
+      await app.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
