@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Server } from "node:net";
+import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { NoAgentError, toUnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -14,9 +15,13 @@ import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "..
 import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
+import { EventHub } from "./admin/event-hub.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
+import { FileAuditLog } from "./audit/file-audit-log.js";
+import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
@@ -96,6 +101,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const metrics = new RelayMetrics(registry, connections);
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
+  const checkCredentials = new CheckCredentials();
 
   const gateway = new TunnelGateway({
     store,
@@ -142,9 +148,17 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const reachability: ReachabilityChecker = {
     check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
   };
+  const auditLog = new FileAuditLog({ dir: join(config.dataDir, "audit") });
+  const events = new EventHub();
+  const ftpCheck = new FtpCheckRunner({
+    store,
+    credentials: checkCredentials,
+    socksAddress: () => socksServer.address() as AddressInfo,
+    stepTimeoutMs: Math.max(dialTimeoutMs, 10_000),
+  });
   const admin = buildAdminApi({
     store,
-    deps: { tunnels: registry, connections, reachability, metrics },
+    deps: { tunnels: registry, connections, reachability, metrics, ftpCheck, audit: auditLog, events },
     adminTokenHash,
     logger: log.child({ component: "admin" }),
     version: VERSION,
@@ -178,7 +192,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       for (const c of connections.list()) connections.kill(c.id);
       gateway.close("relay shutting down");
       tunnelServer.closeAllConnections();
+      events.close();
       await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
+      await auditLog.close();
       await store.close();
     },
   };

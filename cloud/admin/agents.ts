@@ -1,14 +1,21 @@
-/** `/v1/agents`: register, list and delete on-premise agents. */
+/** `/v1/agents`: register, list, rotate and delete on-premise agents. */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { NotFoundError } from "../../shared/errors.js";
 import type { AgentRecord } from "../store/store.js";
+import { auditChange } from "./change-audit.js";
 import type { AdminRouteOptions } from "./deps.js";
 import { afterwards } from "./follow-up.js";
 import { newId, now } from "./records.js";
 import { answers, idParams, json, noContent } from "./responses.js";
 import { agentAnswer, agentCreateBody, agentCreated } from "./schemas.js";
 import { generateSecret, hashSecret } from "./secrets.js";
+
+/** What the caller sees of a new or rotated agent: its token, this once. */
+function created(agent: AgentRecord, token: string) {
+  const { id, name, location, createdAt } = agent;
+  return { id, name, location, token, createdAt };
+}
 
 export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app, { store, deps }) => {
   app.post(
@@ -32,8 +39,13 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
       };
       await store.addAgent(agent);
       req.log.info({ agentId: agent.id, location: agent.location }, "agent created");
-      const { id, name, location, createdAt } = agent;
-      return reply.code(201).send({ id, name, location, token, createdAt });
+      auditChange(deps.audit, req, {
+        event: "admin.agent.created",
+        message: `agent ${agent.name} created in location ${agent.location}`,
+        agentId: agent.id,
+        after: agent,
+      });
+      return reply.code(201).send(created(agent, token));
     },
   );
 
@@ -42,15 +54,57 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
     {
       schema: {
         operationId: "listAgents",
-        summary: "List agents with their live tunnel status.",
+        summary: "List agents with their live tunnel status and where they were last seen from.",
         response: answers({ 200: json("Agents.", z.array(agentAnswer)) }),
       },
     },
     async () =>
-      (await store.listAgents()).map(({ id, name, location, createdAt }) => {
+      (await store.listAgents()).map(({ id, name, location, createdAt, lastSeenAt, lastAddress }) => {
         const { connected, connectedAt, remoteAddress, version, tunnels } = deps.tunnels.statusOf(id);
-        return { id, name, location, createdAt, connected, connectedAt, remoteAddress, version, tunnels };
+        return {
+          id,
+          name,
+          location,
+          createdAt,
+          connected,
+          connectedAt,
+          remoteAddress,
+          version,
+          tunnels,
+          lastSeenAt: lastSeenAt ?? null,
+          lastAddress: lastAddress ?? null,
+        };
       }),
+  );
+
+  app.post(
+    "/v1/agents/:id/rotate",
+    {
+      schema: {
+        operationId: "rotateAgent",
+        summary: "Issue a new token, shown once; the old one stops at once and its tunnels are closed.",
+        params: idParams,
+        response: answers({ 200: json("The new token.", agentCreated) }, 404),
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      const before = await store.getAgent(id);
+      if (before === undefined) throw new NotFoundError(`no agent ${id}`);
+      const token = generateSecret("upa");
+      const after: AgentRecord = { ...before, tokenHash: hashSecret(token) };
+      await store.replaceAgent(after);
+      req.log.info({ agentId: id }, "agent token rotated");
+      auditChange(deps.audit, req, {
+        event: "admin.agent.rotated",
+        message: `token of agent ${before.name} rotated; its tunnels are closed`,
+        agentId: id,
+      });
+      afterwards(req.log, "closing the agent's tunnels", () =>
+        deps.tunnels.disconnectAgent(id, "token rotated"),
+      );
+      return created(after, token);
+    },
   );
 
   app.delete(
@@ -65,8 +119,15 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
     },
     async (req, reply) => {
       const { id } = req.params;
+      const before = await store.getAgent(id);
       if (!(await store.deleteAgent(id))) throw new NotFoundError(`no agent ${id}`);
       req.log.info({ agentId: id }, "agent deleted");
+      auditChange(deps.audit, req, {
+        event: "admin.agent.deleted",
+        message: `agent ${before?.name ?? id} deleted; its token stops working`,
+        agentId: id,
+        before: before ?? null,
+      });
       afterwards(req.log, "closing the agent's tunnels", () =>
         deps.tunnels.disconnectAgent(id, "agent deleted"),
       );

@@ -12,11 +12,15 @@ import { AuthError, NotFoundError, ValidationError } from "../../shared/errors.j
 import type { Logger } from "../../shared/logger.js";
 import type { Store } from "../store/store.js";
 import { agentRoutes } from "./agents.js";
+import { auditRoutes } from "./audit.js";
+import { backupRoutes } from "./backup.js";
 import { clientRoutes } from "./clients.js";
 import { connectionRoutes } from "./connections.js";
 import type { AdminDeps } from "./deps.js";
 import { registerDocs } from "./docs.js";
 import { answerForError } from "./error-answer.js";
+import { eventRoutes } from "./events.js";
+import { ftpCheckRoutes } from "./ftp-check.js";
 import { healthRoutes } from "./health.js";
 import { mappingRoutes } from "./mappings.js";
 import { secretMatches } from "./secrets.js";
@@ -85,6 +89,10 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.register(clientRoutes, { store, deps });
   app.register(mappingRoutes, { store, deps });
   app.register(connectionRoutes, { store, deps });
+  app.register(ftpCheckRoutes, { store, deps });
+  app.register(auditRoutes, { store, deps });
+  app.register(eventRoutes, { store, deps });
+  app.register(backupRoutes, { store, deps });
   return app;
 }
 

@@ -1,15 +1,22 @@
-/** `/v1/clients`: register, list and delete SOCKS5 clients (RFC 1929 credentials). */
+/** `/v1/clients`: register, list, rotate and delete SOCKS5 clients (RFC 1929 credentials). */
 import { randomBytes } from "node:crypto";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { NotFoundError, StoreError } from "../../shared/errors.js";
 import type { ClientRecord, Store } from "../store/store.js";
+import { auditChange } from "./change-audit.js";
 import type { AdminRouteOptions } from "./deps.js";
 import { afterwards } from "./follow-up.js";
 import { newId, now } from "./records.js";
 import { answers, idParams, json, noContent } from "./responses.js";
 import { clientAnswer, clientCreateBody, clientCreated } from "./schemas.js";
 import { generateSecret, hashSecret } from "./secrets.js";
+
+/** What the caller sees of a new or rotated client: its password, this once. */
+function created(client: ClientRecord, password: string) {
+  const { id, name, location, username, createdAt } = client;
+  return { id, name, location, username, password, createdAt };
+}
 
 export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app, { store, deps }) => {
   app.post(
@@ -37,8 +44,13 @@ export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
         { clientId: client.id, location: client.location, username: client.username },
         "client created",
       );
-      const { id, name, location, username, createdAt } = client;
-      return reply.code(201).send({ id, name, location, username, password, createdAt });
+      auditChange(deps.audit, req, {
+        event: "admin.client.created",
+        message: `client ${client.name} created in location ${client.location}`,
+        clientId: client.id,
+        after: client,
+      });
+      return reply.code(201).send(created(client, password));
     },
   );
 
@@ -52,13 +64,45 @@ export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
       },
     },
     async () =>
-      (await store.listClients()).map(({ id, name, location, username, createdAt }) => ({
-        id,
-        name,
-        location,
-        username,
-        createdAt,
-      })),
+      (await store.listClients()).map(
+        ({ id, name, location, username, createdAt, lastUsedAt, lastAddress }) => ({
+          id,
+          name,
+          location,
+          username,
+          createdAt,
+          lastUsedAt: lastUsedAt ?? null,
+          lastAddress: lastAddress ?? null,
+        }),
+      ),
+  );
+
+  app.post(
+    "/v1/clients/:id/rotate",
+    {
+      schema: {
+        operationId: "rotateClient",
+        summary: "Issue a new password, shown once; the old one stops at once and its connections are reset.",
+        params: idParams,
+        response: answers({ 200: json("The new password.", clientCreated) }, 404),
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      const before = (await store.listClients()).find((c) => c.id === id);
+      if (before === undefined) throw new NotFoundError(`no client ${id}`);
+      const password = generateSecret("ups");
+      const after: ClientRecord = { ...before, passwordHash: hashSecret(password) };
+      await store.replaceClient(after);
+      req.log.info({ clientId: id }, "client password rotated");
+      auditChange(deps.audit, req, {
+        event: "admin.client.rotated",
+        message: `password of client ${before.name} rotated; its connections are reset`,
+        clientId: id,
+      });
+      afterwards(req.log, "resetting the client's connections", () => deps.connections.killByClient(id));
+      return created(after, password);
+    },
   );
 
   app.delete(
@@ -73,8 +117,15 @@ export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
     },
     async (req, reply) => {
       const { id } = req.params;
+      const before = (await store.listClients()).find((c) => c.id === id);
       if (!(await store.deleteClient(id))) throw new NotFoundError(`no client ${id}`);
       req.log.info({ clientId: id }, "client deleted");
+      auditChange(deps.audit, req, {
+        event: "admin.client.deleted",
+        message: `client ${before?.name ?? id} deleted; its connections are reset`,
+        clientId: id,
+        before: before ?? null,
+      });
       afterwards(req.log, "resetting the client's connections", () => deps.connections.killByClient(id));
       return reply.code(204).send();
     },

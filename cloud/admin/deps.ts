@@ -3,6 +3,8 @@
  * built and tested with `inject()` without a tunnel or a SOCKS server.
  */
 
+import type { AuditLog } from "../audit/audit-log.js";
+import type { FtpCheckAnswer } from "../ftp/check.js";
 import type { ConnectionInfo } from "../socks/connections.js";
 import type { MappingRecord, Store } from "../store/store.js";
 import type { CheckResult } from "../tunnel/reachability.js";
@@ -36,11 +38,32 @@ export interface MetricsSource {
   render(): string;
 }
 
+/** The login an FTP check uses (anonymous by default) and the directory it lists. */
+export interface FtpCheckLogin {
+  readonly username: string;
+  readonly password: string;
+  readonly path: string;
+}
+
+export interface FtpChecker {
+  /** A real FTP session through the relay's own SOCKS endpoint (cloud/ftp/check.ts). */
+  check(mapping: MappingRecord, login: FtpCheckLogin): Promise<FtpCheckAnswer>;
+}
+
+/** Where live events go: `GET /v1/events` subscribes to it (event-hub.ts). */
+export interface LiveEvents {
+  subscribe(res: import("node:http").ServerResponse, types: ReadonlySet<string> | null): void;
+}
+
 export interface AdminDeps {
   readonly tunnels: TunnelDirectory;
   readonly connections: ConnectionTable;
   readonly reachability: ReachabilityChecker;
   readonly metrics: MetricsSource;
+  readonly ftpCheck: FtpChecker;
+  /** The audit trail: admin changes are appended, `GET /v1/audit` reads it. */
+  readonly audit: AuditLog;
+  readonly events: LiveEvents;
 }
 
 /** What every admin route plugin is given. */

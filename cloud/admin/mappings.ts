@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { NotFoundError, UnderpassError } from "../../shared/errors.js";
 import type { MappingRecord, Store } from "../store/store.js";
+import { auditChange } from "./change-audit.js";
 import type { AdminRouteOptions } from "./deps.js";
 import { validationError } from "./error-answer.js";
 import { afterwards } from "./follow-up.js";
@@ -40,6 +41,12 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
         { mappingId: mapping.id, location: mapping.location, virtualHost: mapping.virtualHost },
         "mapping created",
       );
+      auditChange(deps.audit, req, {
+        event: "admin.mapping.created",
+        message: `mapping ${mapping.virtualHost}:${mappingToInput(mapping).virtualPort} → ${mapping.internalHost}:${mappingToInput(mapping).internalPort} created in location ${mapping.location}`,
+        mappingId: mapping.id,
+        after: mappingAnswerOf(mapping),
+      });
       return reply.code(201).header("location", `/v1/mappings/${mapping.id}`).send(mappingAnswerOf(mapping));
     },
   );
@@ -92,6 +99,13 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
         { mappingId: id, location: after.location, virtualHost: after.virtualHost },
         "mapping changed",
       );
+      auditChange(deps.audit, req, {
+        event: "admin.mapping.changed",
+        message: `mapping ${id} changed`,
+        mappingId: id,
+        before: mappingAnswerOf(before),
+        after: mappingAnswerOf(after),
+      });
       // A description is not routing: live transfers keep going when only that changed.
       if (!sameFields(before, { ...after, description: before.description })) {
         afterwards(req.log, "resetting the mapping's connections", () => deps.connections.killByMapping(id));
@@ -112,8 +126,15 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
     },
     async (req, reply) => {
       const { id } = req.params;
+      const before = await store.getMapping(id);
       if (!(await store.deleteMapping(id))) throw new NotFoundError(`no mapping ${id}`);
       req.log.info({ mappingId: id }, "mapping deleted");
+      auditChange(deps.audit, req, {
+        event: "admin.mapping.deleted",
+        message: `mapping ${id} deleted; connections using it are reset`,
+        mappingId: id,
+        before: before === undefined ? null : mappingAnswerOf(before),
+      });
       afterwards(req.log, "resetting the mapping's connections", () => deps.connections.killByMapping(id));
       return reply.code(204).send();
     },
@@ -149,14 +170,14 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
   );
 };
 
-async function mappingOr404(store: Store, id: string): Promise<MappingRecord> {
+export async function mappingOr404(store: Store, id: string): Promise<MappingRecord> {
   const m = await store.getMapping(id);
   if (m === undefined) throw new NotFoundError(`no mapping ${id}`);
   return m;
 }
 
 /** The answer form of a mapping: ports as `21` or `"30000-30010"`. */
-function mappingAnswerOf(m: MappingRecord): MappingAnswer {
+export function mappingAnswerOf(m: MappingRecord): MappingAnswer {
   return { id: m.id, ...mappingToInput(m), createdAt: m.createdAt, updatedAt: m.updatedAt };
 }
 

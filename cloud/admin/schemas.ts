@@ -289,6 +289,8 @@ export const agentAnswer = z
     remoteAddress: z.string().nullable(),
     version: z.string().nullable(),
     tunnels: z.number().int().meta({ description: "Live tunnels of the agent (it may keep a pool)." }),
+    lastSeenAt: isoTime.nullable().meta({ description: "When a tunnel of the agent last came or went." }),
+    lastAddress: z.string().nullable().meta({ description: "The source address of that tunnel." }),
   })
   .meta({ id: "Agent" });
 export type AgentAnswer = z.output<typeof agentAnswer>;
@@ -304,7 +306,14 @@ export const clientCreated = z
   .meta({ id: "ClientCreated" });
 export type ClientCreated = z.output<typeof clientCreated>;
 
-export const clientAnswer = z.strictObject({ ...registered, username: socksUsername }).meta({ id: "Client" });
+export const clientAnswer = z
+  .strictObject({
+    ...registered,
+    username: socksUsername,
+    lastUsedAt: isoTime.nullable().meta({ description: "When the client last authenticated." }),
+    lastAddress: z.string().nullable().meta({ description: "Its source address then." }),
+  })
+  .meta({ id: "Client" });
 export type ClientAnswer = z.output<typeof clientAnswer>;
 
 export const mappingAnswer = z

@@ -15,8 +15,17 @@ import { join } from "node:path";
 import { z } from "zod";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
+import { checkConfig, configSchema, hash } from "./config-check.js";
 import { refuseOverlap } from "./overlap.js";
-import type { AgentRecord, ClientRecord, MappingRecord, Store, StoreData } from "./store.js";
+import type {
+  AgentRecord,
+  ClientRecord,
+  ConfigData,
+  MappingRecord,
+  Store,
+  StoreData,
+  UsageNote,
+} from "./store.js";
 
 /** Name of the data file inside the data directory. */
 export const STORE_FILE = "underpass.json";
@@ -33,66 +42,11 @@ export interface FileStoreOptions {
 // ---------------------------------------------------------------------------------------------
 // The file format, validated on load
 
-const hash = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 hex digest");
-const isoTime = z.iso.datetime({ offset: true });
-const id = z.string().min(1);
-const portRange = z
-  .object({ start: z.number().int().min(1).max(65535), end: z.number().int().min(1).max(65535) })
-  .refine((r) => r.start <= r.end, "range ends before it starts");
-
-const agentRecord = z.object({
-  id,
-  name: z.string(),
-  location: z.string().min(1),
-  tokenHash: hash,
-  createdAt: isoTime,
-});
-const clientRecord = z.object({
-  id,
-  name: z.string(),
-  location: z.string().min(1),
-  username: z.string().min(1).max(255),
-  passwordHash: hash,
-  createdAt: isoTime,
-});
-const mappingRecord = z.object({
-  id,
-  virtualHost: z.string().min(1),
-  virtualPort: portRange,
-  internalHost: z.string().min(1),
-  internalPort: portRange,
-  location: z.string().min(1),
-  protocol: z.enum(["tcp", "ftp"]),
-  description: z.string(),
-  createdAt: isoTime,
-  updatedAt: isoTime,
-});
-
-function uniqueBy<T>(key: keyof T & string, what: string) {
-  return (items: readonly T[], ctx: z.RefinementCtx) => {
-    const seen = new Set<unknown>();
-    items.forEach((item, index) => {
-      if (seen.has(item[key]))
-        ctx.addIssue({ code: "custom", path: [index, key], message: `duplicate ${what}` });
-      seen.add(item[key]);
-    });
-  };
-}
-
-const storeFile = z.object({
+const storeFile = configSchema.extend({
   version: z.literal(1, {
     error: (i) => `unsupported store version ${JSON.stringify(i.input)} (expected 1)`,
   }),
   adminTokenHash: hash.nullable(),
-  agents: z
-    .array(agentRecord)
-    .superRefine(uniqueBy("id", "agent id"))
-    .superRefine(uniqueBy("tokenHash", "token hash")),
-  clients: z
-    .array(clientRecord)
-    .superRefine(uniqueBy("id", "client id"))
-    .superRefine(uniqueBy("username", "username")),
-  mappings: z.array(mappingRecord).superRefine(uniqueBy("id", "mapping id")),
 });
 
 function emptyData(): StoreData {
@@ -279,6 +233,15 @@ export class FileStore implements Store {
     });
   }
 
+  replaceAgent(agent: AgentRecord): Promise<void> {
+    return this.write((d) => {
+      if (!this.index.agentsById.has(agent.id)) throw new NotFoundError(`no agent ${agent.id}`);
+      const holder = this.index.agentsByTokenHash.get(agent.tokenHash);
+      if (holder && holder.id !== agent.id) throw new ConflictError("another agent already has this token");
+      return { ...d, agents: d.agents.map((a) => (a.id === agent.id ? agent : a)) };
+    });
+  }
+
   async deleteAgent(id: string): Promise<boolean> {
     return this.writeDelete((d) => {
       const agents = d.agents.filter((a) => a.id !== id);
@@ -294,6 +257,15 @@ export class FileStore implements Store {
         throw new ConflictError(`username ${client.username} is taken`);
       }
       return { ...d, clients: [...d.clients, client] };
+    });
+  }
+
+  replaceClient(client: ClientRecord): Promise<void> {
+    return this.write((d) => {
+      if (!this.index.clientsById.has(client.id)) throw new NotFoundError(`no client ${client.id}`);
+      const holder = this.index.clientsByUsername.get(client.username);
+      if (holder && holder.id !== client.id) throw new ConflictError(`username ${client.username} is taken`);
+      return { ...d, clients: d.clients.map((c) => (c.id === client.id ? client : c)) };
     });
   }
 
@@ -325,6 +297,43 @@ export class FileStore implements Store {
     return this.writeDelete((d) => {
       const mappings = d.mappings.filter((m) => m.id !== id);
       return mappings.length === d.mappings.length ? undefined : { ...d, mappings };
+    });
+  }
+
+  noteUsage(notes: readonly UsageNote[]): Promise<void> {
+    return this.write((d) => {
+      const agents = new Map<string, UsageNote>();
+      const clients = new Map<string, UsageNote>();
+      for (const n of notes) (n.kind === "agent" ? agents : clients).set(n.id, n);
+      if (
+        ![...agents.keys()].some((id) => this.index.agentsById.has(id)) &&
+        ![...clients.keys()].some((id) => this.index.clientsById.has(id))
+      ) {
+        return undefined;
+      }
+      return {
+        ...d,
+        agents: d.agents.map((a) => {
+          const n = agents.get(a.id);
+          return n ? { ...a, lastSeenAt: n.at, lastAddress: n.address } : a;
+        }),
+        clients: d.clients.map((c) => {
+          const n = clients.get(c.id);
+          return n ? { ...c, lastUsedAt: n.at, lastAddress: n.address } : c;
+        }),
+      };
+    });
+  }
+
+  async exportConfig(): Promise<ConfigData> {
+    const { agents, clients, mappings } = this.data;
+    return { agents, clients, mappings };
+  }
+
+  importConfig(config: ConfigData): Promise<void> {
+    return this.write((d) => {
+      checkConfig(config);
+      return { ...d, agents: config.agents, clients: config.clients, mappings: config.mappings };
     });
   }
 

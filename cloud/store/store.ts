@@ -13,6 +13,10 @@ export interface AgentRecord {
   readonly location: string;
   readonly tokenHash: string;
   readonly createdAt: string;
+  /** When a tunnel of the agent was last accepted or ended, ISO 8601. */
+  readonly lastSeenAt?: string | null;
+  /** The source address of that tunnel. */
+  readonly lastAddress?: string | null;
 }
 
 export interface ClientRecord {
@@ -23,6 +27,10 @@ export interface ClientRecord {
   readonly username: string;
   readonly passwordHash: string;
   readonly createdAt: string;
+  /** When the client last authenticated, ISO 8601. */
+  readonly lastUsedAt?: string | null;
+  /** Its source address then. */
+  readonly lastAddress?: string | null;
 }
 
 export interface MappingRecord {
@@ -44,6 +52,22 @@ export interface StoreData {
   readonly version: 1;
   /** SHA-256 hex of the admin token, set on first start. */
   readonly adminTokenHash: string | null;
+  readonly agents: readonly AgentRecord[];
+  readonly clients: readonly ClientRecord[];
+  readonly mappings: readonly MappingRecord[];
+}
+
+/** Where and when an agent or a client was last seen; written in batches, not per connection. */
+export interface UsageNote {
+  readonly kind: "agent" | "client";
+  readonly id: string;
+  /** ISO 8601. */
+  readonly at: string;
+  readonly address: string | null;
+}
+
+/** The configuration a backup carries: everything but the admin token. */
+export interface ConfigData {
   readonly agents: readonly AgentRecord[];
   readonly clients: readonly ClientRecord[];
   readonly mappings: readonly MappingRecord[];
@@ -71,11 +95,15 @@ export interface Store {
   getAgent(id: string): Promise<AgentRecord | undefined>;
   findAgentByTokenHash(tokenHash: string): Promise<AgentRecord | undefined>;
   addAgent(agent: AgentRecord): Promise<void>;
+  /** Replaces an agent's record (a rotated token); NotFoundError when it is gone. */
+  replaceAgent(agent: AgentRecord): Promise<void>;
   deleteAgent(id: string): Promise<boolean>;
 
   listClients(): Promise<readonly ClientRecord[]>;
   findClientByUsername(username: string): Promise<ClientRecord | undefined>;
   addClient(client: ClientRecord): Promise<void>;
+  /** Replaces a client's record (a rotated password); NotFoundError when it is gone. */
+  replaceClient(client: ClientRecord): Promise<void>;
   deleteClient(id: string): Promise<boolean>;
 
   listMappings(): Promise<readonly MappingRecord[]>;
@@ -85,4 +113,15 @@ export interface Store {
   addMapping(mapping: MappingRecord): Promise<void>;
   replaceMapping(mapping: MappingRecord): Promise<void>;
   deleteMapping(id: string): Promise<boolean>;
+
+  /** Records last-seen times and addresses; notes for records that are gone are dropped. */
+  noteUsage(notes: readonly UsageNote[]): Promise<void>;
+
+  /** The whole configuration, as one consistent picture. */
+  exportConfig(): Promise<ConfigData>;
+  /**
+   * Replaces the whole configuration in one atomic step, after checking it as a whole (unique
+   * ids, token hashes and usernames; no overlapping mappings). The admin token stays.
+   */
+  importConfig(config: ConfigData): Promise<void>;
 }

@@ -362,7 +362,11 @@ describe("underpass cloud without UNDERPASS_ADMIN_TOKEN", () => {
     } finally {
       await first.stop();
     }
-    const stored = await Promise.all((await readdir(dataDir)).map((f) => readFile(join(dataDir, f), "utf8")));
+    // the store and the audit trail beside it
+    const files = (await readdir(dataDir, { recursive: true, withFileTypes: true })).filter((e) =>
+      e.isFile(),
+    );
+    const stored = await Promise.all(files.map((e) => readFile(join(e.parentPath, e.name), "utf8")));
     assert.ok(stored.length > 0, "the store wrote its files");
     for (const text of stored) {
       assert.ok(!text.includes(token), "the admin token is not stored in clear");

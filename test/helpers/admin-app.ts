@@ -12,11 +12,16 @@ import type {
   CheckResult,
   ConnectionInfo,
   ConnectionTable,
+  FtpChecker,
+  FtpCheckLogin,
   MetricsSource,
   ReachabilityChecker,
   TunnelDirectory,
 } from "../../cloud/admin/deps.js";
+import { EventHub } from "../../cloud/admin/event-hub.js";
 import { hashSecret } from "../../cloud/admin/secrets.js";
+import { FileAuditLog } from "../../cloud/audit/file-audit-log.js";
+import type { FtpCheckAnswer } from "../../cloud/ftp/check.js";
 import { FileStore } from "../../cloud/store/file-store.js";
 import type { MappingRecord, Store } from "../../cloud/store/store.js";
 import type { Logger } from "../../shared/logger.js";
@@ -75,6 +80,34 @@ export class FakeReachability implements ReachabilityChecker {
   }
 }
 
+export class FakeFtpCheck implements FtpChecker {
+  readonly checked: Array<{ mapping: MappingRecord; login: FtpCheckLogin }> = [];
+  answer: FtpCheckAnswer | Error | null = null;
+  async check(mapping: MappingRecord, login: FtpCheckLogin): Promise<FtpCheckAnswer> {
+    this.checked.push({ mapping, login });
+    if (this.answer instanceof Error) throw this.answer;
+    return (
+      this.answer ?? {
+        mappingId: mapping.id,
+        target: `${mapping.virtualHost}:${mapping.virtualPort.start}`,
+        ok: false,
+        steps: [
+          { step: "connect", ok: true, detail: "connected" },
+          { step: "greeting", ok: true, detail: "220 ready", reply: "220 ready" },
+          {
+            step: "login",
+            ok: false,
+            detail: "refused",
+            code: "UP_FTP_LOGIN_FAILED",
+            fix: "check the password",
+            reply: "530 Login incorrect.",
+          },
+        ],
+      }
+    );
+  }
+}
+
 export class FakeMetrics implements MetricsSource {
   render(): string {
     return "# TYPE underpass_agents_connected gauge\nunderpass_agents_connected 2\n";
@@ -110,6 +143,11 @@ export interface AdminUnderTest {
   readonly connections: FakeConnections;
   readonly reachability: FakeReachability;
   readonly metrics: FakeMetrics;
+  readonly ftpCheck: FakeFtpCheck;
+  /** The real audit trail, in the store's directory. */
+  readonly audit: FileAuditLog;
+  /** The real live-event hub. */
+  readonly events: EventHub;
   /** Close the app and the store and remove the directory. */
   close(): Promise<void>;
 }
@@ -132,9 +170,12 @@ export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminU
   const connections = new FakeConnections();
   const reachability = new FakeReachability();
   const metrics = new FakeMetrics();
+  const ftpCheck = new FakeFtpCheck();
+  const audit = new FileAuditLog({ dir: join(dir, "audit") });
+  const events = new EventHub();
   const app = buildAdminApi({
     store: options.wrapStore?.(store) ?? store,
-    deps: { tunnels, connections, reachability, metrics },
+    deps: { tunnels, connections, reachability, metrics, ftpCheck, audit, events },
     adminTokenHash: hashSecret(options.token),
     logger: options.logger,
     version: options.version,
@@ -149,8 +190,13 @@ export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminU
     connections,
     reachability,
     metrics,
+    ftpCheck,
+    audit,
+    events,
     async close() {
+      events.close();
       await app.close();
+      await audit.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },

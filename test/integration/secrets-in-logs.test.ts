@@ -104,7 +104,10 @@ describe("secrets never reach the logs", () => {
       "wrong agent token": wrongToken,
       "admin token": ADMIN_TOKEN,
     };
-    const files = await readdir(stack.dataDir);
+    // the store and the audit trail beside it
+    const files = (await readdir(stack.dataDir, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(stack.dataDir.length + 1));
     const stored = (
       await Promise.all(files.map((f) => readFile(join(stack.dataDir, f), "utf8").catch(() => "")))
     ).join("\n");

@@ -19,7 +19,10 @@ import { type AdminUnderTest, CONNECTION, startAdmin } from "../helpers/admin-ap
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameConnection: Same<ConnectionInfo, ConnectionAnswer> = true;
 const sameCheck: Same<CheckResult, CheckAnswer> = true;
-const sameStatus: Same<AgentStatus, Omit<AgentAnswer, "id" | "name" | "location" | "createdAt">> = true;
+const sameStatus: Same<
+  AgentStatus,
+  Omit<AgentAnswer, "id" | "name" | "location" | "createdAt" | "lastSeenAt" | "lastAddress">
+> = true;
 void [sameConnection, sameCheck, sameStatus];
 
 const ADMIN_TOKEN = "upadm_answers-test-token";
@@ -221,6 +224,66 @@ describe("admin API answers against their route schemas", () => {
     await expect(404, "DELETE", `/v1/connections/${CONNECTION.id}`);
     await expect(401, "DELETE", "/v1/connections/cn_1", undefined, NO_TOKEN);
 
+    // rotation: a new secret shown once, the old one stops
+    const rotating = (await expect(201, "POST", "/v1/agents", { name: "rotating" })) as { id: string };
+    await expect(200, "POST", `/v1/agents/${rotating.id}/rotate`);
+    await expect(404, "POST", "/v1/agents/ag_nope/rotate");
+    await expect(401, "POST", `/v1/agents/${rotating.id}/rotate`, undefined, NO_TOKEN);
+    const rotatingClient = (await expect(201, "POST", "/v1/clients", { name: "rotating" })) as { id: string };
+    await expect(200, "POST", `/v1/clients/${rotatingClient.id}/rotate`);
+    await expect(404, "POST", "/v1/clients/cl_nope/rotate");
+    await expect(401, "POST", `/v1/clients/${rotatingClient.id}/rotate`, undefined, NO_TOKEN);
+
+    // the FTP check
+    await expect(200, "POST", `/v1/mappings/${m.id}/ftp-check`, { username: "ftpuser", password: "secret" });
+    await expect(200, "POST", `/v1/mappings/${m.id}/ftp-check`);
+    await expect(400, "POST", `/v1/mappings/${m.id}/ftp-check`, { username: "" });
+    await expect(404, "POST", "/v1/mappings/mp_nope/ftp-check", {});
+    await expect(401, "POST", `/v1/mappings/${m.id}/ftp-check`, {}, NO_TOKEN);
+    admin.ftpCheck.answer = new Error("the checker crashed");
+    await expect(500, "POST", `/v1/mappings/${m.id}/ftp-check`, {});
+    admin.ftpCheck.answer = null;
+
+    // the audit trail (the changes above are in it)
+    const page = (await expect(200, "GET", "/v1/audit?limit=2")) as {
+      events: unknown[];
+      nextCursor: string | null;
+    };
+    assert.equal(page.events.length, 2);
+    assert.ok(page.nextCursor);
+    await expect(
+      200,
+      "GET",
+      `/v1/audit?cursor=${page.nextCursor}&since=2020-01-01T00:00:00Z&event=admin.agent.created`,
+    );
+    await expect(400, "GET", "/v1/audit?limit=0");
+    await expect(400, "GET", "/v1/audit?since=yesterday");
+    await expect(401, "GET", "/v1/audit", undefined, NO_TOKEN);
+    const realQuery = admin.audit.query;
+    admin.audit.query = () => Promise.reject(new Error("the disk is gone"));
+    try {
+      await expect(500, "GET", "/v1/audit");
+    } finally {
+      admin.audit.query = realQuery;
+    }
+
+    // live events: 200 is an endless stream (tested over a real socket below)
+    await expect(400, "GET", `/v1/events?types=${"x".repeat(600)}`);
+    await expect(401, "GET", "/v1/events", undefined, NO_TOKEN);
+
+    // backup and restore
+    const exported = (await expect(200, "GET", "/v1/export")) as Record<string, unknown> & {
+      mappings: unknown[];
+    };
+    await expect(200, "POST", "/v1/import?dryRun=true", exported);
+    await expect(200, "POST", "/v1/import", exported);
+    await expect(400, "POST", "/v1/import", { ...exported, version: 2 });
+    await expect(400, "POST", "/v1/import", { ...exported, format: "something-else" });
+    const first = exported.mappings[0] as Record<string, unknown>;
+    await expect(409, "POST", "/v1/import", { ...exported, mappings: [first, { ...first, id: "mp_twin" }] });
+    await expect(401, "GET", "/v1/export", undefined, NO_TOKEN);
+    await expect(401, "POST", "/v1/import", exported, NO_TOKEN);
+
     // 500: the store, the connection table or the metrics fail underneath
     for (const method of [
       "addAgent",
@@ -233,6 +296,7 @@ describe("admin API answers against their route schemas", () => {
       failing.add(method);
     }
     for (const method of ["addMapping", "listMappings", "getMapping", "deleteMapping"]) failing.add(method);
+    for (const method of ["getAgent", "listClients", "exportConfig", "importConfig"]) failing.add(method);
     await expect(500, "POST", "/v1/agents", { name: "a" });
     await expect(500, "GET", "/v1/agents");
     await expect(500, "DELETE", "/v1/agents/ag_1");
@@ -244,6 +308,10 @@ describe("admin API answers against their route schemas", () => {
     await expect(500, "GET", `/v1/mappings/${m.id}`);
     await expect(500, "PATCH", `/v1/mappings/${m.id}`, { description: "x" });
     await expect(500, "DELETE", `/v1/mappings/${m.id}`);
+    await expect(500, "POST", "/v1/agents/ag_1/rotate");
+    await expect(500, "POST", "/v1/clients/cl_1/rotate");
+    await expect(500, "GET", "/v1/export");
+    await expect(500, "POST", "/v1/import", exported);
     failing.clear();
     const realList = connections.list;
     const realKill = connections.kill;
@@ -275,11 +343,34 @@ describe("admin API answers against their route schemas", () => {
       }
     }
     const answered = new Set(exchanges.map((ex) => `${ex.route} ${ex.status}`));
+    // the event stream's 200 never ends, so inject() cannot see it: the next test reads it
+    // over a socket; nothing it does can fail after the stream has begun
+    for (const status of [200, 500]) answered.add(`get /v1/events ${status}`);
     assert.deepEqual(
       [...documented].filter((x) => !answered.has(x)).sort(),
       [],
       "documented, never answered",
     );
     assert.deepEqual([...answered].filter((x) => !documented.has(x)).sort(), [], "answered, not documented");
+  });
+
+  it("streams live events as text/event-stream over a real socket", async () => {
+    await admin.app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = admin.app.server.address() as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/v1/events?types=agent.up`, { headers: AUTH });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    const reader = res.body!.getReader();
+    admin.events.publish({ type: "agent.down", data: { agentId: "ag_1" } });
+    admin.events.publish({ type: "agent.up", data: { agentId: "ag_2" } });
+    let text = "";
+    while (!text.includes("event: agent.up")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    assert.match(text, /event: agent\.up\ndata: \{"agentId":"ag_2"\}/);
+    assert.ok(!text.includes("agent.down"), "the type filter holds");
   });
 });

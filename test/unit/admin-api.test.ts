@@ -200,6 +200,8 @@ describe("admin API", () => {
           remoteAddress: null,
           version: null,
           tunnels: 0,
+          lastSeenAt: null,
+          lastAddress: null,
         },
         {
           id: b.id,
@@ -211,6 +213,8 @@ describe("admin API", () => {
           remoteAddress: "198.51.100.7",
           version: "0.1.0",
           tunnels: 2,
+          lastSeenAt: null,
+          lastAddress: null,
         },
       ]);
     });
@@ -279,7 +283,15 @@ describe("admin API", () => {
 
       const list = await call("GET", "/v1/clients");
       assert.deepEqual(list.json(), [
-        { id: c.id, name: c.name, location: "default", username: c.username, createdAt: c.createdAt },
+        {
+          id: c.id,
+          name: c.name,
+          location: "default",
+          username: c.username,
+          createdAt: c.createdAt,
+          lastUsedAt: null,
+          lastAddress: null,
+        },
       ]);
       assert.ok(!list.body.includes(c.password));
       assert.ok(!list.body.includes(hashSecret(c.password)));
@@ -669,6 +681,13 @@ describe("admin API", () => {
       ["get", "/healthz", 200],
       ["get", "/metrics", 200],
       ["get", "/docs/json", 200],
+      ["post", "/v1/agents/{id}/rotate", 200],
+      ["post", "/v1/clients/{id}/rotate", 200],
+      ["post", "/v1/mappings/{id}/ftp-check", 200],
+      ["get", "/v1/audit", 200],
+      ["get", "/v1/events", 200],
+      ["get", "/v1/export", 200],
+      ["post", "/v1/import", 200],
     ];
 
     it("lists every route with its success code, and nothing else", async () => {
