@@ -4,7 +4,7 @@
  * its consumer drains, so a slow consumer pauses its own stream and no other.
  * Read and write halves are tracked separately: half-close is real.
  */
-import { TunnelClosedError, type UnderpassError } from "../errors.js";
+import type { UnderpassError } from "../errors.js";
 import type { ResetCode } from "./constants.js";
 
 /** Where the stream is in its life; `closed` is terminal. */
@@ -253,9 +253,4 @@ export class MuxStream {
     this.#early = null;
     this.#host.release(this);
   }
-}
-
-/** The error streams see when their tunnel goes away. */
-export function tunnelLost(reason: string): TunnelClosedError {
-  return new TunnelClosedError(`tunnel closed: ${reason}`);
 }
