@@ -14,7 +14,7 @@ import { connect, isIPv4, type Socket } from "node:net";
 import { toUnderpassError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
-import { pipeSocketStream } from "../../shared/net/pipe.js";
+import { type PipeControl, type PipeFilter, pipeSocketStream } from "../../shared/net/pipe.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
 import { OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
@@ -65,9 +65,12 @@ export interface FtpControlSession {
 
 /** Longest control line accepted; FTP lines are far shorter. */
 const MAX_LINE = 8 * 1024;
+/** First byte of a TLS record carrying a handshake (ClientHello, ServerHello). */
 const TLS_HANDSHAKE = 0x16;
+/** What a filter hands on when a chunk yields nothing to forward. */
+const NOTHING = Buffer.alloc(0);
 
-export class FtpControl {
+export class FtpControl implements PipeFilter {
   readonly #s: FtpControlSession;
   readonly #ctx: FtpContext;
   readonly #log: Logger;
@@ -79,10 +82,8 @@ export class FtpControl {
   #authPending = false;
   #fromClient = "";
   #fromServer = "";
+  /** A PORT/EPRT is being set up: the client is held and its later lines wait. */
   #busy = false;
-  #clientEnded = false;
-  /** Server bytes given to the socket but not yet drained, whose credit is held back. */
-  #held = 0;
   /** The active-mode BIND waiting for the server, cancelled by the next PORT/EPRT/PASV. */
   #activeStream: MuxStream | null = null;
   #activeCancel: (() => void) | null = null;
@@ -106,50 +107,20 @@ export class FtpControl {
 
   /** Start carrying; `onClose` runs once when both sides are done or the pair broke. */
   start(early: Buffer, onClose: (error: Error | null) => void): void {
-    const { socket, stream } = this.#s;
-    let done = false;
-    const finish = (error: Error | null): void => {
-      if (done) return;
-      done = true;
-      this.#cancelActive();
-      this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
-      onClose(error);
-    };
-    stream.attach({
-      onData: (chunk) => this.#fromServerData(chunk),
-      onEnd: () => socket.end(),
-      onReset: (err) => {
-        abortSocket(socket);
-        finish(err);
-      },
-      onDrain: () => {
-        if (!this.#busy) socket.resume();
+    pipeSocketStream(this.#s.socket, this.#s.stream, {
+      early,
+      filter: this,
+      onClose: ({ error, localError }) => {
+        this.#cancelActive();
+        this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
+        onClose(error ?? localError);
       },
     });
-    socket.on("drain", () => this.#returnCredit());
-    socket.on("data", (chunk: Buffer) => this.#fromClientData(chunk));
-    socket.on("end", () => {
-      this.#clientEnded = true;
-      if (!this.#busy) stream.end();
-    });
-    socket.on("error", (err) => {
-      stream.reset(RESET_CODE.CONNECTION_RESET, err.message);
-      finish(err);
-    });
-    socket.on("close", () => {
-      if (stream.phase !== "closed" && !(this.#clientEnded && stream.readEnded)) {
-        stream.reset(RESET_CODE.CONNECTION_RESET, "socket closed");
-      }
-      finish(null);
-    });
-    if (early.length > 0) this.#fromClientData(early);
-    socket.resume();
   }
 
   // ---- server → client ------------------------------------------------------------------
 
-  #fromServerData(chunk: Buffer): void {
-    this.#held += chunk.length;
+  fromStream(chunk: Buffer): Buffer {
     if (!this.#serverSpoke) {
       this.#serverSpoke = true;
       if (this.#implicitTls && chunk[0] !== TLS_HANDSHAKE) {
@@ -158,13 +129,10 @@ export class FtpControl {
         this.#log.warn("the client began with TLS but the server answers in clear; closing");
         this.#s.stream.reset(RESET_CODE.CANCELLED, "clear-text FTP after a client TLS hello");
         abortSocket(this.#s.socket);
-        return;
+        return NOTHING;
       }
     }
-    if (this.#opaque) {
-      this.#toClient(chunk);
-      return;
-    }
+    if (this.#opaque) return chunk;
     this.#fromServer += chunk.toString("latin1");
     let out = "";
     for (;;) {
@@ -184,10 +152,9 @@ export class FtpControl {
       this.#log.warn("FTP server sent an overlong line; closing the control connection");
       this.#s.stream.reset(RESET_CODE.INTERNAL, "overlong FTP reply line");
       abortSocket(this.#s.socket);
-      return;
+      return NOTHING;
     }
-    if (out.length > 0) this.#toClient(Buffer.from(out, "latin1"));
-    else this.#returnCredit();
+    return out.length > 0 ? Buffer.from(out, "latin1") : NOTHING;
   }
 
   #serverLine(line: string): string {
@@ -248,23 +215,12 @@ export class FtpControl {
     this.#log.debug({ port }, "passive data port announced");
   }
 
-  #toClient(data: Buffer): void {
-    if (this.#s.socket.write(data)) this.#returnCredit();
-  }
-
-  #returnCredit(): void {
-    if (this.#held > 0) {
-      this.#s.stream.consumed(this.#held);
-      this.#held = 0;
-    }
-  }
-
   // ---- client → server ------------------------------------------------------------------
 
-  #fromClientData(chunk: Buffer): void {
+  fromSocket(chunk: Buffer, pipe: PipeControl): void {
     if (this.#closing) return;
     if (this.#opaque) {
-      if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
+      pipe.toStream(chunk);
       return;
     }
     const first = !this.#clientSpoke;
@@ -273,7 +229,7 @@ export class FtpControl {
       // implicit FTPS: TLS from the first byte, before the server said anything
       this.#implicitTls = true;
       this.#goOpaque("TLS from the first byte (implicit FTPS); the control channel is opaque");
-      if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
+      pipe.toStream(chunk);
       return;
     }
     this.#fromClient += chunk.toString("latin1");
@@ -286,10 +242,10 @@ export class FtpControl {
       this.#s.stream.reset(RESET_CODE.CANCELLED, "overlong FTP command line");
       return;
     }
-    this.#drainClient();
+    this.#drainClient(pipe);
   }
 
-  #drainClient(): void {
+  #drainClient(pipe: PipeControl): void {
     while (!this.#busy && !this.#opaque) {
       const nl = this.#fromClient.indexOf("\n");
       if (nl < 0) break;
@@ -298,16 +254,14 @@ export class FtpControl {
       const { verb, arg } = splitCommand(line.replace(/\r?\n$/, ""));
       if (verb === "PORT" || verb === "EPRT") {
         this.#busy = true;
-        this.#s.socket.pause();
+        pipe.hold();
         void this.#active(verb, arg).then(
           (r) => {
             this.#busy = false;
-            if (r.forward) this.#toServer(r.forward);
+            if (r.forward) pipe.toStream(Buffer.from(r.forward, "latin1"));
             if (r.reply && !this.#s.socket.destroyed) this.#s.socket.write(r.reply);
-            this.#drainClient();
-            if (this.#busy) return;
-            if (this.#clientEnded) this.#s.stream.end();
-            else this.#s.socket.resume();
+            this.#drainClient(pipe);
+            if (!this.#busy) pipe.release();
           },
           (err: unknown) => {
             this.#log.warn({ err: String(err) }, "active-mode setup failed; closing the control connection");
@@ -326,16 +280,12 @@ export class FtpControl {
         this.#s.socket.write("502 Command not implemented.\r\n");
         continue;
       }
-      this.#toServer(line);
+      pipe.toStream(Buffer.from(line, "latin1"));
     }
     if (this.#opaque && this.#fromClient.length > 0) {
-      this.#toServer(this.#fromClient);
+      pipe.toStream(Buffer.from(this.#fromClient, "latin1"));
       this.#fromClient = "";
     }
-  }
-
-  #toServer(text: string): void {
-    if (!this.#s.stream.write(Buffer.from(text, "latin1"))) this.#s.socket.pause();
   }
 
   #goOpaque(why: string): void {
