@@ -16,6 +16,7 @@ import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
+import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
 import { LiveConnections } from "./socks/connections.js";
 import { createSocksServer } from "./socks/server.js";
@@ -68,6 +69,8 @@ export interface Relay {
   readonly store: Store;
   readonly registry: AgentRegistry;
   readonly connections: LiveConnections;
+  /** What happens in this relay, as it happens (cloud/events.ts). */
+  readonly events: RelayEvents;
   readonly admin: FastifyInstance;
   close(): Promise<void>;
 }
@@ -92,14 +95,15 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
 
   const registry = new AgentRegistry();
   const connections = new LiveConnections();
-  const metrics = new RelayMetrics(registry, connections);
+  const events = relayEvents();
+  const metrics = new RelayMetrics(registry, connections, events);
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
 
   const gateway = new TunnelGateway({
     store,
     registry,
-    metrics,
+    events,
     logger: log.child({ component: "gateway" }),
     limits: config.limits,
     timers: config.timers,
@@ -171,6 +175,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     store,
     registry,
     connections,
+    events,
     admin,
     async close() {
       socksServer.close();

@@ -1,5 +1,6 @@
 /** Relay counters in the Prometheus text exposition format (version 0.0.4). */
 
+import type { RelayEvents } from "../events.js";
 import type { LiveConnections } from "../socks/connections.js";
 import type { AgentRegistry } from "../tunnel/registry.js";
 
@@ -11,9 +12,11 @@ export class RelayMetrics {
   readonly #registry: AgentRegistry;
   readonly #connections: LiveConnections;
 
-  constructor(registry: AgentRegistry, connections: LiveConnections) {
+  constructor(registry: AgentRegistry, connections: LiveConnections, events: RelayEvents) {
     this.#registry = registry;
     this.#connections = connections;
+    events.tunnelConnected.subscribe(() => this.tunnelsAccepted++);
+    events.tunnelRejected.subscribe(() => this.tunnelsRejected++);
   }
 
   countReply(code: number): void {
