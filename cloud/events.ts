@@ -23,17 +23,21 @@ export interface RelayMessage {
 
 // ---- SOCKS ---------------------------------------------------------------------------------
 
+/** The client's end of a SOCKS connection, as the relay's socket sees it. */
+export interface SocksPeer extends RelayMessage {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+}
+
 /** A TCP connection reached the SOCKS endpoint. */
-export interface SocksAccepted extends RelayMessage {
-  /** The client, `address:port`. */
-  readonly remote: string;
-  /** The relay address it reached, `address:port`. */
-  readonly local: string;
+export interface SocksAccepted extends SocksPeer {
+  /** The relay address it reached. */
+  readonly localAddress: string;
+  readonly localPort: number;
 }
 
 /** The client passed method selection and, with a password, RFC 1929 authentication. */
-export interface SocksAuthenticated extends RelayMessage {
-  readonly remote: string;
+export interface SocksAuthenticated extends SocksPeer {
   readonly method: "password" | "none";
   /** Null for a client without credentials (`UNDERPASS_SOCKS_NO_AUTH`). */
   readonly clientId: string | null;
@@ -42,15 +46,13 @@ export interface SocksAuthenticated extends RelayMessage {
 }
 
 /** RFC 1929 credentials did not match a client. The password never travels in a message. */
-export interface SocksAuthFailed extends RelayMessage {
-  readonly remote: string;
+export interface SocksAuthFailed extends SocksPeer {
   readonly username: string;
 }
 
 /** A request no mapping covers (CONNECT), or a BIND with no live connection to belong to. */
-export interface SocksDenied extends RelayMessage {
+export interface SocksDenied extends SocksPeer {
   readonly command: "connect" | "bind";
-  readonly remote: string;
   readonly clientId: string | null;
   readonly clientName: string | null;
   readonly location: string;
@@ -62,8 +64,7 @@ export interface SocksDenied extends RelayMessage {
 }
 
 /** A request ended with a failure reply (the denial above included); the client is closed. */
-export interface SocksRefused extends RelayMessage {
-  readonly remote: string;
+export interface SocksRefused extends SocksPeer {
   readonly reply: Socks5Reply;
   readonly code: ErrorCode;
   readonly message: string;
@@ -88,10 +89,9 @@ export interface SocksBindListening extends RelayMessage {
 export type ConnectionGrant = "connect" | "ftp-data" | "bind" | "ftp-active-data";
 
 /** Bytes flow: the success reply went out (for BIND, the second one). */
-export interface SocksOpened extends RelayMessage {
+export interface SocksOpened extends SocksPeer {
   readonly connectionId: string;
   readonly grant: ConnectionGrant;
-  readonly remote: string;
   readonly clientId: string | null;
   readonly clientName: string | null;
   readonly location: string;
@@ -119,8 +119,10 @@ export interface SocksClosed extends RelayMessage {
   /** Bytes from the internal target towards the client. */
   readonly bytesDown: number;
   readonly durationMs: number;
-  /** Why it broke; null for an orderly end (both FINs). */
+  /** What broke it on the premises side or in the tunnel (a stream reset); else null. */
   readonly error: ErrorCode | null;
+  /** The client's socket failed (`read ECONNRESET`); else null. */
+  readonly clientError: string | null;
 }
 
 // ---- FTP control channel -------------------------------------------------------------------

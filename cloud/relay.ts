@@ -8,7 +8,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Server } from "node:net";
 import type { FastifyInstance } from "fastify";
-import { NoAgentError, toUnderpassError } from "../shared/errors.js";
+import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel/constants.js";
 import { VERSION } from "../shared/version.js";
@@ -16,9 +16,11 @@ import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
+import { writeAuditLog } from "./audit-log.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
 import { LiveConnections } from "./socks/connections.js";
+import { openOnPremises, pickTunnel } from "./socks/open.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
@@ -125,13 +127,13 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   });
   tunnelServer.on("upgrade", (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
+  const stopAudit = writeAuditLog(events, audit);
   const socksServer = createSocksServer({
     store,
     registry,
     connections,
-    metrics,
+    events,
     logger: log.child({ component: "socks" }),
-    audit,
     requireAuth: !config.socksNoAuth,
     anonymousLocation: config.anonymousLocation ?? "default",
     handshakeTimeoutMs: config.socksHandshakeTimeoutMs ?? 10_000,
@@ -183,6 +185,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       gateway.close("relay shutting down");
       tunnelServer.closeAllConnections();
       await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
+      stopAudit();
       await store.close();
     },
   };
@@ -199,33 +202,27 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   return relay;
 }
 
+/** The agent really dials the mapping's first internal port, as a CONNECT would. */
 async function checkMapping(
   registry: AgentRegistry,
   mapping: MappingRecord,
   timeoutMs: number,
 ): Promise<CheckResult> {
-  const tunnel = registry.pick(mapping.location);
-  if (!tunnel) {
-    return {
-      reachable: false,
-      error: new NoAgentError(`no agent connected for location ${mapping.location}`).message,
-    };
-  }
+  const tunnel = pickTunnel(registry, mapping.location);
+  if (tunnel instanceof UnderpassError) return { reachable: false, error: tunnel.message };
   const t0 = performance.now();
-  try {
-    const { stream } = await tunnel.session.open(
-      OPEN_KIND.CONNECT,
-      mapping.internalHost,
-      mapping.internalPort.start,
-      timeoutMs,
-    );
-    const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
-    stream.reset(RESET_CODE.CANCELLED, "reachability check done");
-    return { reachable: true, latencyMs };
-  } catch (err) {
-    const e = toUnderpassError(err);
-    return { reachable: false, error: `${e.code}: ${e.message}` };
-  }
+  const opened = await openOnPremises(
+    tunnel,
+    OPEN_KIND.CONNECT,
+    mapping.internalHost,
+    mapping.internalPort.start,
+    timeoutMs,
+  );
+  if (opened instanceof UnderpassError)
+    return { reachable: false, error: `${opened.code}: ${opened.message}` };
+  const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
+  opened.stream.reset(RESET_CODE.CANCELLED, "reachability check done");
+  return { reachable: true, latencyMs };
 }
 
 function listen(server: Server, at: ListenAddress): Promise<void> {

@@ -9,6 +9,8 @@ export class RelayMetrics {
   readonly socksReplies = new Map<number, number>();
   tunnelsAccepted = 0;
   tunnelsRejected = 0;
+  closedBytesUp = 0;
+  closedBytesDown = 0;
   readonly #registry: AgentRegistry;
   readonly #connections: LiveConnections;
 
@@ -17,6 +19,14 @@ export class RelayMetrics {
     this.#connections = connections;
     events.tunnelConnected.subscribe(() => this.tunnelsAccepted++);
     events.tunnelRejected.subscribe(() => this.tunnelsRejected++);
+    events.socksOpened.subscribe((m) => {
+      if (m.grant !== "ftp-active-data") this.countReply(0);
+    });
+    events.socksRefused.subscribe((m) => this.countReply(m.reply));
+    events.socksClosed.subscribe((m) => {
+      this.closedBytesUp += m.bytesUp;
+      this.closedBytesDown += m.bytesDown;
+    });
   }
 
   countReply(code: number): void {
@@ -44,8 +54,8 @@ export class RelayMetrics {
       `underpass_connections ${this.#connections.size}`,
       "# HELP underpass_bytes_total Bytes carried, by direction (up: client to premises).",
       "# TYPE underpass_bytes_total counter",
-      `underpass_bytes_total{direction="up"} ${this.#connections.closedBytesUp + live.up}`,
-      `underpass_bytes_total{direction="down"} ${this.#connections.closedBytesDown + live.down}`,
+      `underpass_bytes_total{direction="up"} ${this.closedBytesUp + live.up}`,
+      `underpass_bytes_total{direction="down"} ${this.closedBytesDown + live.down}`,
       "# HELP underpass_socks_replies_total SOCKS5 replies sent, by reply code.",
       "# TYPE underpass_socks_replies_total counter",
     ];

@@ -11,16 +11,18 @@
  *   bytes pass untouched: nothing can be read or rewritten any more.
  */
 import { connect, isIPv4, type Socket } from "node:net";
-import { toUnderpassError } from "../../shared/errors.js";
+import { UnderpassError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
-import { type PipeControl, type PipeFilter, pipeSocketStream } from "../../shared/net/pipe.js";
+import type { PipeControl } from "../../shared/net/pipe.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
 import { OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
-import type { LiveConnections } from "../socks/connections.js";
+import type { Principal } from "../socks/authenticate.js";
+import { openOnPremises } from "../socks/open.js";
+import { type SpliceDeps, type SpliceFilter, splice } from "../socks/splice.js";
 import type { MappingRecord } from "../store/store.js";
-import type { BindPeers } from "../tunnel/bind-peers.js";
+import type { BindPeer, BindPeers } from "../tunnel/bind-peers.js";
 import type { Tunnel } from "../tunnel/registry.js";
 import {
   formatEprtCommand,
@@ -38,9 +40,8 @@ import { DATA_EXPECTATION_TTL_MS, type FtpDataExpectations } from "./expectation
 export interface FtpContext {
   readonly expectations: FtpDataExpectations;
   readonly bindPeers: BindPeers;
-  readonly connections: LiveConnections;
-  readonly logger: Logger;
-  readonly audit: Logger;
+  /** Where active-mode data connections are listed and published; its events take the FTP ones. */
+  readonly splice: SpliceDeps;
   readonly dialTimeoutMs: number;
   /** How long the agent keeps an active-mode listener open, in ms. */
   readonly bindTimeoutMs: number;
@@ -56,11 +57,19 @@ export interface FtpControlSession {
   readonly mapping: MappingRecord;
   readonly internalHost: string;
   readonly internalPort: number;
+  /** Whose announced ports these are (see `ownerKey`). */
   readonly owner: string;
-  readonly clientId: string | null;
-  readonly clientName: string | null;
+  readonly who: Principal;
   /** The virtual host the client asked for. */
   readonly virtualHost: string;
+}
+
+/** The filter for a control connection, made once the splice has named the connection. */
+export function ftpControlFor(
+  ctx: FtpContext,
+  session: Omit<FtpControlSession, "connectionId">,
+): (connectionId: string) => FtpControl {
+  return (connectionId) => new FtpControl({ ...session, connectionId }, ctx);
 }
 
 /** Longest control line accepted; FTP lines are far shorter. */
@@ -70,7 +79,7 @@ const TLS_HANDSHAKE = 0x16;
 /** What a filter hands on when a chunk yields nothing to forward. */
 const NOTHING = Buffer.alloc(0);
 
-export class FtpControl implements PipeFilter {
+export class FtpControl implements SpliceFilter {
   readonly #s: FtpControlSession;
   readonly #ctx: FtpContext;
   readonly #log: Logger;
@@ -100,22 +109,15 @@ export class FtpControl implements PipeFilter {
   constructor(session: FtpControlSession, ctx: FtpContext) {
     this.#s = session;
     this.#ctx = ctx;
-    this.#log = ctx.logger.child({ connectionId: session.connectionId, ftp: true });
+    this.#log = ctx.splice.logger.child({ connectionId: session.connectionId, ftp: true });
     this.#clientAddress = normalizeHost(unmapIPv4(session.socket.remoteAddress ?? ""));
     this.#relayAddress = normalizeHost(unmapIPv4(session.socket.localAddress ?? ""));
   }
 
-  /** Start carrying; `onClose` runs once when both sides are done or the pair broke. */
-  start(early: Buffer, onClose: (error: Error | null) => void): void {
-    pipeSocketStream(this.#s.socket, this.#s.stream, {
-      early,
-      filter: this,
-      onClose: ({ error, localError }) => {
-        this.#cancelActive();
-        this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
-        onClose(error ?? localError);
-      },
-    });
+  /** The control connection is over: what it announced or set up goes with it. */
+  closed(): void {
+    this.#cancelActive();
+    this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
   }
 
   // ---- server → client ------------------------------------------------------------------
@@ -184,11 +186,22 @@ export class FtpControl implements PipeFilter {
       // never show the client an internal or NAT'ed address, asked for or not
       const announce = this.#announceAddress();
       if (solicited) this.#expect(pasv.port, announce);
+      this.#rewrote(pasv.port, announce, solicited);
       return formatPasvReply(announce, pasv.port);
     }
     const epsv = parseEpsvReply(text);
-    if (epsv !== null && solicited) this.#expect(epsv, null);
+    if (epsv !== null && solicited) {
+      this.#expect(epsv, null);
+      this.#rewrote(epsv, null, solicited);
+    }
     return line;
+  }
+
+  #rewrote(port: number, announced: string | null, solicited: boolean): void {
+    const ch = this.#ctx.splice.events.ftpPassiveRewrite;
+    if (ch.active) {
+      ch.publish({ relayId: ch.relayId, connectionId: this.#s.connectionId, port, announced, solicited });
+    }
   }
 
   #announceAddress(): string {
@@ -297,7 +310,7 @@ export class FtpControl implements PipeFilter {
    * PORT/EPRT: check the address, have the agent listen on-premise, and name that listener
    * to the server. Resolves to what to forward, or the reply that refuses the command.
    */
-  async #active(verb: string, arg: string): Promise<{ forward?: string; reply?: string }> {
+  async #active(verb: "PORT" | "EPRT", arg: string): Promise<{ forward?: string; reply?: string }> {
     const target: HostPort | null = verb === "PORT" ? parsePortArgument(arg) : parseEprtArgument(arg);
     if (!target) return { reply: "501 Syntax error in parameters or arguments.\r\n" };
     const host = normalizeHost(unmapIPv4(target.host));
@@ -312,33 +325,31 @@ export class FtpControl implements PipeFilter {
       return { reply: "504 Data port below 1024 refused.\r\n" };
     }
     if (host !== this.#clientAddress) {
-      this.#ctx.audit.warn(
-        {
-          event: "ftp.bounce-refused",
+      const bounce = this.#ctx.splice.events.ftpBounceRefused;
+      if (bounce.active) {
+        bounce.publish({
+          relayId: bounce.relayId,
           connectionId: this.#s.connectionId,
-          client: this.#s.clientName,
+          clientName: this.#s.who.clientName,
+          verb,
           named: `${target.host}:${target.port}`,
           clientAddress: this.#clientAddress,
-        },
-        `${verb} names ${target.host}, not the client's own address; refused (FTP bounce)`,
-      );
+        });
+      }
       return {
         reply: `500 ${verb} refused: the data address must be your own (${this.#clientAddress}).\r\n`,
       };
     }
     this.#cancelActive();
-    let listen: { stream: MuxStream; address: string; port: number };
-    try {
-      const r = await this.#s.tunnel.session.open(
-        OPEN_KIND.BIND,
-        this.#s.internalHost,
-        this.#s.internalPort,
-        this.#ctx.bindTimeoutMs,
-      );
-      listen = r;
-    } catch (err) {
-      const e = toUnderpassError(err);
-      this.#log.info({ err: e.message }, "the agent could not listen for active-mode data");
+    const listen = await openOnPremises(
+      this.#s.tunnel,
+      OPEN_KIND.BIND,
+      this.#s.internalHost,
+      this.#s.internalPort,
+      this.#ctx.bindTimeoutMs,
+    );
+    if (listen instanceof UnderpassError) {
+      this.#log.info({ err: listen.message }, "the agent could not listen for active-mode data");
       return { reply: "425 Can't open data connection.\r\n" };
     }
     if (this.#s.socket.destroyed) {
@@ -372,7 +383,7 @@ export class FtpControl implements PipeFilter {
   }
 
   /** The FTP server connected to the agent's listener: carry it to the client's own address. */
-  #dialBack(stream: MuxStream, client: HostPort, peer: { address: string; port: number }): void {
+  #dialBack(stream: MuxStream, client: HostPort, peer: BindPeer): void {
     const socket = connect({ host: client.host, port: client.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => socket.destroy(new Error("timed out")), this.#ctx.dialTimeoutMs);
     socket.once("error", (err) => {
@@ -382,6 +393,7 @@ export class FtpControl implements PipeFilter {
         "active-mode dial-back failed",
       );
       stream.reset(RESET_CODE.CONNECTION_RESET, `cannot reach the client: ${err.message}`);
+      this.#dialed(client, peer, null, err.message);
     });
     socket.once("connect", () => {
       clearTimeout(timer);
@@ -390,35 +402,42 @@ export class FtpControl implements PipeFilter {
         socket.destroy();
         return;
       }
-      const id = this.#ctx.connections.newId();
-      this.#ctx.connections.add({
-        id,
-        kind: "bind",
-        clientId: this.#s.clientId,
-        clientName: this.#s.clientName,
-        mappingId: this.#s.mapping.id,
-        location: this.#s.mapping.location,
-        virtualHost: this.#s.virtualHost,
-        virtualPort: client.port,
-        internalHost: peer.address,
-        internalPort: peer.port,
-        agentId: this.#s.tunnel.agentId,
-        remoteAddress: `${client.host}:${client.port}`,
-        startedAt: new Date(),
-        stream,
-        socket,
-      });
-      this.#ctx.audit.info(
+      const s = this.#s;
+      const data = splice(
+        this.#ctx.splice,
         {
-          event: "ftp.active-data",
-          connectionId: id,
-          client: this.#s.clientName,
-          dialBack: `${client.host}:${client.port}`,
-          peer: `${peer.address}:${peer.port}`,
+          grant: "ftp-active-data",
+          who: s.who,
+          mapping: s.mapping,
+          virtualHost: s.virtualHost,
+          virtualPort: client.port,
+          internalHost: peer.address,
+          internalPort: peer.port,
+          tunnel: s.tunnel,
+          stream,
+          socket,
+          remoteAddress: client.host,
+          remotePort: client.port,
+          openMs: null,
         },
-        "active-mode data connected",
+        NOTHING,
       );
-      pipeSocketStream(socket, stream, { onClose: () => this.#ctx.connections.remove(id) });
+      this.#dialed(client, peer, data.id, null);
+    });
+  }
+
+  #dialed(client: HostPort, peer: BindPeer, dataConnectionId: string | null, error: string | null): void {
+    const ch = this.#ctx.splice.events.ftpActiveDial;
+    if (!ch.active) return;
+    ch.publish({
+      relayId: ch.relayId,
+      connectionId: this.#s.connectionId,
+      dataConnectionId,
+      clientName: this.#s.who.clientName,
+      dialBack: `${client.host}:${client.port}`,
+      peer: `${peer.address}:${peer.port}`,
+      outcome: error === null ? "connected" : "failed",
+      error,
     });
   }
 }
