@@ -85,10 +85,11 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
 
   let generatedAdminToken: string | null = null;
   let adminTokenHash: string;
+  const storedAdminTokenHash = config.adminToken ? null : await store.adminTokenHash();
   if (config.adminToken) {
     adminTokenHash = hashSecret(config.adminToken);
-  } else if (store.adminTokenHash()) {
-    adminTokenHash = store.adminTokenHash()!;
+  } else if (storedAdminTokenHash) {
+    adminTokenHash = storedAdminTokenHash;
   } else {
     generatedAdminToken = generateSecret("upadm");
     adminTokenHash = hashSecret(generatedAdminToken);
