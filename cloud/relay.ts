@@ -99,7 +99,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const registry = new AgentRegistry();
   const connections = new LiveConnections();
   const events = relayEvents();
-  const metrics = new RelayMetrics(registry, connections, events);
+  const metrics = new RelayMetrics({ agents: registry, connections, events });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
 
@@ -166,6 +166,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     started.push(() => admin.close());
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
+    stopAudit();
+    metrics.close();
     await store.close();
     throw err;
   }
@@ -187,6 +189,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       tunnelServer.closeAllConnections();
       await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
       stopAudit();
+      metrics.close();
       await store.close();
     },
   };

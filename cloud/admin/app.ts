@@ -349,7 +349,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     },
 
     async metrics(_req, reply) {
-      return reply.type("text/plain; version=0.0.4; charset=utf-8").send(deps.metrics.render());
+      return reply.type("text/plain; version=0.0.4; charset=utf-8").send(await deps.metrics.render());
     },
 
     async openapi() {

@@ -33,7 +33,7 @@ export interface ReachabilityChecker {
 
 export interface MetricsSource {
   /** Prometheus text exposition format. */
-  render(): string;
+  render(): string | Promise<string>;
 }
 
 export interface AdminDeps {
