@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Server } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { NoAgentError, toUnderpassError } from "../shared/errors.js";
+import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel/constants.js";
 import { VERSION } from "../shared/version.js";
@@ -19,10 +19,13 @@ import { EventHub } from "./admin/event-hub.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
 import { FileAuditLog } from "./audit/file-audit-log.js";
+import { writeAuditLog } from "./audit-log.js";
+import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
+import { openOnPremises, pickTunnel } from "./socks/open.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
@@ -73,6 +76,8 @@ export interface Relay {
   readonly store: Store;
   readonly registry: AgentRegistry;
   readonly connections: LiveConnections;
+  /** What happens in this relay, as it happens (cloud/events.ts). */
+  readonly events: RelayEvents;
   readonly admin: FastifyInstance;
   close(): Promise<void>;
 }
@@ -85,7 +90,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
 
   let generatedAdminToken: string | null = null;
   let adminTokenHash: string;
-  const storedAdminTokenHash = await store.adminTokenHash();
+  const storedAdminTokenHash = config.adminToken ? null : await store.adminTokenHash();
   if (config.adminToken) {
     adminTokenHash = hashSecret(config.adminToken);
   } else if (storedAdminTokenHash) {
@@ -98,7 +103,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
 
   const registry = new AgentRegistry();
   const connections = new LiveConnections();
-  const metrics = new RelayMetrics(registry, connections);
+  const events = relayEvents();
+  const metrics = new RelayMetrics({ agents: registry, connections, events });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
   const checkCredentials = new CheckCredentials();
@@ -106,7 +112,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const gateway = new TunnelGateway({
     store,
     registry,
-    metrics,
+    events,
     logger: log.child({ component: "gateway" }),
     limits: config.limits,
     timers: config.timers,
@@ -128,14 +134,16 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   });
   tunnelServer.on("upgrade", (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
+  const auditLog = new FileAuditLog({ dir: join(config.dataDir, "audit") });
+  const stopAudit = writeAuditLog(events, audit, auditLog);
   const socksServer = createSocksServer({
     store,
     registry,
     connections,
-    metrics,
+    events,
     logger: log.child({ component: "socks" }),
-    audit,
     requireAuth: !config.socksNoAuth,
+    checkCredentials,
     anonymousLocation: config.anonymousLocation ?? "default",
     handshakeTimeoutMs: config.socksHandshakeTimeoutMs ?? 10_000,
     dialTimeoutMs,
@@ -148,8 +156,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const reachability: ReachabilityChecker = {
     check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
   };
-  const auditLog = new FileAuditLog({ dir: join(config.dataDir, "audit") });
-  const events = new EventHub();
+  const liveEvents = new EventHub();
   const ftpCheck = new FtpCheckRunner({
     store,
     credentials: checkCredentials,
@@ -158,7 +165,15 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   });
   const admin = buildAdminApi({
     store,
-    deps: { tunnels: registry, connections, reachability, metrics, ftpCheck, audit: auditLog, events },
+    deps: {
+      tunnels: registry,
+      connections,
+      reachability,
+      metrics,
+      ftpCheck,
+      audit: auditLog,
+      events: liveEvents,
+    },
     adminTokenHash,
     logger: log.child({ component: "admin" }),
     version: VERSION,
@@ -174,6 +189,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     started.push(() => admin.close());
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
+    stopAudit();
+    metrics.close();
+    liveEvents.close();
+    await auditLog.close();
     await store.close();
     throw err;
   }
@@ -186,14 +205,17 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     store,
     registry,
     connections,
+    events,
     admin,
     async close() {
       socksServer.close();
       for (const c of connections.list()) connections.kill(c.id);
       gateway.close("relay shutting down");
       tunnelServer.closeAllConnections();
-      events.close();
+      liveEvents.close();
       await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
+      stopAudit();
+      metrics.close();
       await auditLog.close();
       await store.close();
     },
@@ -211,33 +233,27 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   return relay;
 }
 
+/** The agent really dials the mapping's first internal port, as a CONNECT would. */
 async function checkMapping(
   registry: AgentRegistry,
   mapping: MappingRecord,
   timeoutMs: number,
 ): Promise<CheckResult> {
-  const tunnel = registry.pick(mapping.location);
-  if (!tunnel) {
-    return {
-      reachable: false,
-      error: new NoAgentError(`no agent connected for location ${mapping.location}`).message,
-    };
-  }
+  const tunnel = pickTunnel(registry, mapping.location);
+  if (tunnel instanceof UnderpassError) return { reachable: false, error: tunnel.message };
   const t0 = performance.now();
-  try {
-    const { stream } = await tunnel.session.open(
-      OPEN_KIND.CONNECT,
-      mapping.internalHost,
-      mapping.internalPort.start,
-      timeoutMs,
-    );
-    const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
-    stream.reset(RESET_CODE.CANCELLED, "reachability check done");
-    return { reachable: true, latencyMs };
-  } catch (err) {
-    const e = toUnderpassError(err);
-    return { reachable: false, error: `${e.code}: ${e.message}` };
-  }
+  const opened = await openOnPremises(
+    tunnel,
+    OPEN_KIND.CONNECT,
+    mapping.internalHost,
+    mapping.internalPort.start,
+    timeoutMs,
+  );
+  if (opened instanceof UnderpassError)
+    return { reachable: false, error: `${opened.code}: ${opened.message}` };
+  const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
+  opened.stream.reset(RESET_CODE.CANCELLED, "reachability check done");
+  return { reachable: true, latencyMs };
 }
 
 function listen(server: Server, at: ListenAddress): Promise<void> {

@@ -35,7 +35,7 @@ export interface ReachabilityChecker {
 
 export interface MetricsSource {
   /** Prometheus text exposition format. */
-  render(): string;
+  render(): string | Promise<string>;
 }
 
 /** The login an FTP check uses (anonymous by default) and the directory it lists. */

@@ -39,6 +39,6 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRouteOptions> = async (ap
         }),
       },
     },
-    async (_req, reply) => reply.type(PROMETHEUS_TEXT).send(metrics.render()),
+    async (_req, reply) => reply.type(PROMETHEUS_TEXT).send(await metrics.render()),
   );
 };

@@ -11,16 +11,18 @@
  *   bytes pass untouched: nothing can be read or rewritten any more.
  */
 import { connect, isIPv4, type Socket } from "node:net";
-import { toUnderpassError } from "../../shared/errors.js";
+import { UnderpassError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
-import { pipeSocketStream } from "../../shared/net/pipe.js";
+import type { PipeControl } from "../../shared/net/pipe.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
 import { OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
-import type { LiveConnections } from "../socks/connections.js";
+import type { Principal } from "../socks/authenticate.js";
+import { openOnPremises } from "../socks/open.js";
+import { type SpliceDeps, type SpliceFilter, splice } from "../socks/splice.js";
 import type { MappingRecord } from "../store/store.js";
-import type { BindPeers } from "../tunnel/bind-peers.js";
+import type { BindPeer, BindPeers } from "../tunnel/bind-peers.js";
 import type { Tunnel } from "../tunnel/registry.js";
 import {
   formatEprtCommand,
@@ -38,9 +40,8 @@ import { DATA_EXPECTATION_TTL_MS, type FtpDataExpectations } from "./expectation
 export interface FtpContext {
   readonly expectations: FtpDataExpectations;
   readonly bindPeers: BindPeers;
-  readonly connections: LiveConnections;
-  readonly logger: Logger;
-  readonly audit: Logger;
+  /** Where active-mode data connections are listed and published; its events take the FTP ones. */
+  readonly splice: SpliceDeps;
   readonly dialTimeoutMs: number;
   /** How long the agent keeps an active-mode listener open, in ms. */
   readonly bindTimeoutMs: number;
@@ -56,18 +57,29 @@ export interface FtpControlSession {
   readonly mapping: MappingRecord;
   readonly internalHost: string;
   readonly internalPort: number;
+  /** Whose announced ports these are (see `ownerKey`). */
   readonly owner: string;
-  readonly clientId: string | null;
-  readonly clientName: string | null;
+  readonly who: Principal;
   /** The virtual host the client asked for. */
   readonly virtualHost: string;
 }
 
+/** The filter for a control connection, made once the splice has named the connection. */
+export function ftpControlFor(
+  ctx: FtpContext,
+  session: Omit<FtpControlSession, "connectionId">,
+): (connectionId: string) => FtpControl {
+  return (connectionId) => new FtpControl({ ...session, connectionId }, ctx);
+}
+
 /** Longest control line accepted; FTP lines are far shorter. */
 const MAX_LINE = 8 * 1024;
+/** First byte of a TLS record carrying a handshake (ClientHello, ServerHello). */
 const TLS_HANDSHAKE = 0x16;
+/** What a filter hands on when a chunk yields nothing to forward. */
+const NOTHING = Buffer.alloc(0);
 
-export class FtpControl {
+export class FtpControl implements SpliceFilter {
   readonly #s: FtpControlSession;
   readonly #ctx: FtpContext;
   readonly #log: Logger;
@@ -79,10 +91,8 @@ export class FtpControl {
   #authPending = false;
   #fromClient = "";
   #fromServer = "";
+  /** A PORT/EPRT is being set up: the client is held and its later lines wait. */
   #busy = false;
-  #clientEnded = false;
-  /** Server bytes given to the socket but not yet drained, whose credit is held back. */
-  #held = 0;
   /** The active-mode BIND waiting for the server, cancelled by the next PORT/EPRT/PASV. */
   #activeStream: MuxStream | null = null;
   #activeCancel: (() => void) | null = null;
@@ -99,57 +109,20 @@ export class FtpControl {
   constructor(session: FtpControlSession, ctx: FtpContext) {
     this.#s = session;
     this.#ctx = ctx;
-    this.#log = ctx.logger.child({ connectionId: session.connectionId, ftp: true });
+    this.#log = ctx.splice.logger.child({ connectionId: session.connectionId, ftp: true });
     this.#clientAddress = normalizeHost(unmapIPv4(session.socket.remoteAddress ?? ""));
     this.#relayAddress = normalizeHost(unmapIPv4(session.socket.localAddress ?? ""));
   }
 
-  /** Start carrying; `onClose` runs once when both sides are done or the pair broke. */
-  start(early: Buffer, onClose: (error: Error | null) => void): void {
-    const { socket, stream } = this.#s;
-    let done = false;
-    const finish = (error: Error | null): void => {
-      if (done) return;
-      done = true;
-      this.#cancelActive();
-      this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
-      onClose(error);
-    };
-    stream.attach({
-      onData: (chunk) => this.#fromServerData(chunk),
-      onEnd: () => socket.end(),
-      onReset: (err) => {
-        abortSocket(socket);
-        finish(err);
-      },
-      onDrain: () => {
-        if (!this.#busy) socket.resume();
-      },
-    });
-    socket.on("drain", () => this.#returnCredit());
-    socket.on("data", (chunk: Buffer) => this.#fromClientData(chunk));
-    socket.on("end", () => {
-      this.#clientEnded = true;
-      if (!this.#busy) stream.end();
-    });
-    socket.on("error", (err) => {
-      stream.reset(RESET_CODE.CONNECTION_RESET, err.message);
-      finish(err);
-    });
-    socket.on("close", () => {
-      if (stream.phase !== "closed" && !(this.#clientEnded && stream.readEnded)) {
-        stream.reset(RESET_CODE.CONNECTION_RESET, "socket closed");
-      }
-      finish(null);
-    });
-    if (early.length > 0) this.#fromClientData(early);
-    socket.resume();
+  /** The control connection is over: what it announced or set up goes with it. */
+  closed(): void {
+    this.#cancelActive();
+    this.#ctx.expectations.dropControl(this.#s.owner, this.#s.connectionId);
   }
 
   // ---- server → client ------------------------------------------------------------------
 
-  #fromServerData(chunk: Buffer): void {
-    this.#held += chunk.length;
+  fromStream(chunk: Buffer): Buffer {
     if (!this.#serverSpoke) {
       this.#serverSpoke = true;
       if (this.#implicitTls && chunk[0] !== TLS_HANDSHAKE) {
@@ -158,13 +131,10 @@ export class FtpControl {
         this.#log.warn("the client began with TLS but the server answers in clear; closing");
         this.#s.stream.reset(RESET_CODE.CANCELLED, "clear-text FTP after a client TLS hello");
         abortSocket(this.#s.socket);
-        return;
+        return NOTHING;
       }
     }
-    if (this.#opaque) {
-      this.#toClient(chunk);
-      return;
-    }
+    if (this.#opaque) return chunk;
     this.#fromServer += chunk.toString("latin1");
     let out = "";
     for (;;) {
@@ -184,10 +154,9 @@ export class FtpControl {
       this.#log.warn("FTP server sent an overlong line; closing the control connection");
       this.#s.stream.reset(RESET_CODE.INTERNAL, "overlong FTP reply line");
       abortSocket(this.#s.socket);
-      return;
+      return NOTHING;
     }
-    if (out.length > 0) this.#toClient(Buffer.from(out, "latin1"));
-    else this.#returnCredit();
+    return out.length > 0 ? Buffer.from(out, "latin1") : NOTHING;
   }
 
   #serverLine(line: string): string {
@@ -217,11 +186,22 @@ export class FtpControl {
       // never show the client an internal or NAT'ed address, asked for or not
       const announce = this.#announceAddress();
       if (solicited) this.#expect(pasv.port, announce);
+      this.#rewrote(pasv.port, announce, solicited);
       return formatPasvReply(announce, pasv.port);
     }
     const epsv = parseEpsvReply(text);
-    if (epsv !== null && solicited) this.#expect(epsv, null);
+    if (epsv !== null && solicited) {
+      this.#expect(epsv, null);
+      this.#rewrote(epsv, null, solicited);
+    }
     return line;
+  }
+
+  #rewrote(port: number, announced: string | null, solicited: boolean): void {
+    const ch = this.#ctx.splice.events.ftpPassiveRewrite;
+    if (ch.active) {
+      ch.publish({ relayId: ch.relayId, connectionId: this.#s.connectionId, port, announced, solicited });
+    }
   }
 
   #announceAddress(): string {
@@ -248,23 +228,12 @@ export class FtpControl {
     this.#log.debug({ port }, "passive data port announced");
   }
 
-  #toClient(data: Buffer): void {
-    if (this.#s.socket.write(data)) this.#returnCredit();
-  }
-
-  #returnCredit(): void {
-    if (this.#held > 0) {
-      this.#s.stream.consumed(this.#held);
-      this.#held = 0;
-    }
-  }
-
   // ---- client → server ------------------------------------------------------------------
 
-  #fromClientData(chunk: Buffer): void {
+  fromSocket(chunk: Buffer, pipe: PipeControl): void {
     if (this.#closing) return;
     if (this.#opaque) {
-      if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
+      pipe.toStream(chunk);
       return;
     }
     const first = !this.#clientSpoke;
@@ -273,7 +242,7 @@ export class FtpControl {
       // implicit FTPS: TLS from the first byte, before the server said anything
       this.#implicitTls = true;
       this.#goOpaque("TLS from the first byte (implicit FTPS); the control channel is opaque");
-      if (!this.#s.stream.write(chunk)) this.#s.socket.pause();
+      pipe.toStream(chunk);
       return;
     }
     this.#fromClient += chunk.toString("latin1");
@@ -286,10 +255,10 @@ export class FtpControl {
       this.#s.stream.reset(RESET_CODE.CANCELLED, "overlong FTP command line");
       return;
     }
-    this.#drainClient();
+    this.#drainClient(pipe);
   }
 
-  #drainClient(): void {
+  #drainClient(pipe: PipeControl): void {
     while (!this.#busy && !this.#opaque) {
       const nl = this.#fromClient.indexOf("\n");
       if (nl < 0) break;
@@ -298,16 +267,14 @@ export class FtpControl {
       const { verb, arg } = splitCommand(line.replace(/\r?\n$/, ""));
       if (verb === "PORT" || verb === "EPRT") {
         this.#busy = true;
-        this.#s.socket.pause();
+        pipe.hold();
         void this.#active(verb, arg).then(
           (r) => {
             this.#busy = false;
-            if (r.forward) this.#toServer(r.forward);
+            if (r.forward) pipe.toStream(Buffer.from(r.forward, "latin1"));
             if (r.reply && !this.#s.socket.destroyed) this.#s.socket.write(r.reply);
-            this.#drainClient();
-            if (this.#busy) return;
-            if (this.#clientEnded) this.#s.stream.end();
-            else this.#s.socket.resume();
+            this.#drainClient(pipe);
+            if (!this.#busy) pipe.release();
           },
           (err: unknown) => {
             this.#log.warn({ err: String(err) }, "active-mode setup failed; closing the control connection");
@@ -326,16 +293,12 @@ export class FtpControl {
         this.#s.socket.write("502 Command not implemented.\r\n");
         continue;
       }
-      this.#toServer(line);
+      pipe.toStream(Buffer.from(line, "latin1"));
     }
     if (this.#opaque && this.#fromClient.length > 0) {
-      this.#toServer(this.#fromClient);
+      pipe.toStream(Buffer.from(this.#fromClient, "latin1"));
       this.#fromClient = "";
     }
-  }
-
-  #toServer(text: string): void {
-    if (!this.#s.stream.write(Buffer.from(text, "latin1"))) this.#s.socket.pause();
   }
 
   #goOpaque(why: string): void {
@@ -347,7 +310,7 @@ export class FtpControl {
    * PORT/EPRT: check the address, have the agent listen on-premise, and name that listener
    * to the server. Resolves to what to forward, or the reply that refuses the command.
    */
-  async #active(verb: string, arg: string): Promise<{ forward?: string; reply?: string }> {
+  async #active(verb: "PORT" | "EPRT", arg: string): Promise<{ forward?: string; reply?: string }> {
     const target: HostPort | null = verb === "PORT" ? parsePortArgument(arg) : parseEprtArgument(arg);
     if (!target) return { reply: "501 Syntax error in parameters or arguments.\r\n" };
     const host = normalizeHost(unmapIPv4(target.host));
@@ -362,33 +325,31 @@ export class FtpControl {
       return { reply: "504 Data port below 1024 refused.\r\n" };
     }
     if (host !== this.#clientAddress) {
-      this.#ctx.audit.warn(
-        {
-          event: "ftp.bounce-refused",
+      const bounce = this.#ctx.splice.events.ftpBounceRefused;
+      if (bounce.active) {
+        bounce.publish({
+          relayId: bounce.relayId,
           connectionId: this.#s.connectionId,
-          client: this.#s.clientName,
+          clientName: this.#s.who.clientName,
+          verb,
           named: `${target.host}:${target.port}`,
           clientAddress: this.#clientAddress,
-        },
-        `${verb} names ${target.host}, not the client's own address; refused (FTP bounce)`,
-      );
+        });
+      }
       return {
         reply: `500 ${verb} refused: the data address must be your own (${this.#clientAddress}).\r\n`,
       };
     }
     this.#cancelActive();
-    let listen: { stream: MuxStream; address: string; port: number };
-    try {
-      const r = await this.#s.tunnel.session.open(
-        OPEN_KIND.BIND,
-        this.#s.internalHost,
-        this.#s.internalPort,
-        this.#ctx.bindTimeoutMs,
-      );
-      listen = r;
-    } catch (err) {
-      const e = toUnderpassError(err);
-      this.#log.info({ err: e.message }, "the agent could not listen for active-mode data");
+    const listen = await openOnPremises(
+      this.#s.tunnel,
+      OPEN_KIND.BIND,
+      this.#s.internalHost,
+      this.#s.internalPort,
+      this.#ctx.bindTimeoutMs,
+    );
+    if (listen instanceof UnderpassError) {
+      this.#log.info({ err: listen.message }, "the agent could not listen for active-mode data");
       return { reply: "425 Can't open data connection.\r\n" };
     }
     if (this.#s.socket.destroyed) {
@@ -422,7 +383,7 @@ export class FtpControl {
   }
 
   /** The FTP server connected to the agent's listener: carry it to the client's own address. */
-  #dialBack(stream: MuxStream, client: HostPort, peer: { address: string; port: number }): void {
+  #dialBack(stream: MuxStream, client: HostPort, peer: BindPeer): void {
     const socket = connect({ host: client.host, port: client.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => socket.destroy(new Error("timed out")), this.#ctx.dialTimeoutMs);
     socket.once("error", (err) => {
@@ -432,6 +393,7 @@ export class FtpControl {
         "active-mode dial-back failed",
       );
       stream.reset(RESET_CODE.CONNECTION_RESET, `cannot reach the client: ${err.message}`);
+      this.#dialed(client, peer, null, err.message);
     });
     socket.once("connect", () => {
       clearTimeout(timer);
@@ -440,35 +402,42 @@ export class FtpControl {
         socket.destroy();
         return;
       }
-      const id = this.#ctx.connections.newId();
-      this.#ctx.connections.add({
-        id,
-        kind: "bind",
-        clientId: this.#s.clientId,
-        clientName: this.#s.clientName,
-        mappingId: this.#s.mapping.id,
-        location: this.#s.mapping.location,
-        virtualHost: this.#s.virtualHost,
-        virtualPort: client.port,
-        internalHost: peer.address,
-        internalPort: peer.port,
-        agentId: this.#s.tunnel.agentId,
-        remoteAddress: `${client.host}:${client.port}`,
-        startedAt: new Date(),
-        stream,
-        socket,
-      });
-      this.#ctx.audit.info(
+      const s = this.#s;
+      const data = splice(
+        this.#ctx.splice,
         {
-          event: "ftp.active-data",
-          connectionId: id,
-          client: this.#s.clientName,
-          dialBack: `${client.host}:${client.port}`,
-          peer: `${peer.address}:${peer.port}`,
+          grant: "ftp-active-data",
+          who: s.who,
+          mapping: s.mapping,
+          virtualHost: s.virtualHost,
+          virtualPort: client.port,
+          internalHost: peer.address,
+          internalPort: peer.port,
+          tunnel: s.tunnel,
+          stream,
+          socket,
+          remoteAddress: client.host,
+          remotePort: client.port,
+          openMs: null,
         },
-        "active-mode data connected",
+        NOTHING,
       );
-      pipeSocketStream(socket, stream, { onClose: () => this.#ctx.connections.remove(id) });
+      this.#dialed(client, peer, data.id, null);
+    });
+  }
+
+  #dialed(client: HostPort, peer: BindPeer, dataConnectionId: string | null, error: string | null): void {
+    const ch = this.#ctx.splice.events.ftpActiveDial;
+    if (!ch.active) return;
+    ch.publish({
+      relayId: ch.relayId,
+      connectionId: this.#s.connectionId,
+      dataConnectionId,
+      clientName: this.#s.who.clientName,
+      dialBack: `${client.host}:${client.port}`,
+      peer: `${peer.address}:${peer.port}`,
+      outcome: error === null ? "connected" : "failed",
+      error,
     });
   }
 }

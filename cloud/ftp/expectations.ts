@@ -96,10 +96,4 @@ export class FtpDataExpectations {
   isBindListen(owner: string, address: string, port: number): boolean {
     return this.#bindListens.get(owner)?.has(`${normalizeHost(unmapIPv4(address))}|${port}`) ?? false;
   }
-
-  get size(): number {
-    let n = 0;
-    for (const ports of this.#byOwner.values()) n += ports.size;
-    return n;
-  }
 }

@@ -5,7 +5,7 @@
  */
 import { normalizeHost } from "../../shared/net/host.js";
 import { portDistance, rangeContains, translatePort } from "../../shared/net/port-range.js";
-import type { MappingRecord, Store } from "../store/store.js";
+import type { MappingRecord } from "../store/store.js";
 
 export interface Grant {
   readonly allowed: true;
@@ -20,14 +20,13 @@ export interface Denial {
   readonly nearest: readonly MappingRecord[];
 }
 
-export async function resolveDestination(
-  store: Store,
-  location: string,
+/** Pure: `mappings` are the client location's. */
+export function resolveDestination(
+  mappings: readonly MappingRecord[],
   host: string,
   port: number,
-): Promise<Grant | Denial> {
+): Grant | Denial {
   const wanted = normalizeHost(host);
-  const mappings = await store.mappingsOf(location);
   for (const m of mappings) {
     if (m.virtualHost === wanted && rangeContains(m.virtualPort, port)) {
       return {

@@ -36,9 +36,6 @@ export interface ConnectionInfo {
 
 export class LiveConnections {
   readonly #live = new Map<string, LiveConnection>();
-  /** Bytes of connections that already ended, for the metrics. */
-  closedBytesUp = 0;
-  closedBytesDown = 0;
 
   newId(): string {
     return `cn_${randomBytes(8).toString("hex")}`;
@@ -48,18 +45,16 @@ export class LiveConnections {
     this.#live.set(c.id, c);
   }
 
+  /** Off the list (its bytes are published when its splice closes: cloud/socks/splice.ts). */
   remove(id: string): void {
-    const c = this.#live.get(id);
-    if (!c) return;
     this.#live.delete(id);
-    this.closedBytesUp += c.stream.bytesOut;
-    this.closedBytesDown += c.stream.bytesIn;
   }
 
   get size(): number {
     return this.#live.size;
   }
 
+  /** Bytes carried so far by the connections still live. */
   liveBytes(): { up: number; down: number } {
     let up = 0;
     let down = 0;

@@ -92,10 +92,6 @@ export class AgentRegistry {
     return [...this.#byLocation.values()].flat();
   }
 
-  hasLocation(location: string): boolean {
-    return (this.#byLocation.get(location)?.length ?? 0) > 0;
-  }
-
   statusOf(agentId: string): AgentStatus {
     const set = this.#byAgent.get(agentId);
     if (!set || set.size === 0) {
@@ -114,9 +110,5 @@ export class AgentRegistry {
 
   disconnectAgent(agentId: string, reason: string): void {
     for (const t of [...(this.#byAgent.get(agentId) ?? [])]) t.session.close(GOAWAY_CODE.REVOKED, reason);
-  }
-
-  closeAll(reason: string): void {
-    for (const t of this.all()) t.session.close(GOAWAY_CODE.NORMAL, reason);
   }
 }

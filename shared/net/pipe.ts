@@ -8,6 +8,9 @@
  * A relay holds one pipe per connection, tens of thousands of them: a pipe is one object,
  * the stream's handlers are its methods, and the socket listeners are shared functions that
  * find their pipe on the socket, so no closures are made per connection.
+ *
+ * A filter (an FTP control channel) may read and rewrite what crosses, and hold the socket
+ * while it works on a command; without one, bytes pass untouched.
  */
 import type { Socket } from "node:net";
 import type { UnderpassError } from "../errors.js";
@@ -15,13 +18,37 @@ import { RESET_CODE, type ResetCode } from "../tunnel/constants.js";
 import type { MuxStream, StreamHandlers } from "../tunnel/mux-stream.js";
 import { abortSocket } from "./socket-abort.js";
 
-export interface PipeEvents {
+export interface PipeOptions {
   /** Both directions finished or the pair broke; called once. */
   onClose?(outcome: {
     error: UnderpassError | null;
     resetCode: ResetCode | null;
     localError: Error | null;
   }): void;
+  /** Bytes the socket sent before the pipe existed (after a SOCKS request); they go first. */
+  readonly early?: Buffer;
+  readonly filter?: PipeFilter;
+}
+
+/**
+ * Reads, and may rewrite, what crosses a pipe. Credit for stream bytes returns once the
+ * socket took what `fromStream` made of them (at once when it made nothing).
+ */
+export interface PipeFilter {
+  /** Bytes from the socket: what should reach the stream goes through `pipe.toStream()`. */
+  fromSocket(chunk: Buffer, pipe: PipeControl): void;
+  /** Bytes from the stream: returns the bytes to write to the socket (empty for none). */
+  fromStream(chunk: Buffer, pipe: PipeControl): Buffer;
+}
+
+/** What a filter may do with its pipe. */
+export interface PipeControl {
+  /** Write towards the stream; the socket pauses while the stream is out of credit. */
+  toStream(data: Buffer): void;
+  /** Stop reading the socket, and hold back its FIN, until `release()`. */
+  hold(): void;
+  /** Read the socket again; a FIN that came meanwhile goes out now. */
+  release(): void;
 }
 
 const kPipe = Symbol("underpass.pipe");
@@ -29,27 +56,45 @@ const kPipe = Symbol("underpass.pipe");
 /** A socket spliced to a stream carries its pipe. */
 type PipedSocket = Socket & { [kPipe]: SocketStreamPipe };
 
-class SocketStreamPipe implements StreamHandlers {
+class SocketStreamPipe implements StreamHandlers, PipeControl {
   readonly #socket: Socket;
   readonly #stream: MuxStream;
-  readonly #events: PipeEvents;
+  readonly #options: PipeOptions;
+  readonly #filter: PipeFilter | null;
   /** Bytes handed to the socket whose credit is not yet returned. */
   #held = 0;
   #done = false;
   #socketEnded = false;
   #corked = false;
+  /** The stream's last write() said "no more": the socket stays paused until onDrain. */
+  #streamFull = false;
+  /** A filter holds the socket; its FIN waits in `#finHeld`. */
+  #holding = false;
+  #finHeld = false;
 
-  constructor(socket: Socket, stream: MuxStream, events: PipeEvents) {
+  constructor(socket: Socket, stream: MuxStream, options: PipeOptions) {
     this.#socket = socket;
     this.#stream = stream;
-    this.#events = events;
+    this.#options = options;
+    this.#filter = options.filter ?? null;
+  }
+
+  /** Send the early bytes and start reading the socket. */
+  start(early: Buffer | undefined): void {
+    if (early !== undefined && early.length > 0) this.socketData(early);
+    if (!this.#streamFull && !this.#holding) this.#socket.resume();
   }
 
   // ---- stream → socket (StreamHandlers) ---------------------------------------------------
 
-  onData(chunk: Buffer): void {
+  onData(data: Buffer): void {
     const socket = this.#socket;
-    this.#held += chunk.length;
+    this.#held += data.length;
+    const chunk = this.#filter === null ? data : this.#filter.fromStream(data, this);
+    if (chunk.length === 0) {
+      this.#returnCredit();
+      return;
+    }
     // Pieces that arrive in one turn of the event loop leave in one writev (uncorked in the
     // check phase right after the poll phase that read them): fewer syscalls and wake-ups.
     if (!this.#corked) {
@@ -71,7 +116,32 @@ class SocketStreamPipe implements StreamHandlers {
   }
 
   onDrain(): void {
-    this.#socket.resume();
+    this.#streamFull = false;
+    if (!this.#holding) this.#socket.resume();
+  }
+
+  // ---- PipeControl -------------------------------------------------------------------------
+
+  toStream(data: Buffer): void {
+    if (!this.#stream.write(data)) {
+      this.#streamFull = true;
+      this.#socket.pause();
+    }
+  }
+
+  hold(): void {
+    this.#holding = true;
+    this.#socket.pause();
+  }
+
+  release(): void {
+    this.#holding = false;
+    if (this.#finHeld) {
+      this.#finHeld = false;
+      this.#stream.end();
+    } else if (!this.#streamFull) {
+      this.#socket.resume();
+    }
   }
 
   // ---- socket → stream --------------------------------------------------------------------
@@ -86,12 +156,14 @@ class SocketStreamPipe implements StreamHandlers {
   }
 
   socketData(chunk: Buffer): void {
-    if (!this.#stream.write(chunk)) this.#socket.pause();
+    if (this.#filter === null) this.toStream(chunk);
+    else this.#filter.fromSocket(chunk, this);
   }
 
   socketEnded(): void {
     this.#socketEnded = true;
-    this.#stream.end();
+    if (this.#holding) this.#finHeld = true;
+    else this.#stream.end();
   }
 
   socketFailed(err: Error): void {
@@ -119,7 +191,7 @@ class SocketStreamPipe implements StreamHandlers {
   #finish(error: UnderpassError | null, resetCode: ResetCode | null, localError: Error | null): void {
     if (this.#done) return;
     this.#done = true;
-    this.#events.onClose?.({ error, resetCode, localError });
+    this.#options.onClose?.({ error, resetCode, localError });
   }
 }
 
@@ -142,9 +214,12 @@ function onSocketClose(this: PipedSocket): void {
   this[kPipe].socketClosed();
 }
 
-/** The socket must have been created with `allowHalfOpen: true`. */
-export function pipeSocketStream(socket: Socket, stream: MuxStream, events: PipeEvents = {}): void {
-  const pipe = new SocketStreamPipe(socket, stream, events);
+/**
+ * Splice until both sides are done; the socket is read from here on (it may be paused before).
+ * The socket must have been created with `allowHalfOpen: true`.
+ */
+export function pipeSocketStream(socket: Socket, stream: MuxStream, options: PipeOptions = {}): void {
+  const pipe = new SocketStreamPipe(socket, stream, options);
   (socket as PipedSocket)[kPipe] = pipe;
   stream.attach(pipe);
   socket.on("drain", onSocketDrain);
@@ -152,4 +227,5 @@ export function pipeSocketStream(socket: Socket, stream: MuxStream, events: Pipe
   socket.on("end", onSocketEnd);
   socket.on("error", onSocketError);
   socket.on("close", onSocketClose);
+  pipe.start(options.early);
 }

@@ -105,6 +105,8 @@ export class MuxSession implements StreamHost {
   #heard = true;
   #silentMs = 0;
   #pingNonce = 0;
+  /** When the latest PING left (performance.now(), ms); 0 once its PONG came. */
+  #pingSentAt = 0;
   readonly #emit = (frame: Frame): void => this.#onFrame(frame);
   readonly #onSent = (): void => this.#checkDrain();
 
@@ -116,6 +118,8 @@ export class MuxSession implements StreamHost {
   onBindPeer: ((stream: MuxStream, address: string, port: number) => void) | null = null;
   /** Fires once when the session ends for any reason. */
   onClose: ((info: SessionCloseInfo) => void) | null = null;
+  /** A PONG answered our latest PING after `rttMs` milliseconds. */
+  onRoundTrip: ((rttMs: number) => void) | null = null;
 
   constructor(transport: FrameTransport, options: SessionOptions) {
     this.role = options.role;
@@ -370,6 +374,11 @@ export class MuxSession implements StreamHost {
         this.#transport.send(encodeFrame({ type: "pong", nonce: frame.nonce }));
         return;
       case "pong":
+        if (frame.nonce === this.#pingNonce && this.#pingSentAt > 0) {
+          const rttMs = performance.now() - this.#pingSentAt;
+          this.#pingSentAt = 0;
+          this.onRoundTrip?.(rttMs);
+        }
         return;
       case "goaway":
         return this.#peerGoAway(frame.code, frame.reason);
@@ -456,6 +465,7 @@ export class MuxSession implements StreamHost {
         }
       }
       this.#pingNonce = (this.#pingNonce + 1) >>> 0;
+      this.#pingSentAt = performance.now();
       this.#transport.send(encodeFrame({ type: "ping", nonce: this.#pingNonce }));
     }, pingIntervalMs);
     this.#pingTimer.unref();

@@ -3,6 +3,8 @@ import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { SocksClient } from "socks";
+import type { SocksBindListening, SocksClosed, SocksOpened } from "../../cloud/events.js";
+import { waitFor } from "../helpers/ports.js";
 import { type Credentials, type Stack, socksConnect, socksReply, startStack } from "../helpers/stack.js";
 import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
 
@@ -74,7 +76,19 @@ describe("SOCKS5 BIND through the agent", () => {
     await ftp?.close();
   });
 
-  it("listens on premises, names the listener, then the peer, and carries bytes both ways", async () => {
+  it("listens on premises, names the listener, then the peer, and carries bytes both ways", async (t) => {
+    const events = stack.relay.events;
+    const listening: SocksBindListening[] = [];
+    const opened: SocksOpened[] = [];
+    const closed: SocksClosed[] = [];
+    const stops = [
+      events.socksBindListening.subscribe((m) => listening.push(m)),
+      events.socksOpened.subscribe((m) => opened.push(m)),
+      events.socksClosed.subscribe((m) => closed.push(m)),
+    ];
+    t.after(() => {
+      for (const stop of stops) stop();
+    });
     const control = track(await socksConnect(stack.socksPort, stack.client, "ftp.bind.example", 21));
     await readAll(control, 11);
     const bind = await socksBind(stack, stack.client);
@@ -91,6 +105,21 @@ describe("SOCKS5 BIND through the agent", () => {
     socket.end("STOR payload");
     assert.equal((await readAll(server)).toString(), "STOR payload");
     server.end();
+    // published: where it listened, the peer's connection opened, and its close with the bytes
+    assert.deepEqual(
+      listening.map((m) => m.listen),
+      [`${bind.bound.host}:${bind.bound.port}`],
+    );
+    const peer = opened.find((m) => m.grant === "bind");
+    assert.ok(peer, "the BIND's peer is opened as a connection");
+    assert.deepEqual([peer.internalHost, peer.internalPort], ["127.0.0.1", server.localPort]);
+    assert.equal(peer.openMs, null);
+    await waitFor(() => closed.some((m) => m.connectionId === peer.connectionId), {
+      timeoutMs: 10_000,
+      what: "the BIND connection's close",
+    });
+    const done = closed.find((m) => m.connectionId === peer.connectionId)!;
+    assert.deepEqual([done.bytesUp, done.bytesDown], ["STOR payload".length, 26]);
   });
 
   it("refuses a BIND from a client with no live connection (0x02)", async () => {

@@ -243,10 +243,10 @@ describe("relay and agent over real sockets", () => {
     const answer = readAll(s, 2);
     assert.deepEqual([...(await answer)], [0x05, 0xff]);
     // whatever it sends next is not buffered, and the relay closes the connection
-    const closed = once(s, "close");
-    s.write(Buffer.alloc(256 * 1024, 0x41), () => {});
     s.on("error", () => {});
-    await closed;
+    s.write(Buffer.alloc(256 * 1024, 0x41), () => {});
+    await waitFor(() => s.closed, { timeoutMs: 10_000, what: "the relay to close the refused connection" });
+    assert.equal(s.bytesRead, 2, "nothing follows the method refusal");
   });
 
   it("closes a SOCKS handshake that stalls", async () => {
@@ -255,9 +255,13 @@ describe("relay and agent over real sockets", () => {
       const { createConnection } = await import("node:net");
       const s = track(createConnection({ host: "127.0.0.1", port: slow.socksPort }));
       await once(s, "connect");
+      const t0 = performance.now();
       s.write(Buffer.from([0x05])); // half a greeting, then nothing
       s.resume();
-      await once(s, "close");
+      await waitFor(() => s.closed, { timeoutMs: 10_000, what: "the relay to close the stalled handshake" });
+      assert.ok(s.readableEnded, "the relay ended the connection (a FIN, not an error)");
+      assert.equal(s.bytesRead, 0, "no reply to half a greeting");
+      assert.ok(performance.now() - t0 >= 250, "closed by the 300 ms handshake timeout, not at once");
     } finally {
       await slow.close();
     }

@@ -1,0 +1,151 @@
+/**
+ * The audit log: a line with `"audit": true` and an `event` field for every grant and denial,
+ * written from the relay's events. The lines and their fields are what operators and tests
+ * read (README: socks.connect, socks.ftp-data, socks.bind, socks.denied, socks.bind-denied,
+ * socks.auth-failed, ftp.bounce-refused, ftp.active-data).
+ *
+ * What an operator must be able to look back on — every refusal, agents coming and going — also
+ * goes to the audit trail (`GET /v1/audit`); grants stay in the log lines only, so the trail
+ * does not grow with every connection.
+ */
+import type { Logger } from "../shared/logger.js";
+import type { AuditLog } from "./audit/audit-log.js";
+import type { RelayEvents } from "./events.js";
+
+/** Write audit lines (and trail entries) until the returned function is called. */
+export function writeAuditLog(events: RelayEvents, log: Logger, trail: AuditLog): () => void {
+  /** A refusal: a warning line and a trail entry with the same fields. */
+  const refusal = (fields: { event: string } & Record<string, unknown>, message: string): void => {
+    log.warn(fields, message);
+    trail.append({ ...fields, message });
+  };
+  const audit = {
+    info: (fields: object, message: string) => log.info(fields, message),
+    warn: (fields: { event: string } & Record<string, unknown>, message: string) => refusal(fields, message),
+  };
+  const stops = [
+    events.tunnelConnected.subscribe((m) =>
+      trail.append({
+        event: "agent.connected",
+        message: `agent ${m.agentName} connected from ${m.remote}`,
+        agentId: m.agentId,
+        agent: m.agentName,
+        location: m.location,
+        remote: m.remote,
+        tunnelId: m.tunnelId,
+        version: m.agentVersion,
+      }),
+    ),
+    events.tunnelDisconnected.subscribe((m) =>
+      trail.append({
+        event: "agent.disconnected",
+        message: `agent tunnel closed: ${m.reason}`,
+        agentId: m.agentId,
+        location: m.location,
+        tunnelId: m.tunnelId,
+        reason: m.reason,
+        goaway: m.goaway,
+        byPeer: m.byPeer,
+        durationMs: m.durationMs,
+      }),
+    ),
+    events.tunnelRejected.subscribe((m) =>
+      refusal(
+        { event: "agent.rejected", remote: m.remote, code: m.code, reason: m.reason, tunnelId: m.tunnelId },
+        `tunnel refused: ${m.reason}`,
+      ),
+    ),
+    events.socksAuthFailed.subscribe((m) =>
+      audit.warn(
+        { event: "socks.auth-failed", username: m.username, remote: m.remoteAddress },
+        "socks authentication failed",
+      ),
+    ),
+    events.socksDenied.subscribe((m) => {
+      if (m.command === "bind") {
+        audit.warn(
+          {
+            event: "socks.bind-denied",
+            client: m.clientName,
+            clientId: m.clientId,
+            host: m.host,
+            port: m.port,
+          },
+          "BIND without a live connection to a mapped host",
+        );
+        return;
+      }
+      audit.warn(
+        {
+          event: "socks.denied",
+          client: m.clientName,
+          clientId: m.clientId,
+          location: m.location,
+          host: m.host,
+          port: m.port,
+          nearest: m.nearest,
+        },
+        `denied ${m.host}:${m.port}: no mapping in location ${m.location}`,
+      );
+    }),
+    events.socksOpened.subscribe((m) => {
+      // BIND's peer was audited when it listened, an active-mode dial-back where it was dialled
+      if (m.grant !== "connect" && m.grant !== "ftp-data") return;
+      audit.info(
+        {
+          event: m.grant === "connect" ? "socks.connect" : "socks.ftp-data",
+          connectionId: m.connectionId,
+          client: m.clientName,
+          location: m.location,
+          virtualHost: m.virtualHost,
+          virtualPort: m.virtualPort,
+          mappingId: m.mappingId,
+          agentId: m.agentId,
+          streamId: m.streamId,
+        },
+        "connected",
+      );
+    }),
+    events.socksBindListening.subscribe((m) =>
+      audit.info(
+        {
+          event: "socks.bind",
+          client: m.clientName,
+          location: m.location,
+          virtualHost: m.virtualHost,
+          listen: m.listen,
+          agentId: m.agentId,
+        },
+        "bind listening",
+      ),
+    ),
+    events.ftpBounceRefused.subscribe((m) =>
+      audit.warn(
+        {
+          event: "ftp.bounce-refused",
+          connectionId: m.connectionId,
+          client: m.clientName,
+          named: m.named,
+          clientAddress: m.clientAddress,
+        },
+        `${m.verb} names ${m.named.slice(0, m.named.lastIndexOf(":"))}, not the client's own address; refused (FTP bounce)`,
+      ),
+    ),
+    events.ftpActiveDial.subscribe((m) => {
+      if (m.outcome !== "connected") return;
+      audit.info(
+        {
+          event: "ftp.active-data",
+          connectionId: m.dataConnectionId,
+          client: m.clientName,
+          dialBack: m.dialBack,
+          peer: m.peer,
+        },
+        "active-mode data connected",
+      );
+    }),
+  ];
+  return () => {
+    for (const stop of stops) stop();
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * The tunnel and the stream: pick a live tunnel of the location, then have its agent dial the
+ * internal target (CONNECT) or listen for it (BIND). Each answers a value or a coded error.
+ */
+import { NoAgentError, toUnderpassError, type UnderpassError } from "../../shared/errors.js";
+import type { OpenKind } from "../../shared/tunnel/constants.js";
+import { CAPABILITY } from "../../shared/tunnel/handshake.js";
+import type { OpenResult } from "../../shared/tunnel/mux-session.js";
+import type { AgentRegistry, Tunnel } from "../tunnel/registry.js";
+
+export interface TunnelWish {
+  /** Only tunnels whose agent announced it (BIND needs `bind`). */
+  readonly capability?: string;
+  /** That agent's tunnels first. */
+  readonly agentId?: string | undefined;
+}
+
+/** The live tunnel with the fewest streams among the location's (see AgentRegistry.pick). */
+export function pickTunnel(
+  registry: AgentRegistry,
+  location: string,
+  wish: TunnelWish = {},
+): Tunnel | NoAgentError {
+  const tunnel = registry.pick(location, wish);
+  if (tunnel) return tunnel;
+  return new NoAgentError(
+    wish.capability === CAPABILITY.BIND
+      ? `no agent serving BIND for location ${location}`
+      : `no agent connected for location ${location}`,
+  );
+}
+
+/**
+ * OPEN on the tunnel and wait for OPEN_RESULT, at most `timeoutMs` (plus the session's grace).
+ * The agent's refusal, the tunnel going away or the timeout come back as the coded error.
+ */
+export async function openOnPremises(
+  tunnel: Tunnel,
+  kind: OpenKind,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<OpenResult | UnderpassError> {
+  try {
+    return await tunnel.session.open(kind, host, port, timeoutMs);
+  } catch (err) {
+    return toUnderpassError(err);
+  }
+}
