@@ -23,6 +23,7 @@ import { writeAuditLog } from "./audit-log.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { startLiveFeed } from "./live-feed.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
@@ -33,6 +34,7 @@ import { BindPeers } from "./tunnel/bind-peers.js";
 import { TunnelGateway } from "./tunnel/gateway.js";
 import type { CheckResult } from "./tunnel/reachability.js";
 import { AgentRegistry } from "./tunnel/registry.js";
+import { recordUsage, type UsageRecorder } from "./usage.js";
 
 export interface ListenAddress {
   readonly host: string;
@@ -78,6 +80,8 @@ export interface Relay {
   readonly connections: LiveConnections;
   /** What happens in this relay, as it happens (cloud/events.ts). */
   readonly events: RelayEvents;
+  /** Last-seen times of agents and clients, written in batches (`flush()` writes now). */
+  readonly usage: UsageRecorder;
   readonly admin: FastifyInstance;
   close(): Promise<void>;
 }
@@ -157,6 +161,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
   };
   const liveEvents = new EventHub();
+  const stopLiveFeed = startLiveFeed({ events, hub: liveEvents, connections });
+  const usage = recordUsage({ events, store, logger: log });
   const ftpCheck = new FtpCheckRunner({
     store,
     credentials: checkCredentials,
@@ -191,6 +197,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopAudit();
     metrics.close();
+    stopLiveFeed();
+    await usage.close();
     liveEvents.close();
     await auditLog.close();
     await store.close();
@@ -206,16 +214,19 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     registry,
     connections,
     events,
+    usage,
     admin,
     async close() {
       socksServer.close();
       for (const c of connections.list()) connections.kill(c.id);
       gateway.close("relay shutting down");
       tunnelServer.closeAllConnections();
+      stopLiveFeed();
       liveEvents.close();
       await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
       stopAudit();
       metrics.close();
+      await usage.close();
       await auditLog.close();
       await store.close();
     },

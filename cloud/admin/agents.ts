@@ -39,7 +39,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
       };
       await store.addAgent(agent);
       req.log.info({ agentId: agent.id, location: agent.location }, "agent created");
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.agent.created",
         message: `agent ${agent.name} created in location ${agent.location}`,
         agentId: agent.id,
@@ -95,7 +95,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
       const after: AgentRecord = { ...before, tokenHash: hashSecret(token) };
       await store.replaceAgent(after);
       req.log.info({ agentId: id }, "agent token rotated");
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.agent.rotated",
         message: `token of agent ${before.name} rotated; its tunnels are closed`,
         agentId: id,
@@ -122,7 +122,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
       const before = await store.getAgent(id);
       if (!(await store.deleteAgent(id))) throw new NotFoundError(`no agent ${id}`);
       req.log.info({ agentId: id }, "agent deleted");
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.agent.deleted",
         message: `agent ${before?.name ?? id} deleted; its token stops working`,
         agentId: id,

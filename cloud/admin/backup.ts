@@ -164,7 +164,7 @@ export const backupRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
     },
     async (req) => {
       const config = await store.exportConfig();
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.config.exported",
         message: `configuration exported: ${config.agents.length} agents, ${config.clients.length} clients, ${config.mappings.length} mappings`,
       });
@@ -207,7 +207,7 @@ export const backupRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
         { agents: next.agents.length, clients: next.clients.length, mappings: next.mappings.length },
         "configuration imported",
       );
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.config.imported",
         message: `configuration imported: ${next.agents.length} agents, ${next.clients.length} clients, ${next.mappings.length} mappings`,
         changes,

@@ -3,7 +3,8 @@
  * from where, what changed, and the record before and after — never a secret, not even its hash.
  */
 import type { FastifyRequest } from "fastify";
-import type { AuditLog } from "../audit/audit-log.js";
+import { LIVE_EVENT } from "../live-feed.js";
+import type { AdminDeps } from "./deps.js";
 
 /** What an audit entry may show of a record: anything but secrets and their hashes. */
 export function withoutSecrets(record: object | undefined | null): Record<string, unknown> | null {
@@ -35,9 +36,19 @@ export interface Change {
   readonly [detail: string]: unknown;
 }
 
-export function auditChange(audit: AuditLog, req: FastifyRequest, change: Change): void {
+/** Appends the change to the audit trail and tells the live event stream (`config.changed`). */
+export function auditChange(
+  deps: Pick<AdminDeps, "audit" | "events">,
+  req: FastifyRequest,
+  change: Change,
+): void {
   const { before, after, ...rest } = change;
-  audit.append({
+  const { event, message, agentId, clientId, mappingId } = change;
+  deps.events.publish({
+    type: LIVE_EVENT.CONFIG_CHANGED,
+    data: { event, message, agentId, clientId, mappingId, actor: actorOf(req) },
+  });
+  deps.audit.append({
     ...rest,
     actor: actorOf(req),
     remote: req.ip,

@@ -44,7 +44,7 @@ export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
         { clientId: client.id, location: client.location, username: client.username },
         "client created",
       );
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.client.created",
         message: `client ${client.name} created in location ${client.location}`,
         clientId: client.id,
@@ -95,7 +95,7 @@ export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
       const after: ClientRecord = { ...before, passwordHash: hashSecret(password) };
       await store.replaceClient(after);
       req.log.info({ clientId: id }, "client password rotated");
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.client.rotated",
         message: `password of client ${before.name} rotated; its connections are reset`,
         clientId: id,
@@ -120,7 +120,7 @@ export const clientRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app
       const before = (await store.listClients()).find((c) => c.id === id);
       if (!(await store.deleteClient(id))) throw new NotFoundError(`no client ${id}`);
       req.log.info({ clientId: id }, "client deleted");
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.client.deleted",
         message: `client ${before?.name ?? id} deleted; its connections are reset`,
         clientId: id,

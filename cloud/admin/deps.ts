@@ -50,9 +50,10 @@ export interface FtpChecker {
   check(mapping: MappingRecord, login: FtpCheckLogin): Promise<FtpCheckAnswer>;
 }
 
-/** Where live events go: `GET /v1/events` subscribes to it (event-hub.ts). */
+/** Where live events go: `GET /v1/events` subscribes to it, admin changes publish (event-hub.ts). */
 export interface LiveEvents {
   subscribe(res: import("node:http").ServerResponse, types: ReadonlySet<string> | null): void;
+  publish(event: { readonly type: string; readonly data: unknown }): void;
 }
 
 export interface AdminDeps {

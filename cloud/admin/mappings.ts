@@ -41,7 +41,7 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
         { mappingId: mapping.id, location: mapping.location, virtualHost: mapping.virtualHost },
         "mapping created",
       );
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.mapping.created",
         message: `mapping ${mapping.virtualHost}:${mappingToInput(mapping).virtualPort} → ${mapping.internalHost}:${mappingToInput(mapping).internalPort} created in location ${mapping.location}`,
         mappingId: mapping.id,
@@ -99,7 +99,7 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
         { mappingId: id, location: after.location, virtualHost: after.virtualHost },
         "mapping changed",
       );
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.mapping.changed",
         message: `mapping ${id} changed`,
         mappingId: id,
@@ -129,7 +129,7 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
       const before = await store.getMapping(id);
       if (!(await store.deleteMapping(id))) throw new NotFoundError(`no mapping ${id}`);
       req.log.info({ mappingId: id }, "mapping deleted");
-      auditChange(deps.audit, req, {
+      auditChange(deps, req, {
         event: "admin.mapping.deleted",
         message: `mapping ${id} deleted; connections using it are reset`,
         mappingId: id,

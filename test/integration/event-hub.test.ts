@@ -9,6 +9,7 @@ import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { EventHub, formatSse } from "../../cloud/admin/event-hub.js";
 import { waitFor } from "../helpers/ports.js";
+import { takeSseEvents } from "../helpers/sse.js";
 
 describe("live event hub (Server-Sent Events)", () => {
   let server: Server;
@@ -48,16 +49,9 @@ describe("live event hub (Server-Sent Events)", () => {
         let text = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
-          text += chunk;
-          let end = text.indexOf("\n\n");
-          while (end >= 0) {
-            const block = text.slice(0, end);
-            text = text.slice(end + 2);
-            const type = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (type !== undefined && data !== undefined) events.push({ type, data: JSON.parse(data) });
-            end = text.indexOf("\n\n");
-          }
+          const taken = takeSseEvents(text + chunk);
+          text = taken.rest;
+          events.push(...taken.events);
         });
         resolve({ events, res });
       }).on("error", reject);

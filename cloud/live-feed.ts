@@ -1,0 +1,171 @@
+/**
+ * What `GET /v1/events` streams, made from the relay's events: agents up and down, connections
+ * opened and closed (with bytes), denials and failed authentications, and every few seconds a
+ * traffic sample (bytes per second and connections per location) — what a live console draws.
+ * Nothing is built while nobody listens (`hub.hasSubscribers`).
+ */
+import type { EventHub } from "./admin/event-hub.js";
+import type { RelayEvents } from "./events.js";
+import type { LiveConnections } from "./socks/connections.js";
+
+/** Live event types; the console and scripts match on them. */
+export const LIVE_EVENT = {
+  /** An agent's tunnel passed the hello. */
+  AGENT_UP: "agent.up",
+  /** An agent's tunnel closed, with the reason. */
+  AGENT_DOWN: "agent.down",
+  CONNECTION_OPENED: "connection.opened",
+  /** With bytes each way and duration. */
+  CONNECTION_CLOSED: "connection.closed",
+  /** No mapping covers what a client asked for. */
+  DENIAL: "denial",
+  /** RFC 1929 credentials that match no client. */
+  AUTH_FAILED: "auth.failed",
+  /** An admin change (published by the admin API). */
+  CONFIG_CHANGED: "config.changed",
+  /** Bytes per second each way and live connections, per location. */
+  TRAFFIC: "traffic",
+} as const;
+
+export interface LiveFeedOptions {
+  readonly events: RelayEvents;
+  readonly hub: EventHub;
+  readonly connections: LiveConnections;
+  /** Traffic sample period, in ms (default 2 s). */
+  readonly sampleMs?: number;
+}
+
+interface Totals {
+  up: number;
+  down: number;
+}
+
+/** Publishes the relay's events to the hub until the returned function is called. */
+export function startLiveFeed(o: LiveFeedOptions): () => void {
+  const { events, hub, connections } = o;
+  const sampleMs = o.sampleMs ?? 2_000;
+  /** Bytes of connections that closed since the last sample, by location. */
+  let closedSince = new Map<string, Totals>();
+  /** What each live connection had carried at the last sample. */
+  let seen = new Map<string, Totals & { location: string }>();
+  const publish = (type: string, data: unknown): void => {
+    if (hub.hasSubscribers) hub.publish({ type, data });
+  };
+  const stops = [
+    events.tunnelConnected.subscribe((m) =>
+      publish(LIVE_EVENT.AGENT_UP, {
+        agentId: m.agentId,
+        agentName: m.agentName,
+        location: m.location,
+        remote: m.remote,
+        tunnelId: m.tunnelId,
+        version: m.agentVersion,
+      }),
+    ),
+    events.tunnelDisconnected.subscribe((m) =>
+      publish(LIVE_EVENT.AGENT_DOWN, {
+        agentId: m.agentId,
+        location: m.location,
+        tunnelId: m.tunnelId,
+        reason: m.reason,
+        byPeer: m.byPeer,
+      }),
+    ),
+    events.socksOpened.subscribe((m) =>
+      publish(LIVE_EVENT.CONNECTION_OPENED, {
+        connectionId: m.connectionId,
+        grant: m.grant,
+        clientId: m.clientId,
+        clientName: m.clientName,
+        remote: `${m.remoteAddress}:${m.remotePort}`,
+        location: m.location,
+        mappingId: m.mappingId,
+        virtualHost: m.virtualHost,
+        virtualPort: m.virtualPort,
+        internalHost: m.internalHost,
+        internalPort: m.internalPort,
+        agentId: m.agentId,
+      }),
+    ),
+    events.socksClosed.subscribe((m) => {
+      // the part of its bytes no sample has counted yet goes into the next one
+      const before = seen.get(m.connectionId);
+      seen.delete(m.connectionId);
+      const t = closedSince.get(m.location) ?? { up: 0, down: 0 };
+      t.up += m.bytesUp - (before?.up ?? 0);
+      t.down += m.bytesDown - (before?.down ?? 0);
+      closedSince.set(m.location, t);
+      publish(LIVE_EVENT.CONNECTION_CLOSED, {
+        connectionId: m.connectionId,
+        location: m.location,
+        mappingId: m.mappingId,
+        bytesUp: m.bytesUp,
+        bytesDown: m.bytesDown,
+        durationMs: m.durationMs,
+        error: m.error,
+      });
+    }),
+    events.socksDenied.subscribe((m) =>
+      publish(LIVE_EVENT.DENIAL, {
+        command: m.command,
+        clientId: m.clientId,
+        clientName: m.clientName,
+        remote: m.remoteAddress,
+        location: m.location,
+        host: m.host,
+        port: m.port,
+        nearest: m.nearest,
+      }),
+    ),
+    events.socksAuthFailed.subscribe((m) =>
+      publish(LIVE_EVENT.AUTH_FAILED, { username: m.username, remote: m.remoteAddress }),
+    ),
+  ];
+
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const seconds = Math.max(0.001, (now - last) / 1000);
+    last = now;
+    const perLocation = new Map<string, Totals & { connections: number }>();
+    const nextSeen = new Map<string, Totals & { location: string }>();
+    for (const c of connections.list()) {
+      const before = seen.get(c.id);
+      const t = perLocation.get(c.location) ?? { up: 0, down: 0, connections: 0 };
+      t.up += c.bytesUp - (before?.up ?? 0);
+      t.down += c.bytesDown - (before?.down ?? 0);
+      t.connections++;
+      perLocation.set(c.location, t);
+      nextSeen.set(c.id, { up: c.bytesUp, down: c.bytesDown, location: c.location });
+    }
+    for (const [location, closed] of closedSince) {
+      const t = perLocation.get(location) ?? { up: 0, down: 0, connections: 0 };
+      t.up += closed.up;
+      t.down += closed.down;
+      perLocation.set(location, t);
+    }
+    seen = nextSeen;
+    closedSince = new Map();
+    const locations = Object.fromEntries(
+      [...perLocation].map(([location, t]) => [
+        location,
+        {
+          upBps: Math.round(t.up / seconds),
+          downBps: Math.round(t.down / seconds),
+          connections: t.connections,
+        },
+      ]),
+    );
+    publish(LIVE_EVENT.TRAFFIC, {
+      at: new Date(now).toISOString(),
+      intervalMs: Math.round(seconds * 1000),
+      locations,
+    });
+  }, sampleMs);
+  timer.unref();
+
+  return () => {
+    clearInterval(timer);
+    for (const stop of stops) stop();
+  };
+}
