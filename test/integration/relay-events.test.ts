@@ -123,7 +123,8 @@ describe("relay events", () => {
 
   it("has no subscriber on a channel nobody listens to: no message is built", () => {
     assert.equal(stack.relay.events.socksAccepted.active, false);
-    assert.equal(stack.relay.events.socksAuthenticated.active, false);
+    assert.equal(stack.relay.events.ftpPassiveRewrite.active, false);
+    assert.equal(stack.relay.events.socksAuthenticated.active, true, "last-used times are noted from it");
     assert.equal(stack.relay.events.socksOpened.active, true, "the audit log and the metrics listen");
   });
 
