@@ -17,10 +17,12 @@ import {
   type ConnectionView,
   clientColumns,
   connectionColumns,
+  type ImportAnswer,
   type MappingView,
   mappingColumns,
   renderCheck,
   renderFtpCheck,
+  renderImport,
 } from "./views.js";
 
 /** Where the output goes; tests pass buffers, the CLI passes the process's streams. */
@@ -381,12 +383,8 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
       } catch (err) {
         throw new UsageError(`cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const r = await c.post<Record<string, unknown>>(
-        "/v1/import",
-        doc,
-        o.dryRun ? { dryRun: true } : undefined,
-      );
-      print(o, r, () => `${o.dryRun ? "would change" : "imported"}:\n${renderFields(Object.entries(r))}`);
+      const r = await c.post<ImportAnswer>("/v1/import", doc, o.dryRun ? { dryRun: true } : undefined);
+      print(o, r, () => renderImport(r));
     }),
   );
 

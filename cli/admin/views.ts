@@ -151,9 +151,44 @@ export function renderFtpCheck(r: FtpCheckAnswer): string {
   const lines: string[] = [];
   for (const s of r.steps) {
     lines.push(`${s.ok ? "✓" : "✗"} ${s.step.padEnd(width)}  ${s.detail}`);
-    if (!s.ok && s.code) lines.push(`  ${" ".repeat(width)}  ${s.code}`);
-    if (!s.ok && s.fix) lines.push(`  ${" ".repeat(width)}  fix: ${s.fix}`);
+    const pad = `  ${" ".repeat(width)}  `;
+    if (s.code) lines.push(`${pad}${s.code}`);
+    // a passed step may carry a note: what works only because a client ignores something
+    if (s.fix) lines.push(`${pad}${s.ok ? "note" : "fix"}: ${s.fix}`);
   }
   lines.push(r.ok ? "FTP check passed" : "FTP check failed");
+  return `${lines.join("\n")}\n`;
+}
+
+interface KindDiff {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+  readonly unchanged: number;
+}
+
+export interface ImportAnswer {
+  readonly dryRun: boolean;
+  readonly agents: KindDiff;
+  readonly clients: KindDiff;
+  readonly mappings: KindDiff;
+}
+
+/** `agents: +1 added, -2 removed, ~0 changed, 3 unchanged`, and the ids. */
+export function renderImport(r: ImportAnswer): string {
+  const lines = [r.dryRun ? "dry run: nothing was changed; the import would do this:" : "imported:"];
+  for (const kind of ["agents", "clients", "mappings"] as const) {
+    const d = r[kind];
+    lines.push(
+      `  ${kind.padEnd(8)} +${d.added.length} added, -${d.removed.length} removed, ~${d.changed.length} changed, ${d.unchanged} unchanged`,
+    );
+    for (const [sign, ids] of [
+      ["+", d.added],
+      ["-", d.removed],
+      ["~", d.changed],
+    ] as const) {
+      for (const id of ids) lines.push(`    ${sign} ${id}`);
+    }
+  }
   return `${lines.join("\n")}\n`;
 }

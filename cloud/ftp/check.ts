@@ -433,6 +433,7 @@ function readListing(s: Socket, timeoutMs: number): Promise<string> {
     s.on("end", done);
     s.on("close", done);
     s.on("error", done);
+    s.resume();
   });
 }
 

@@ -53,6 +53,8 @@ export class FtpReplyReader {
       this.#ended = true;
       this.#wake?.();
     });
+    // a socket handed over paused (cloud/socks/client.ts) flows from here on
+    socket.resume();
   }
 
   #fail(err: Error): void {

@@ -37,6 +37,7 @@ export interface SocksClientOptions {
 }
 
 export interface SocksConnected {
+  /** Paused: bytes the target sent first wait until the caller listens and resumes it. */
   readonly socket: Socket;
   /** BND.ADDR / BND.PORT of the reply. */
   readonly boundAddress: string;
@@ -148,6 +149,8 @@ export async function socksConnect(o: SocksClientOptions): Promise<SocksConnecte
     const reply = await reader.until(parseRequest);
     if (reply.command !== SOCKS5_REPLY.SUCCEEDED) throw errorForReply(reply.command, `${o.host}:${o.port}`);
     clearTimeout(timer);
+    // back to paused mode: bytes that arrive before the caller listens wait in the buffer
+    socket.pause();
     socket.removeAllListeners("data");
     socket.removeAllListeners("close");
     socket.removeAllListeners("error");

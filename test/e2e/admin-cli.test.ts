@@ -5,7 +5,7 @@
  * cannot be reached, 2 on bad usage.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ import {
   startAgentProcess,
   startCloud,
 } from "../helpers/processes.js";
-import { socksConnect } from "../helpers/stack.js";
+import { socksConnect, socksReply } from "../helpers/stack.js";
 import { bannerEcho, startTarget, type Target } from "../helpers/targets.js";
 
 const ADMIN_TOKEN = "admin-cli-test-token-0123456789";
@@ -211,6 +211,107 @@ describe("admin CLI against a real relay and agent", () => {
     } finally {
       socket.destroy();
     }
+  });
+
+  it("rotates an agent's token: the running agent is cut off, the new token is shown once", async () => {
+    const [a] = await json<Array<{ id: string }>>(["agents", "list"]);
+    assert.ok(a);
+    const r = await underpass(["agents", "rotate", a.id]);
+    assert.equal(r.code, 0, r.stderr);
+    const token = /^token:\s+(upa_\S+)$/m.exec(r.stdout)?.[1];
+    assert.ok(token, r.stdout);
+    assert.match(r.stdout, /The token is shown once/);
+    await waitFor(
+      async () =>
+        (await json<Array<{ connected: boolean }>>(["agents", "list"]))[0]?.connected ? undefined : true,
+      { timeoutMs: 20_000, intervalMs: 200, what: "the agent's tunnel closed" },
+    );
+    await agent?.stop();
+    agent = startAgentProcess({ relayUrl: cloud.relayUrl, token, registry });
+    await cloud.admin.waitAgentConnected(a.id);
+  });
+
+  it("shows the audit trail: denials, changes, rotations, agents; filtered and paged", async () => {
+    const c = await json<{ username: string; password: string }>([
+      "clients",
+      "add",
+      "auditor",
+      "--location",
+      "plant-1",
+    ]);
+    const denied = await socksReply(cloud.ports.socks, c, "svc.corp.example", 2199);
+    denied.socket.destroy();
+    assert.equal(denied.reply, 0x02);
+    const table = await underpass(["audit", "list", "--event", "socks.denied"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^TIME\s+EVENT\s+DETAIL\s+MESSAGE/m);
+    assert.match(table.stdout, /socks\.denied\s+client=auditor host=svc\.corp\.example port=2199/);
+    const rotated = await json<{ events: Array<{ event: string; actor: string }> }>([
+      "audit",
+      "list",
+      "--event",
+      "admin.agent.rotated",
+    ]);
+    assert.equal(rotated.events.length, 1);
+    assert.equal(rotated.events[0]?.actor, "admin-token");
+    const recent = await json<{ events: Array<{ event: string }> }>([
+      "audit",
+      "list",
+      "--since",
+      "1h",
+      "--limit",
+      "500",
+    ]);
+    for (const e of [
+      "admin.mapping.created",
+      "admin.client.created",
+      "agent.connected",
+      "agent.disconnected",
+      "socks.denied",
+    ]) {
+      assert.ok(
+        recent.events.some((x) => x.event === e),
+        `${e} in the last hour`,
+      );
+    }
+    const page = await underpass(["audit", "list", "--limit", "2"]);
+    const cursor = /--cursor (\d+)/.exec(page.stdout)?.[1];
+    assert.ok(cursor, page.stdout);
+    const next = await json<{ events: Array<{ seq: number }> }>([
+      "audit",
+      "list",
+      "--limit",
+      "2",
+      "--cursor",
+      cursor,
+    ]);
+    assert.ok(next.events.every((e) => e.seq < Number(cursor)));
+  });
+
+  it("exports the configuration and imports it, dry run first, all or nothing", async () => {
+    const file = join(dataDir, "backup.json");
+    const exported = await underpass(["export", "--out", file]);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stderr, /configuration written to/);
+    const doc = JSON.parse(await readFile(file, "utf8"));
+    assert.equal(doc.format, "underpass-config");
+    const dry = await underpass(["import", file, "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /^dry run: nothing was changed/m);
+    assert.match(dry.stdout, /mappings\s+\+0 added, -0 removed, ~0 changed, 2 unchanged/);
+    const broken = join(dataDir, "broken.json");
+    await writeFile(
+      broken,
+      JSON.stringify({ ...doc, mappings: [doc.mappings[0], { ...doc.mappings[0], id: "mp_twin" }] }),
+    );
+    const refused = await underpass(["import", broken]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /UP_ERR_CONFLICT \(HTTP 409\)/);
+    const missing = await underpass(["import", join(dataDir, "nope.json")]);
+    assert.equal(missing.code, 2);
+    const done = await underpass(["import", file]);
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /^imported:/m);
   });
 
   it("removes what it added", async () => {
