@@ -46,9 +46,12 @@ export function formatEprtCommand(host: string, port: number): string {
 }
 
 /** The verb (upper case) and argument of a command line without its line end. */
-export function splitCommand(line: string): { verb: string; arg: string } {
+export function splitCommand(line: string): { verb: string; arg: string; ambiguous: boolean } {
   // servers skip Telnet commands (IAC …) and leading blanks; so must whoever checks the verb
   const clean = line.replace(/\xff[\xfb-\xfe][\s\S]?|\xff[\xf0-\xfa\xff]/g, "").replace(/^[ \t]+/, "");
   const m = /^(\S*)[ \t]*(.*)$/.exec(clean)!;
-  return { verb: m[1]!.toUpperCase(), arg: m[2]!.trim() };
+  // an IAC left over is no Telnet command RFC 854 defines: servers disagree on what such a
+  // line says (one drops IAC and the byte after it and reads "P\xffAORT" as PORT), so whoever
+  // checks the verb cannot know what the server will do with it
+  return { verb: m[1]!.toUpperCase(), arg: m[2]!.trim(), ambiguous: clean.includes("\xff") };
 }

@@ -264,7 +264,12 @@ export class FtpControl implements SpliceFilter {
       if (nl < 0) break;
       const line = this.#fromClient.slice(0, nl + 1);
       this.#fromClient = this.#fromClient.slice(nl + 1);
-      const { verb, arg } = splitCommand(line.replace(/\r?\n$/, ""));
+      const { verb, arg, ambiguous } = splitCommand(line.replace(/\r?\n$/, ""));
+      if (ambiguous) {
+        // never forwarded: the server might read a PORT the relay did not check
+        this.#s.socket.write("500 Command refused: a Telnet IAC byte that is no Telnet command.\r\n");
+        continue;
+      }
       if (verb === "PORT" || verb === "EPRT") {
         this.#busy = true;
         pipe.hold();

@@ -176,6 +176,18 @@ describe("FTP-aware mapping: one control mapping, data ports opened as announced
     assert.match(await readReply(control, /^504 /), /below 1024/, "no data connection to a privileged port");
   });
 
+  it("refuses a command with a stray Telnet IAC, which servers read differently (a PORT in disguise)", async () => {
+    const control = await socksConnect(stack.socksPort, stack.client, VIRTUAL_HOST, 21);
+    sockets.push(control);
+    await loginAnonymously(control);
+    control.write(Buffer.from("P\xffAORT 10,0,0,9,0,22\r\n", "latin1"));
+    assert.match(await readReply(control, /^500 /), /Telnet IAC/, "the relay refuses it itself");
+    control.write("NOOP\r\n");
+    assert.match(await readReply(control, /^200 /), /^200 /, "the session goes on");
+    const log = await ftp.readLog();
+    assert.doesNotMatch(log, /10,0,0,9/, "the server never saw it");
+  });
+
   it("carries lftp under proxychains4 in passive and in active mode", async () => {
     const passive = join(work, "lftp-pasv.bin");
     const active = join(work, "lftp-port.bin");

@@ -60,10 +60,36 @@ describe("FTP control lines an FTP-aware mapping reads", () => {
   });
 
   it("finds the verb behind blanks, tabs and Telnet commands, as servers do", () => {
-    assert.deepEqual(splitCommand("port 127,0,0,1,1,2"), { verb: "PORT", arg: "127,0,0,1,1,2" });
-    assert.deepEqual(splitCommand("  PORT\t127,0,0,1,1,2"), { verb: "PORT", arg: "127,0,0,1,1,2" });
-    assert.deepEqual(splitCommand("P\xff\xf1ORT 127,0,0,1,1,2"), { verb: "PORT", arg: "127,0,0,1,1,2" });
-    assert.deepEqual(splitCommand("\xff\xfb\x01EPRT |1|1.2.3.4|5|"), { verb: "EPRT", arg: "|1|1.2.3.4|5|" });
-    assert.deepEqual(splitCommand("PASV"), { verb: "PASV", arg: "" });
+    assert.deepEqual(splitCommand("port 127,0,0,1,1,2"), {
+      verb: "PORT",
+      arg: "127,0,0,1,1,2",
+      ambiguous: false,
+    });
+    assert.deepEqual(splitCommand("  PORT\t127,0,0,1,1,2"), {
+      verb: "PORT",
+      arg: "127,0,0,1,1,2",
+      ambiguous: false,
+    });
+    assert.deepEqual(splitCommand("P\xff\xf1ORT 127,0,0,1,1,2"), {
+      verb: "PORT",
+      arg: "127,0,0,1,1,2",
+      ambiguous: false,
+    });
+    assert.deepEqual(splitCommand("\xff\xfb\x01EPRT |1|1.2.3.4|5|"), {
+      verb: "EPRT",
+      arg: "|1|1.2.3.4|5|",
+      ambiguous: false,
+    });
+    assert.deepEqual(splitCommand("PASV"), { verb: "PASV", arg: "", ambiguous: false });
+  });
+  it("tells a line with a stray Telnet IAC apart: servers read it differently", () => {
+    assert.equal(splitCommand("P\xffAORT 10,0,0,9,200,1").ambiguous, true);
+    assert.equal(splitCommand("PORT 10,0,0,9,200,1\xff").ambiguous, true);
+    // RFC 854 commands the relay strips like a server does
+    const nop = splitCommand("P\xff\xf1ORT 10,0,0,9,200,1");
+    assert.deepEqual([nop.verb, nop.ambiguous], ["PORT", false]);
+    const option = splitCommand("\xff\xfb\x01PORT 1,2,3,4,5,6");
+    assert.deepEqual([option.verb, option.ambiguous], ["PORT", false]);
+    assert.equal(splitCommand("RETR caf\xe9.txt").ambiguous, false, "latin-1 names are fine");
   });
 });
