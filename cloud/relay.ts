@@ -16,25 +16,25 @@ import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
 import { EventHub } from "./admin/event-hub.js";
+import { startLiveFeed } from "./admin/live-feed.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
 import { FileAuditLog } from "./audit/file-audit-log.js";
-import { writeAuditLog } from "./audit-log.js";
+import { writeAuditLog } from "./audit/from-events.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
-import { startLiveFeed } from "./live-feed.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
+import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
 import { TunnelGateway } from "./tunnel/gateway.js";
 import type { CheckResult } from "./tunnel/reachability.js";
 import { AgentRegistry } from "./tunnel/registry.js";
-import { recordUsage, type UsageRecorder } from "./usage.js";
 
 export interface ListenAddress {
   readonly host: string;

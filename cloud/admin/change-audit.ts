@@ -3,8 +3,8 @@
  * from where, what changed, and the record before and after — never a secret, not even its hash.
  */
 import type { FastifyRequest } from "fastify";
-import { LIVE_EVENT } from "../live-feed.js";
 import type { AdminDeps } from "./deps.js";
+import { LIVE_EVENT } from "./live-feed.js";
 
 /** What an audit entry may show of a record: anything but secrets and their hashes. */
 export function withoutSecrets(record: object | undefined | null): Record<string, unknown> | null {

@@ -3,9 +3,9 @@
  * relay's events (a tunnel accepted or closed, a SOCKS client authenticated) and written in
  * batches, so a busy client costs one store write per period, not one per connection.
  */
-import type { Logger } from "../shared/logger.js";
-import type { RelayEvents } from "./events.js";
-import type { Store, UsageNote } from "./store/store.js";
+import type { Logger } from "../../shared/logger.js";
+import type { RelayEvents } from "../events.js";
+import type { Store, UsageNote } from "./store.js";
 
 export interface UsageRecorderOptions {
   readonly events: RelayEvents;

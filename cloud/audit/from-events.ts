@@ -8,9 +8,9 @@
  * goes to the audit trail (`GET /v1/audit`); grants stay in the log lines only, so the trail
  * does not grow with every connection.
  */
-import type { Logger } from "../shared/logger.js";
-import type { AuditLog } from "./audit/audit-log.js";
-import type { RelayEvents } from "./events.js";
+import type { Logger } from "../../shared/logger.js";
+import type { RelayEvents } from "../events.js";
+import type { AuditLog } from "./audit-log.js";
 
 /** Write audit lines (and trail entries) until the returned function is called. */
 export function writeAuditLog(events: RelayEvents, log: Logger, trail: AuditLog): () => void {

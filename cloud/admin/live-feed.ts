@@ -4,9 +4,10 @@
  * traffic sample (bytes per second and connections per location) — what a live console draws.
  * Nothing is built while nobody listens (`hub.hasSubscribers`).
  */
-import type { EventHub } from "./admin/event-hub.js";
-import type { RelayEvents } from "./events.js";
-import type { LiveConnections } from "./socks/connections.js";
+
+import type { RelayEvents } from "../events.js";
+import type { LiveConnections } from "../socks/connections.js";
+import type { EventHub } from "./event-hub.js";
 
 /** Live event types; the console and scripts match on them. */
 export const LIVE_EVENT = {
