@@ -290,7 +290,7 @@ class Session {
     } else if (host !== null && normalizeHost(host) !== normalizeHost(m.virtualHost)) {
       note = {
         code: "UP_FTP_PASV_ADDRESS_IGNORED",
-        fix: `the server announces ${host}, which clients cannot reach: PASV works only for clients that ignore the 227 address (curl, lftp, the JDK); for clients that trust it (Python's ftplib) make ${m.id} FTP-aware (protocol "ftp") so the relay rewrites it`,
+        fix: `the server's 227 names ${host}, an address on the premises, not ${m.virtualHost}: PASV works only for clients that ignore the 227 address and dial the control host (curl, lftp, the JDK); for clients that trust it (Python's ftplib) make ${m.id} FTP-aware (protocol "ftp") so the relay rewrites it`,
       };
     }
     const shown = { announced: { host, port }, coveredBy: coveredBy(c), reply: last };

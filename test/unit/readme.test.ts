@@ -8,6 +8,8 @@ import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { HTTP_STATUS_FOR_ERROR } from "../../cloud/admin/http-status.js";
+import { LIVE_EVENT } from "../../cloud/admin/live-feed.js";
+import { FTP_CHECK_CODE } from "../../cloud/ftp/check-codes.js";
 import { SOCKS5_REPLY, SOCKS5_REPLY_FOR_ERROR } from "../../cloud/socks/reply.js";
 import { ERROR_CLASSES, type ErrorCode } from "../../shared/errors.js";
 import {
@@ -170,6 +172,19 @@ describe("README.md", () => {
       assert.ok((row[4] ?? "").length > 0, `${spec.code}: meaning`);
     }
     assert.equal(rows.length, ERROR_CLASSES.length, "the error table has one row per class, no stale rows");
+  });
+
+  it("lists every FTP check code, and no other", () => {
+    const rows = table(section("The FTP check"), "code");
+    assert.deepEqual(rows.map((r) => r[0]).sort(), Object.keys(FTP_CHECK_CODE).map(code).sort());
+    for (const r of rows) assert.ok((r[1] ?? "").length > 0, `${r[0]}: meaning`);
+  });
+
+  it("lists every live event type", () => {
+    const listed = table(section("Live events"), "type")
+      .flatMap((r) => (r[0] ?? "").split(","))
+      .map((c) => c.trim());
+    assert.deepEqual(listed.sort(), Object.values(LIVE_EVENT).map(code).sort());
   });
 
   it("names only error codes that exist", () => {
