@@ -49,7 +49,8 @@ export function formatEprtCommand(host: string, port: number): string {
 export function splitCommand(line: string): { verb: string; arg: string; ambiguous: boolean } {
   // servers skip Telnet commands (IAC …) and leading blanks; so must whoever checks the verb
   const clean = line.replace(/\xff[\xfb-\xfe][\s\S]?|\xff[\xf0-\xfa\xff]/g, "").replace(/^[ \t]+/, "");
-  const m = /^(\S*)[ \t]*(.*)$/.exec(clean)!;
+  // [\s\S]: a CR (or any line separator) inside a line is part of its argument, never a crash
+  const m = /^(\S*)[ \t]*([\s\S]*)$/.exec(clean)!;
   // an IAC left over is no Telnet command RFC 854 defines: servers disagree on what such a
   // line says (one drops IAC and the byte after it and reads "P\xffAORT" as PORT), so whoever
   // checks the verb cannot know what the server will do with it

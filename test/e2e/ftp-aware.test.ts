@@ -188,6 +188,16 @@ describe("FTP-aware mapping: one control mapping, data ports opened as announced
     assert.doesNotMatch(log, /10,0,0,9/, "the server never saw it");
   });
 
+  it("carries a command line with a bare CR inside it to the server, and goes on", async () => {
+    const control = await socksConnect(stack.socksPort, stack.client, VIRTUAL_HOST, 21);
+    sockets.push(control);
+    await loginAnonymously(control);
+    control.write("NOOP\rX\r\n");
+    await readReply(control, /^\d{3} /);
+    control.write("NOOP\r\n");
+    assert.match(await readReply(control, /^200 /), /^200 /, "the relay and the session are still there");
+  });
+
   it("carries lftp under proxychains4 in passive and in active mode", async () => {
     const passive = join(work, "lftp-pasv.bin");
     const active = join(work, "lftp-port.bin");
