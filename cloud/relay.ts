@@ -177,6 +177,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     adminTokenHash,
     logger: log.child({ component: "admin" }),
     version: VERSION,
+    events,
   });
 
   const started: Array<() => Promise<void>> = [];
