@@ -104,7 +104,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const registry = new AgentRegistry();
   const connections = new LiveConnections();
   const events = relayEvents();
-  const metrics = new RelayMetrics({ agents: registry, connections, events });
+  const metrics = new RelayMetrics({ agents: registry, connections, events, registered: store });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
   const checkCredentials = new CheckCredentials();
