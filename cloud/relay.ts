@@ -23,6 +23,7 @@ import { writeAuditLog } from "./audit-log.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { createMetricsServer } from "./metrics-server.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
@@ -43,6 +44,8 @@ export interface RelayConfig {
   readonly tunnelListen: ListenAddress;
   readonly socksListen: ListenAddress;
   readonly adminListen: ListenAddress;
+  /** `GET /metrics` without the admin token, for a Prometheus scraper; none when absent. */
+  readonly metricsListen?: ListenAddress | undefined;
   readonly dataDir: string;
   /** Fixed admin token (UNDERPASS_ADMIN_TOKEN); when absent one is generated on first start. */
   readonly adminToken?: string | undefined;
@@ -71,6 +74,8 @@ export interface Relay {
   readonly tunnelAddress: AddressInfo;
   readonly socksAddress: AddressInfo;
   readonly adminAddress: AddressInfo;
+  /** Where `GET /metrics` is served without the admin token; null when it is not. */
+  readonly metricsAddress: AddressInfo | null;
   /** Set only on the start that generated the admin token: show it once. */
   readonly generatedAdminToken: string | null;
   readonly store: Store;
@@ -179,6 +184,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     version: VERSION,
     events,
   });
+  const metricsAt = config.metricsListen;
+  const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
 
   const started: Array<() => Promise<void>> = [];
   try {
@@ -188,6 +195,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     started.push(() => closeServer(socksServer));
     await admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
     started.push(() => admin.close());
+    if (metricsServer && metricsAt) {
+      await listen(metricsServer, metricsAt);
+      started.push(() => closeServer(metricsServer));
+    }
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopAudit();
@@ -202,6 +213,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     tunnelAddress: tunnelServer.address() as AddressInfo,
     socksAddress: socksServer.address() as AddressInfo,
     adminAddress: admin.server.address() as AddressInfo,
+    metricsAddress: metricsServer ? (metricsServer.address() as AddressInfo) : null,
     generatedAdminToken,
     store,
     registry,
@@ -214,7 +226,12 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       gateway.close("relay shutting down");
       tunnelServer.closeAllConnections();
       liveEvents.close();
-      await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
+      await Promise.all([
+        closeServer(tunnelServer),
+        closeServer(socksServer),
+        admin.close(),
+        ...(metricsServer ? [closeServer(metricsServer)] : []),
+      ]);
       stopAudit();
       metrics.close();
       await auditLog.close();
@@ -227,6 +244,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       tls: Boolean(config.tls),
       socks: fmt(relay.socksAddress),
       admin: fmt(relay.adminAddress),
+      ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
       dataDir: config.dataDir,
     },
     "relay listening",

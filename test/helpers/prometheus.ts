@@ -92,7 +92,7 @@ export function parseExposition(text: string): Exposition {
     const family = familyOf(out, name);
     assert.ok(family, `${where}: no TYPE announced ${name} before it`);
     const value = parseValue(valueText);
-    assert.ok(!Number.isNaN(value) || valueText === "NaN", `${where}: bad value`);
+    assert.ok(!Number.isNaN(value) || valueText.toLowerCase() === "nan", `${where}: bad value`);
     const labels = parseLabels(labelText, where);
     const key = seriesKey(name, labels);
     assert.ok(!seen.has(key), `${where}: the series appears twice`);
@@ -111,10 +111,13 @@ function familyOf(out: Exposition, sampleName: string): Family | undefined {
   return undefined;
 }
 
+/** A float as Prometheus reads it (Go's ParseFloat): NaN and Inf in any case, prom-client writes "Nan". */
 function parseValue(text: string): number {
-  if (text === "+Inf") return Number.POSITIVE_INFINITY;
-  if (text === "-Inf") return Number.NEGATIVE_INFINITY;
-  return Number(text);
+  const lower = text.toLowerCase();
+  if (lower === "nan") return Number.NaN;
+  if (lower === "+inf" || lower === "inf") return Number.POSITIVE_INFINITY;
+  if (lower === "-inf") return Number.NEGATIVE_INFINITY;
+  return /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text) ? Number(text) : Number.NaN;
 }
 
 /** `a="x",b="y\"z"` into {a: "x", b: 'y"z'}. */
