@@ -6,7 +6,8 @@ import { z } from "zod";
 import { envFlag, parseEnv, parseListen } from "../shared/env.js";
 import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import type { RelayConfig } from "./relay.js";
+import { hostProblem } from "../shared/net/host.js";
+import type { ListenAddress, RelayConfig } from "./relay.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -14,6 +15,7 @@ const relayEnv = z.object({
   UNDERPASS_TUNNEL_LISTEN: z.string().default("0.0.0.0:8443"),
   UNDERPASS_SOCKS_LISTEN: z.string().default("0.0.0.0:1080"),
   UNDERPASS_ADMIN_LISTEN: z.string().default("127.0.0.1:8081"),
+  UNDERPASS_METRICS_LISTEN: z.string().optional(),
   UNDERPASS_DATA_DIR: z.string().min(1).default("./underpass-data"),
   UNDERPASS_ADMIN_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
   UNDERPASS_TLS_CERT: z.string().optional(),
@@ -41,10 +43,19 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     );
   }
   if (e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY) checkTlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY);
+  const listeners = {
+    UNDERPASS_TUNNEL_LISTEN: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
+    UNDERPASS_SOCKS_LISTEN: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
+    UNDERPASS_ADMIN_LISTEN: parseListen(e.UNDERPASS_ADMIN_LISTEN, "UNDERPASS_ADMIN_LISTEN"),
+  };
   return {
-    tunnelListen: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
-    socksListen: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
-    adminListen: parseListen(e.UNDERPASS_ADMIN_LISTEN, "UNDERPASS_ADMIN_LISTEN"),
+    tunnelListen: listeners.UNDERPASS_TUNNEL_LISTEN,
+    socksListen: listeners.UNDERPASS_SOCKS_LISTEN,
+    adminListen: listeners.UNDERPASS_ADMIN_LISTEN,
+    metricsListen:
+      e.UNDERPASS_METRICS_LISTEN === undefined
+        ? undefined
+        : metricsListen(e.UNDERPASS_METRICS_LISTEN, listeners),
     dataDir: e.UNDERPASS_DATA_DIR,
     adminToken: e.UNDERPASS_ADMIN_TOKEN,
     tls:
@@ -60,6 +71,41 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     logger,
   };
+}
+
+const METRICS_LISTEN = "UNDERPASS_METRICS_LISTEN";
+
+/**
+ * UNDERPASS_METRICS_LISTEN, when set: `host:port` whose host is an IP address or a DNS name, on
+ * a port no other listener of the relay takes. Either mistake would otherwise stop the relay
+ * only once it tries to listen, with a system error that names no variable.
+ */
+function metricsListen(value: string, others: Readonly<Record<string, ListenAddress>>): ListenAddress {
+  const at = parseListen(value, METRICS_LISTEN);
+  const problem = hostProblem(at.host);
+  if (problem !== undefined) {
+    throw new ValidationError(`${METRICS_LISTEN}=${value}: ${problem}`, [
+      { path: METRICS_LISTEN, message: problem },
+    ]);
+  }
+  for (const [name, other] of Object.entries(others)) {
+    if (
+      at.port !== 0 &&
+      at.port === other.port &&
+      (at.host === other.host || isAnyAddress(at.host) || isAnyAddress(other.host))
+    ) {
+      const message = `port ${at.port} is taken by ${name}`;
+      throw new ValidationError(`${METRICS_LISTEN}=${value}: ${message}`, [
+        { path: METRICS_LISTEN, message },
+      ]);
+    }
+  }
+  return at;
+}
+
+/** The wildcard addresses: a listener on one takes the port on every interface. */
+function isAnyAddress(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * What happens in the relay, published once as `node:diagnostics_channel` messages: the life of
- * each SOCKS connection, the FTP control channel's decisions and the agents' tunnels. Metrics,
- * the audit log and live views subscribe; the data path only publishes.
+ * each SOCKS connection, the FTP control channel's decisions, the agents' tunnels and the admin
+ * API's refused tokens. Metrics, the audit log and live views subscribe; the data path only
+ * publishes.
  *
  * No subscriber, no cost: a publisher checks `active` before it builds a message. Bytes are
  * counted by the stream itself and published once, when the connection closes.
@@ -50,6 +51,19 @@ export interface SocksAuthFailed extends SocksPeer {
   readonly username: string;
 }
 
+/** The request was read: the handshake (greeting, authentication, request) is over. */
+export interface SocksRequested extends SocksPeer {
+  /** CMD of the request (RFC 1928 §4): 0x01 CONNECT, 0x02 BIND, 0x03 UDP ASSOCIATE. */
+  readonly command: number;
+  readonly clientId: string | null;
+  readonly location: string;
+  /** The destination as the client asked for it. */
+  readonly host: string;
+  readonly port: number;
+  /** From the accepted TCP connection to the complete request, in ms. */
+  readonly handshakeMs: number;
+}
+
 /** A request no mapping covers (CONNECT), or a BIND with no live connection to belong to. */
 export interface SocksDenied extends SocksPeer {
   readonly command: "connect" | "bind";
@@ -66,6 +80,8 @@ export interface SocksDenied extends SocksPeer {
 /** A request ended with a failure reply (the denial above included); the client is closed. */
 export interface SocksRefused extends SocksPeer {
   readonly reply: Socks5Reply;
+  /** The client's location (a reply is only sent once the client authenticated). */
+  readonly location: string;
   readonly code: ErrorCode;
   readonly message: string;
 }
@@ -202,6 +218,31 @@ export interface TunnelRoundTrip extends RelayMessage {
   readonly rttMs: number;
 }
 
+/**
+ * An OPEN on a tunnel was answered: OPEN_RESULT came back, or the open failed without one (the
+ * tunnel went away, the dial timed out). The admin API's reachability check is not published.
+ */
+export interface TunnelOpenResult extends RelayMessage {
+  readonly tunnelId: string;
+  readonly agentId: string;
+  readonly location: string;
+  /** CONNECT dials on premises; BIND listens there (SOCKS BIND, FTP active mode). */
+  readonly kind: "connect" | "bind";
+  /** From the OPEN sent to its answer or failure, in ms. */
+  readonly openMs: number;
+  /** Why it failed; null when the agent connected (CONNECT) or listens (BIND). */
+  readonly code: ErrorCode | null;
+}
+
+// ---- admin API -----------------------------------------------------------------------------
+
+/** A request to the admin API without a valid bearer token (answered 401). */
+export interface AdminAuthFailed extends RelayMessage {
+  readonly remoteAddress: string;
+  /** No or a malformed Authorization header, or a token that is not the admin token. */
+  readonly reason: "missing" | "invalid";
+}
+
 // ---- the channels --------------------------------------------------------------------------
 
 /** Channel names, stable: tools outside the relay subscribe by them. */
@@ -209,6 +250,7 @@ export const CHANNEL = {
   socksAccepted: "underpass:socks:accepted",
   socksAuthenticated: "underpass:socks:authenticated",
   socksAuthFailed: "underpass:socks:auth-failed",
+  socksRequested: "underpass:socks:requested",
   socksDenied: "underpass:socks:denied",
   socksRefused: "underpass:socks:refused",
   socksBindListening: "underpass:socks:bind-listening",
@@ -221,6 +263,8 @@ export const CHANNEL = {
   tunnelRejected: "underpass:tunnel:rejected",
   tunnelDisconnected: "underpass:tunnel:disconnected",
   tunnelRoundTrip: "underpass:tunnel:round-trip",
+  tunnelOpenResult: "underpass:tunnel:open-result",
+  adminAuthFailed: "underpass:admin:auth-failed",
 } as const;
 
 /** The message type of each channel. */
@@ -228,6 +272,7 @@ export interface EventMessages {
   socksAccepted: SocksAccepted;
   socksAuthenticated: SocksAuthenticated;
   socksAuthFailed: SocksAuthFailed;
+  socksRequested: SocksRequested;
   socksDenied: SocksDenied;
   socksRefused: SocksRefused;
   socksBindListening: SocksBindListening;
@@ -240,6 +285,8 @@ export interface EventMessages {
   tunnelRejected: TunnelRejected;
   tunnelDisconnected: TunnelDisconnected;
   tunnelRoundTrip: TunnelRoundTrip;
+  tunnelOpenResult: TunnelOpenResult;
+  adminAuthFailed: AdminAuthFailed;
 }
 export type EventKey = keyof typeof CHANNEL;
 

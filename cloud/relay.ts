@@ -24,6 +24,7 @@ import { writeAuditLog } from "./audit/from-events.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { createMetricsServer } from "./metrics-server.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
@@ -45,6 +46,8 @@ export interface RelayConfig {
   readonly tunnelListen: ListenAddress;
   readonly socksListen: ListenAddress;
   readonly adminListen: ListenAddress;
+  /** `GET /metrics` without the admin token, for a Prometheus scraper; none when absent. */
+  readonly metricsListen?: ListenAddress | undefined;
   readonly dataDir: string;
   /** Fixed admin token (UNDERPASS_ADMIN_TOKEN); when absent one is generated on first start. */
   readonly adminToken?: string | undefined;
@@ -73,6 +76,8 @@ export interface Relay {
   readonly tunnelAddress: AddressInfo;
   readonly socksAddress: AddressInfo;
   readonly adminAddress: AddressInfo;
+  /** Where `GET /metrics` is served without the admin token; null when it is not. */
+  readonly metricsAddress: AddressInfo | null;
   /** Set only on the start that generated the admin token: show it once. */
   readonly generatedAdminToken: string | null;
   readonly store: Store;
@@ -108,7 +113,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const registry = new AgentRegistry();
   const connections = new LiveConnections();
   const events = relayEvents();
-  const metrics = new RelayMetrics({ agents: registry, connections, events });
+  const metrics = new RelayMetrics({ agents: registry, connections, events, registered: store });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
   const checkCredentials = new CheckCredentials();
@@ -183,7 +188,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     adminTokenHash,
     logger: log.child({ component: "admin" }),
     version: VERSION,
+    events,
   });
+  const metricsAt = config.metricsListen;
+  const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
 
   const started: Array<() => Promise<void>> = [];
   try {
@@ -193,6 +201,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     started.push(() => closeServer(socksServer));
     await admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
     started.push(() => admin.close());
+    if (metricsServer && metricsAt) {
+      await listen(metricsServer, metricsAt);
+      started.push(() => closeServer(metricsServer));
+    }
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopAudit();
@@ -209,6 +221,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     tunnelAddress: tunnelServer.address() as AddressInfo,
     socksAddress: socksServer.address() as AddressInfo,
     adminAddress: admin.server.address() as AddressInfo,
+    metricsAddress: metricsServer ? (metricsServer.address() as AddressInfo) : null,
     generatedAdminToken,
     store,
     registry,
@@ -223,7 +236,12 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       tunnelServer.closeAllConnections();
       stopLiveFeed();
       liveEvents.close();
-      await Promise.all([closeServer(tunnelServer), closeServer(socksServer), admin.close()]);
+      await Promise.all([
+        closeServer(tunnelServer),
+        closeServer(socksServer),
+        admin.close(),
+        ...(metricsServer ? [closeServer(metricsServer)] : []),
+      ]);
       stopAudit();
       metrics.close();
       await usage.close();
@@ -237,6 +255,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       tls: Boolean(config.tls),
       socks: fmt(relay.socksAddress),
       admin: fmt(relay.adminAddress),
+      ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
       dataDir: config.dataDir,
     },
     "relay listening",

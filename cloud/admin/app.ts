@@ -10,6 +10,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { AuthError, NotFoundError, ValidationError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
+import type { AdminAuthFailed, RelayEvents } from "../events.js";
 import type { Store } from "../store/store.js";
 import { agentRoutes } from "./agents.js";
 import { auditRoutes } from "./audit.js";
@@ -33,6 +34,8 @@ export interface AdminApiOptions {
   readonly logger: Logger;
   /** Underpass version, shown by /healthz and the OpenAPI document. */
   readonly version: string;
+  /** Where a refused bearer token is published (the relay's metrics count them). */
+  readonly events?: Pick<RelayEvents, "adminAuthFailed">;
 }
 
 /** Largest request body, in bytes; the biggest legitimate body (a mapping) is well under 2 KiB. */
@@ -62,10 +65,12 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
     const token = match?.[1];
     if (token === undefined) {
+      publishAuthFailed(opts.events, req, "missing");
       reply.header("www-authenticate", 'Bearer realm="underpass"');
       throw new AuthError('missing or malformed Authorization header; expected "Bearer <admin token>"');
     }
     if (!secretMatches(token, adminTokenHash)) {
+      publishAuthFailed(opts.events, req, "invalid");
       reply.header("www-authenticate", 'Bearer realm="underpass", error="invalid_token"');
       req.log.warn({ remoteAddress: req.ip }, "admin API: wrong admin token");
       throw new AuthError("invalid admin token");
@@ -94,6 +99,15 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.register(eventRoutes, { store, deps });
   app.register(backupRoutes, { store, deps });
   return app;
+}
+
+function publishAuthFailed(
+  events: AdminApiOptions["events"],
+  req: FastifyRequest,
+  reason: AdminAuthFailed["reason"],
+): void {
+  const ch = events?.adminAuthFailed;
+  if (ch?.active) ch.publish({ relayId: ch.relayId, remoteAddress: req.ip, reason });
 }
 
 /**

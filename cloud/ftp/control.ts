@@ -352,6 +352,7 @@ export class FtpControl implements SpliceFilter {
       this.#s.internalHost,
       this.#s.internalPort,
       this.#ctx.bindTimeoutMs,
+      this.#ctx.splice.events,
     );
     if (listen instanceof UnderpassError) {
       this.#log.info({ err: listen.message }, "the agent could not listen for active-mode data");

@@ -45,6 +45,7 @@ import {
   publishBindListening,
   publishDenied,
   publishRefused,
+  publishRequested,
 } from "./publish.js";
 import { socksReplyFor } from "./reply.js";
 import { type BindTarget, resolveBind, resolveConnect } from "./resolve.js";
@@ -69,7 +70,8 @@ export class ClientConnection {
   #buf: Buffer = EMPTY;
   #principal: Principal | null = null;
   #timer: NodeJS.Timeout | null = null;
-  /** When the request was complete (performance.now(), ms). */
+  /** When the TCP connection was accepted, and when the request was complete (performance.now(), ms). */
+  #acceptedAt = 0;
   #requestAt = 0;
   readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
 
@@ -82,6 +84,7 @@ export class ClientConnection {
 
   start(): void {
     const s = this.#socket;
+    this.#acceptedAt = performance.now();
     publishAccepted(this.#o.events, s);
     s.on("data", this.#onData);
     s.on("error", ignore); // 'close' follows
@@ -153,13 +156,16 @@ export class ClientConnection {
           this.#enter("authenticating");
           this.#checkCredentials(step.credentials).catch((err: unknown) => this.#fail(toUnderpassError(err)));
           return;
-        case "request":
+        case "request": {
           this.#enter("resolving");
           this.#requestAt = performance.now();
+          const handshakeMs = this.#requestAt - this.#acceptedAt;
+          publishRequested(this.#o.events, this.#socket, this.#principal!, step.request, handshakeMs);
           this.#socket.off("data", this.#onData);
           this.#socket.pause();
           this.#serve(step.request).catch((err: unknown) => this.#fail(toUnderpassError(err)));
           return;
+        }
         default: {
           const never: never = step;
           throw new Error(`bad handshake step ${String(never)}`);
@@ -268,7 +274,7 @@ export class ClientConnection {
     timeoutMs: number,
   ): Promise<OpenResult | null> {
     if (!this.#enter("opening")) return null;
-    const opened = await openOnPremises(tunnel, kind, host, port, timeoutMs);
+    const opened = await openOnPremises(tunnel, kind, host, port, timeoutMs, this.#o.events);
     if (opened instanceof UnderpassError) {
       this.#fail(opened);
       return null;
@@ -323,7 +329,7 @@ export class ClientConnection {
       onOver: forget,
       onPeer: (peer) => this.#bindPeer(target, tunnel, opened, peer),
       onBroken: (err) => {
-        publishRefused(this.#o.events, this.#socket, SOCKS5_REPLY.HOST_UNREACHABLE, err);
+        publishRefused(this.#o.events, this.#socket, who, SOCKS5_REPLY.HOST_UNREACHABLE, err);
         if (this.#enter("closed") && !this.#socket.destroyed) {
           this.#refuse(encodeReply(SOCKS5_REPLY.HOST_UNREACHABLE));
         }
@@ -364,7 +370,8 @@ export class ClientConnection {
     this.#log.info({ code: err.code, reply, remote: this.#socket.remoteAddress }, err.message);
     if (this.#socket.destroyed) return;
     if (REPLYING_STATES.has(before)) {
-      publishRefused(this.#o.events, this.#socket, reply, err);
+      // a request was read, so the client has authenticated (state.ts)
+      publishRefused(this.#o.events, this.#socket, this.#principal!, reply, err);
       this.#refuse(encodeReply(reply));
     } else {
       this.#socket.destroy();

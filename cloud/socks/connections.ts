@@ -65,6 +65,11 @@ export class LiveConnections {
     return { up, down };
   }
 
+  /** Each live connection's location and bytes so far, up and down (metrics, when scraped). */
+  eachLiveBytes(visit: (location: string, up: number, down: number) => void): void {
+    for (const c of this.#live.values()) visit(c.location, c.stream.bytesOut, c.stream.bytesIn);
+  }
+
   /**
    * The live CONNECT a BIND of this client belongs to: its newest to `host` when there is
    * one, else its newest of all. A client is its id, or its address when authentication is off.

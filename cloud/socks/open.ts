@@ -2,10 +2,11 @@
  * The tunnel and the stream: pick a live tunnel of the location, then have its agent dial the
  * internal target (CONNECT) or listen for it (BIND). Each answers a value or a coded error.
  */
-import { NoAgentError, toUnderpassError, type UnderpassError } from "../../shared/errors.js";
-import type { OpenKind } from "../../shared/tunnel/constants.js";
+import { NoAgentError, toUnderpassError, UnderpassError } from "../../shared/errors.js";
+import { OPEN_KIND, type OpenKind } from "../../shared/tunnel/constants.js";
 import { CAPABILITY } from "../../shared/tunnel/handshake.js";
 import type { OpenResult } from "../../shared/tunnel/mux-session.js";
+import type { RelayEvents } from "../events.js";
 import type { AgentRegistry, Tunnel } from "../tunnel/registry.js";
 
 export interface TunnelWish {
@@ -32,7 +33,8 @@ export function pickTunnel(
 
 /**
  * OPEN on the tunnel and wait for OPEN_RESULT, at most `timeoutMs` (plus the session's grace).
- * The agent's refusal, the tunnel going away or the timeout come back as the coded error.
+ * The agent's refusal, the tunnel going away or the timeout come back as the coded error. With
+ * `events`, how long the answer took is published (`tunnelOpenResult`).
  */
 export async function openOnPremises(
   tunnel: Tunnel,
@@ -40,10 +42,26 @@ export async function openOnPremises(
   host: string,
   port: number,
   timeoutMs: number,
+  events: RelayEvents | null = null,
 ): Promise<OpenResult | UnderpassError> {
+  const sentAt = performance.now();
+  let result: OpenResult | UnderpassError;
   try {
-    return await tunnel.session.open(kind, host, port, timeoutMs);
+    result = await tunnel.session.open(kind, host, port, timeoutMs);
   } catch (err) {
-    return toUnderpassError(err);
+    result = toUnderpassError(err);
   }
+  const ch = events?.tunnelOpenResult;
+  if (ch?.active) {
+    ch.publish({
+      relayId: ch.relayId,
+      tunnelId: tunnel.id,
+      agentId: tunnel.agentId,
+      location: tunnel.location,
+      kind: kind === OPEN_KIND.BIND ? "bind" : "connect",
+      openMs: performance.now() - sentAt,
+      code: result instanceof UnderpassError ? result.code : null,
+    });
+  }
+  return result;
 }

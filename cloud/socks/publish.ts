@@ -7,6 +7,7 @@ import type { UnderpassError } from "../../shared/errors.js";
 import type { RelayEvents } from "../events.js";
 import type { Tunnel } from "../tunnel/registry.js";
 import type { Principal } from "./authenticate.js";
+import type { SocksRequest } from "./codec.js";
 import type { LiveConnection } from "./connections.js";
 import type { Socks5Reply } from "./reply.js";
 import type { Destination } from "./resolve.js";
@@ -42,6 +43,27 @@ export function publishAuthFailed(events: RelayEvents, socket: Socket, username:
   if (ch.active) ch.publish({ relayId: ch.relayId, ...peerOf(socket), username });
 }
 
+export function publishRequested(
+  events: RelayEvents,
+  socket: Socket,
+  who: Principal,
+  req: SocksRequest,
+  handshakeMs: number,
+): void {
+  const ch = events.socksRequested;
+  if (!ch.active) return;
+  ch.publish({
+    relayId: ch.relayId,
+    ...peerOf(socket),
+    command: req.command,
+    clientId: who.clientId,
+    location: who.location,
+    host: req.host,
+    port: req.port,
+    handshakeMs,
+  });
+}
+
 export function publishDenied(
   events: RelayEvents,
   socket: Socket,
@@ -68,13 +90,20 @@ export function publishDenied(
 export function publishRefused(
   events: RelayEvents,
   socket: Socket,
+  who: Principal,
   reply: Socks5Reply,
   err: UnderpassError,
 ): void {
   const ch = events.socksRefused;
-  if (ch.active) {
-    ch.publish({ relayId: ch.relayId, ...peerOf(socket), reply, code: err.code, message: err.message });
-  }
+  if (!ch.active) return;
+  ch.publish({
+    relayId: ch.relayId,
+    ...peerOf(socket),
+    reply,
+    location: who.location,
+    code: err.code,
+    message: err.message,
+  });
 }
 
 export function publishBindListening(

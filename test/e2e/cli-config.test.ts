@@ -171,6 +171,29 @@ describe("underpass: configuration errors and commands", () => {
     });
   }
 
+  for (const bad of [
+    "",
+    "127.0.0.1",
+    "127.0.0.1:99999",
+    "localhost:metrics",
+    "bad host!:9464",
+    "[::1:9464",
+  ]) {
+    it(`cloud with UNDERPASS_METRICS_LISTEN=${JSON.stringify(bad)}: exit 2 naming the variable, nothing created`, async () => {
+      await expectCloudRefused(work, { UNDERPASS_METRICS_LISTEN: bad }, "UNDERPASS_METRICS_LISTEN", children);
+    });
+  }
+
+  it("cloud with UNDERPASS_METRICS_LISTEN on the admin API's port: exit 2 naming both, nothing created", async () => {
+    const r = await expectCloudRefused(
+      work,
+      { UNDERPASS_ADMIN_LISTEN: "127.0.0.1:18081", UNDERPASS_METRICS_LISTEN: "0.0.0.0:18081" },
+      "UNDERPASS_METRICS_LISTEN",
+      children,
+    );
+    assert.match(r.stderr, /UNDERPASS_ADMIN_LISTEN/);
+  });
+
   it("cloud with UNDERPASS_TLS_CERT but no UNDERPASS_TLS_KEY: exit 2 naming both, nothing created", async () => {
     const r = await expectCloudRefused(
       work,

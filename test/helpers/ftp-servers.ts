@@ -249,7 +249,7 @@ export async function addPassiveRangeMapping(
  * announces, for the announcing client, once; no passive range is mapped.
  */
 export function addFtpAwareMapping(
-  stack: Stack,
+  stack: Pick<Stack, "addMapping">,
   server: Pick<FtpServerAddress, "host" | "port">,
   virtualHost: string,
   controlPort: number = server.port,

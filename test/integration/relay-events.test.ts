@@ -123,7 +123,6 @@ describe("relay events", () => {
 
   it("has no subscriber on a channel nobody listens to: no message is built", () => {
     assert.equal(stack.relay.events.socksAccepted.active, false);
-    assert.equal(stack.relay.events.ftpPassiveRewrite.active, false);
     assert.equal(stack.relay.events.socksAuthenticated.active, true, "last-used times are noted from it");
     assert.equal(stack.relay.events.socksOpened.active, true, "the audit log and the metrics listen");
   });
@@ -160,6 +159,47 @@ describe("relay events", () => {
     assert.ok(closed.durationMs >= 0);
     assert.equal(closed.error, null, "an orderly end");
     assert.equal(heard.socksRefused.length, 0);
+
+    const [requested] = heard.socksRequested;
+    assert.ok(requested);
+    assert.deepEqual(
+      [requested.command, requested.host, requested.port, requested.clientId, requested.location],
+      [0x01, "echo.corp", 7, stack.client.id, "default"],
+    );
+    assert.ok(requested.handshakeMs >= 0 && requested.handshakeMs < 10_000);
+    const [dialled] = heard.tunnelOpenResult;
+    assert.ok(dialled);
+    assert.equal(heard.tunnelOpenResult.length, 1);
+    assert.deepEqual(
+      [dialled.kind, dialled.code, dialled.tunnelId, dialled.agentId, dialled.location],
+      ["connect", null, opened.tunnelId, stack.agentId, "default"],
+    );
+    assert.ok(dialled.openMs >= 0 && dialled.openMs <= (opened.openMs ?? 0), "the dial is part of the open");
+  });
+
+  it("publishes an OPEN the agent could not serve with its code", async () => {
+    heard = listenAll();
+    const closed = await startTarget(() => {});
+    await closed.close(); // nothing listens there any more: the agent's dial is refused
+    const mapping = await stack.addMapping({
+      virtualHost: "gone.corp",
+      virtualPort: 7,
+      internalHost: "127.0.0.1",
+      internalPort: closed.port,
+    });
+    try {
+      const { reply, socket } = await socksReply(stack.socksPort, stack.client, "gone.corp", 7);
+      track(socket);
+      assert.equal(reply, 0x05);
+      await waitFor(() => heard.socksRefused.length === 1, { timeoutMs: 5_000, what: "a refused event" });
+      assert.deepEqual(
+        heard.tunnelOpenResult.map((m) => [m.kind, m.code]),
+        [["connect", "UP_ERR_CONNECTION_REFUSED"]],
+      );
+      assert.deepEqual([heard.socksRefused[0]?.reply, heard.socksRefused[0]?.location], [0x05, "default"]);
+    } finally {
+      await stack.api("DELETE", `/v1/mappings/${mapping.id}`);
+    }
   });
 
   it("publishes a denial with the nearest mappings, and the failure reply", async () => {
@@ -173,10 +213,12 @@ describe("relay events", () => {
     assert.deepEqual([denied.command, denied.host, denied.port], ["connect", "echo.corp", 8]);
     assert.equal(denied.nearest[0], "echo.corp:7");
     assert.deepEqual(
-      [heard.socksRefused[0]?.reply, heard.socksRefused[0]?.code],
-      [0x02, "UP_ERR_NOT_ALLOWED"],
+      [heard.socksRefused[0]?.reply, heard.socksRefused[0]?.code, heard.socksRefused[0]?.location],
+      [0x02, "UP_ERR_NOT_ALLOWED", "default"],
     );
     assert.equal(heard.socksOpened.length, 0);
+    assert.equal(heard.socksRequested.length, 1, "the request was read");
+    assert.equal(heard.tunnelOpenResult.length, 0, "nothing was asked of the agent");
   });
 
   it("publishes a failed authentication with the username and never the password", async () => {
@@ -197,6 +239,27 @@ describe("relay events", () => {
     assert.equal(heard.socksAuthFailed[0]?.username, stack.client.username);
     assert.ok(!JSON.stringify(heard).includes(password));
     assert.equal(heard.socksAuthenticated.length, 0);
+    assert.equal(heard.socksRequested.length, 0, "no request is read from a client that failed");
+  });
+
+  it("publishes the admin API's refused bearer tokens, never the token", async () => {
+    heard = listenAll();
+    const wrong = "not-the-admin-token-0123456789";
+    const asked = [{ authorization: `Bearer ${wrong}` }, {}, { authorization: "Basic eDp5" }];
+    for (const headers of asked) {
+      const res = await stack.relay.admin.inject({ method: "GET", url: "/v1/agents", headers });
+      assert.equal(res.statusCode, 401);
+    }
+    const ok = await stack.api("GET", "/v1/agents");
+    assert.equal(ok.status, 200);
+    const health = await stack.relay.admin.inject({ method: "GET", url: "/healthz" });
+    assert.equal(health.statusCode, 200, "a public route asks for no token");
+    assert.deepEqual(
+      heard.adminAuthFailed.map((m) => m.reason),
+      ["invalid", "missing", "missing"],
+    );
+    assert.equal(heard.adminAuthFailed[0]?.remoteAddress, "127.0.0.1");
+    assert.ok(!JSON.stringify(heard).includes(wrong));
   });
 
   it("publishes the FTP control channel's decisions: a 227 rewrite, a bounce refused, an active-mode dial", async () => {
@@ -237,6 +300,14 @@ describe("relay events", () => {
       });
       const [dial] = heard.ftpActiveDial;
       assert.ok(dial);
+      assert.deepEqual(
+        heard.tunnelOpenResult.map((m) => [m.kind, m.code]),
+        [
+          ["connect", null],
+          ["bind", null],
+        ],
+        "the agent dialled the control connection, then listened for the server's data connection",
+      );
       assert.equal(dial.outcome, "connected");
       assert.equal(dial.dialBack, `127.0.0.1:${port}`);
       const data = heard.socksOpened.find((m) => m.grant === "ftp-active-data");

@@ -7,19 +7,9 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../helpers/ports.js";
-import { ADMIN_TOKEN, type Stack, socksConnect, socksReply, startStack } from "../helpers/stack.js";
+import { scrapeText } from "../helpers/prometheus.js";
+import { type Stack, socksConnect, socksReply, startStack } from "../helpers/stack.js";
 import { readAll, startTarget, type Target } from "../helpers/targets.js";
-
-async function scrape(stack: Stack): Promise<string> {
-  const res = await stack.relay.admin.inject({
-    method: "GET",
-    url: "/metrics",
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  assert.equal(res.statusCode, 200, res.body);
-  assert.match(String(res.headers["content-type"]), /^text\/plain; version=0\.0\.4/);
-  return res.body;
-}
 
 /** The value of one sample line, `name{labels} value`; undefined when absent. */
 function sample(text: string, series: string): number | undefined {
@@ -70,7 +60,7 @@ describe("relay metrics", () => {
     // a connection's bytes are counted when both sides are done; wait for that, bounded
     const text = await waitFor(
       async () => {
-        const t = await scrape(stack);
+        const t = await scrapeText(stack);
         return sample(t, "underpass_connections") === 0 &&
           sample(t, 'underpass_bytes_total{direction="down"}') === total
           ? t
@@ -99,22 +89,26 @@ describe("relay metrics", () => {
     assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   });
 
-  it("shows the bytes of a live connection before it closes", async () => {
-    const before = sample(await scrape(stack), 'underpass_bytes_total{direction="up"}') ?? 0;
+  it("shows the bytes of a live connection before it closes, in all and in its location", async () => {
+    const byLocation = 'underpass_location_bytes_total{direction="up",location="default"}';
+    const earlier = await scrapeText(stack);
+    const before = sample(earlier, 'underpass_bytes_total{direction="up"}') ?? 0;
+    const beforeHere = sample(earlier, byLocation) ?? 0;
     const s = await socksConnect(stack.socksPort, stack.client, "echo.corp", 7);
     open.push(s);
     s.write(Buffer.alloc(5000, 0x41));
     await readAll(s, 5000);
-    const text = await scrape(stack);
+    const text = await scrapeText(stack);
     assert.equal(sample(text, "underpass_connections"), 1);
     assert.equal(sample(text, 'underpass_bytes_total{direction="up"}'), before + 5000);
+    assert.equal(sample(text, byLocation), beforeHere + 5000, "and in its location");
     s.destroy();
   });
 
   it("keeps each relay's counts to itself", async () => {
     const other = await startStack({ agent: false });
     try {
-      const text = await scrape(other);
+      const text = await scrapeText(other);
       assert.equal(sample(text, "underpass_tunnels_accepted_total"), 0);
       assert.equal(sample(text, 'underpass_bytes_total{direction="up"}'), 0);
       assert.equal(sample(text, 'underpass_socks_replies_total{reply="0"}'), undefined);
@@ -122,7 +116,7 @@ describe("relay metrics", () => {
       await other.close();
     }
     assert.equal(
-      sample(await scrape(stack), "underpass_tunnels_accepted_total"),
+      sample(await scrapeText(stack), "underpass_tunnels_accepted_total"),
       1,
       "the first relay is untouched",
     );

@@ -9,8 +9,12 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { HTTP_STATUS_FOR_ERROR } from "../../cloud/admin/http-status.js";
 import { LIVE_EVENT } from "../../cloud/admin/live-feed.js";
+import { RelayMetrics } from "../../cloud/admin/metrics.js";
+import { relayEvents } from "../../cloud/events.js";
 import { FTP_CHECK_CODE } from "../../cloud/ftp/check-codes.js";
+import { LiveConnections } from "../../cloud/socks/connections.js";
 import { SOCKS5_REPLY, SOCKS5_REPLY_FOR_ERROR } from "../../cloud/socks/reply.js";
+import { AgentRegistry } from "../../cloud/tunnel/registry.js";
 import { ERROR_CLASSES, type ErrorCode } from "../../shared/errors.js";
 import {
   DEFAULT_LIMITS,
@@ -257,6 +261,30 @@ describe("README.md", () => {
     const known = new Set(files.flatMap(envNames));
     for (const name of new Set(README.match(/UNDERPASS_[A-Z_]+/g) ?? [])) {
       assert.ok(known.has(name), `README names ${name}, which no source file reads`);
+    }
+  });
+
+  it("lists every metric the relay registers, with its type and labels, and no other", () => {
+    const metrics = new RelayMetrics(
+      { agents: new AgentRegistry(), connections: new LiveConnections(), events: relayEvents() },
+      { processMetrics: false },
+    );
+    try {
+      const rows = table(section("Metrics"), "metric").filter((r) => r[0]?.startsWith("`underpass_"));
+      const registered = metrics.registry.getMetricsAsArray();
+      for (const m of registered) {
+        const row = rowOf(rows, code(m.name), "Metrics table");
+        assert.equal(row[1], m.type, `${m.name}: type`);
+        // label names are the quoted words outside parentheses; inside are their values
+        const labels = [...(row[2] ?? "").replace(/\([^)]*\)/g, "").matchAll(/`([a-z_]+)`/g)].map(
+          (x) => x[1],
+        );
+        const actual = (m as { labelNames?: readonly string[] }).labelNames ?? [];
+        assert.deepEqual(labels.sort(), [...actual].sort(), `${m.name}: labels`);
+      }
+      assert.equal(rows.length, registered.length, "no row for a metric that does not exist");
+    } finally {
+      metrics.close();
     }
   });
 
