@@ -6,7 +6,6 @@
  */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { rangeSize } from "../../shared/net/port-range.js";
 import { checkConfig } from "../store/config-check.js";
 import type { AgentRecord, ClientRecord, ConfigData, MappingRecord } from "../store/store.js";
 import { auditChange } from "./change-audit.js";
@@ -17,12 +16,12 @@ import { now } from "./records.js";
 import { answers, json } from "./responses.js";
 import {
   description,
-  hostName,
   locationName,
   mappingAnswer,
   mappingProtocol,
+  mappingShape,
   name,
-  portSpec,
+  sameRangeLength,
 } from "./schemas.js";
 
 /** The format's name and version: an import of anything else is refused, not guessed at. */
@@ -56,25 +55,14 @@ const exportedClient = z.strictObject({
 const exportedMapping = z
   .strictObject({
     id,
-    virtualHost: hostName,
-    virtualPort: portSpec,
-    internalHost: hostName,
-    internalPort: portSpec,
+    ...mappingShape,
     location: locationName,
     protocol: mappingProtocol,
     description,
     createdAt: isoTime,
     updatedAt: isoTime,
   })
-  .superRefine((m, ctx) => {
-    if (rangeSize(m.virtualPort) !== rangeSize(m.internalPort)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["internalPort"],
-        message: "both sides of a range have the same length",
-      });
-    }
-  });
+  .superRefine(sameRangeLength);
 
 const documentShape = {
   format: z.literal(CONFIG_FORMAT, { error: `expected format "${CONFIG_FORMAT}"` }),

@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { normalizeHost, hostProblem as sharedHostProblem } from "../../shared/net/host.js";
 import { formatPortRange, type PortRange, parsePortRange, rangeSize } from "../../shared/net/port-range.js";
+import type { MappingRecord } from "../store/store.js";
 
 /** An issue as the admin API and the CLI report it: a dotted path into the input and a message. */
 export interface Issue {
@@ -158,22 +159,31 @@ export const clientCreateBody = z.strictObject({ name, location }, OBJECT).meta(
 export type ClientCreateBody = z.output<typeof clientCreateBody>;
 
 /** The fields of a mapping, validated and normalised. */
-export interface MappingFields {
-  readonly virtualHost: string;
-  readonly virtualPort: PortRange;
-  readonly internalHost: string;
-  readonly internalPort: PortRange;
-  readonly location: string;
-  readonly protocol: "tcp" | "ftp";
-  readonly description: string;
-}
+export type MappingFields = Omit<MappingRecord, "id" | "createdAt" | "updatedAt">;
 
-const mappingShape = {
+/** The routing fields of a mapping as the API takes them (hosts checked, ports parsed). */
+export const mappingShape = {
   virtualHost: hostName,
   virtualPort: portSpec,
   internalHost: hostName,
   internalPort: portSpec,
 };
+
+/** Both sides of a range have the same length; the issue is reported on `internalPort`. */
+export function sameRangeLength(
+  m: { virtualPort: PortRange; internalPort: PortRange },
+  ctx: z.RefinementCtx,
+): void {
+  const v = rangeSize(m.virtualPort);
+  const i = rangeSize(m.internalPort);
+  if (v !== i) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["internalPort"],
+      message: `covers ${i} port(s) but virtualPort covers ${v}; both sides of a range have the same length`,
+    });
+  }
+}
 
 /** `POST /v1/mappings`: both sides of a range have the same length (the issue is on `internalPort`). */
 export const mappingCreateBody = z
@@ -186,17 +196,7 @@ export const mappingCreateBody = z
     },
     OBJECT,
   )
-  .superRefine((m, ctx) => {
-    const v = rangeSize(m.virtualPort);
-    const i = rangeSize(m.internalPort);
-    if (v !== i) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["internalPort"],
-        message: `covers ${i} port(s) but virtualPort covers ${v}; both sides of a range have the same length`,
-      });
-    }
-  })
+  .superRefine(sameRangeLength)
   .meta({ id: "MappingCreate" });
 export type MappingCreateBody = z.output<typeof mappingCreateBody>;
 
