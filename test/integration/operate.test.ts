@@ -145,6 +145,8 @@ describe("operating a relay through the admin API", () => {
     assert.equal(denials.events[0].host, "svc.example");
     assert.equal(denials.events[0].port, 2101);
     assert.equal(denials.events[0].clientId, stack.client.id);
+    assert.equal(denials.events[0].remote, "127.0.0.1", "the source address");
+    assert.deepEqual(denials.events[0].nearest, ["svc.example:2100"]);
     const created = (await stack.api("GET", "/v1/audit?event=admin.mapping.created")).body.events;
     assert.deepEqual(
       created.map((e: Json) => e.after.virtualHost),
