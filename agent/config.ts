@@ -6,6 +6,7 @@ import { parseEnv } from "../shared/env.js";
 import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { parsePortRange } from "../shared/net/port-range.js";
+import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
 import type { AgentConfig } from "./agent.js";
 import { describeProxy, type ProxySettings, parseProxyUrl, usesProxy } from "./http-proxy.js";
 import { parseNoProxy } from "./no-proxy.js";
@@ -22,8 +23,8 @@ const agentEnv = z.object({
   UNDERPASS_CA: z.string().optional(),
   UNDERPASS_TUNNELS: z.coerce.number().int().min(1).max(64).default(1),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(30_000),
-  UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
-  UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
+  UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
+  UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
   UNDERPASS_RECONNECT_MAX_MS: ms.default(10_000),
   UNDERPASS_BIND_ADDRESS: z
     .string()

@@ -138,8 +138,14 @@ export const DEFAULT_LIMITS: TunnelLimits = {
 export interface SessionTimers {
   /** A PING goes out this often. */
   readonly pingIntervalMs: number;
-  /** The tunnel is dead when nothing arrives for this long. */
+  /** The tunnel is dead when nothing at all arrives for this long (from the last bytes heard). */
   readonly pingTimeoutMs: number;
 }
 
-export const DEFAULT_TIMERS: SessionTimers = { pingIntervalMs: 5_000, pingTimeoutMs: 15_000 };
+/**
+ * A silent peer (stopped process, network dropping packets) is cut 7.5 s after its last bytes,
+ * within 10 s on both sides; three ping intervals without a single frame, so one or two PINGs
+ * lost to TCP retransmission (200 ms doubling: 200 + 400 + 800 + 1600 ms) do not cut a live
+ * tunnel, and each side hears the other's PINGs and the PONGs to its own about every 1.25 s.
+ */
+export const DEFAULT_TIMERS: SessionTimers = { pingIntervalMs: 2_500, pingTimeoutMs: 7_500 };

@@ -27,6 +27,7 @@ import {
 } from "./constants.js";
 import type { Frame, OpenFrame } from "./frame.js";
 import { encodeDataFrame, encodeDataHeader, encodeFrame, FrameDecoder } from "./frame-codec.js";
+import { Heartbeat } from "./heartbeat.js";
 import { MuxStream, type StreamHost } from "./mux-stream.js";
 import { errorToOpenCode, openCodeToError } from "./open-codes.js";
 
@@ -43,6 +44,12 @@ export interface FrameTransport {
   readonly bufferedAmount: number;
   /** Close the transport; the owner then calls `session.transportClosed()`. */
   close(code: number, reason: string): void;
+  /**
+   * Optional: drop the connection at once, without a close handshake, for a peer that has gone
+   * silent (it would never answer one). What was queued is flushed to the kernel first, as far
+   * as it takes it. Without it, `close()`.
+   */
+  terminate?(): void;
 }
 
 export interface SessionOptions {
@@ -84,7 +91,6 @@ export class MuxSession implements StreamHost {
   readonly role: "relay" | "agent";
   readonly limits: TunnelLimits;
   #peerLimits: TunnelLimits = DEFAULT_LIMITS;
-  readonly #timers: SessionTimers;
   readonly #transport: FrameTransport;
   readonly #decoder: FrameDecoder;
   readonly #log: Logger;
@@ -101,9 +107,7 @@ export class MuxSession implements StreamHost {
   #closed = false;
   #congested = false;
   readonly #waiting = new Set<MuxStream>();
-  #pingTimer: NodeJS.Timeout | null = null;
-  #heard = true;
-  #silentMs = 0;
+  readonly #heartbeat: Heartbeat;
   #pingNonce = 0;
   readonly #emit = (frame: Frame): void => this.#onFrame(frame);
   readonly #onSent = (): void => this.#checkDrain();
@@ -120,7 +124,11 @@ export class MuxSession implements StreamHost {
   constructor(transport: FrameTransport, options: SessionOptions) {
     this.role = options.role;
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.#timers = options.timers ?? DEFAULT_TIMERS;
+    this.#heartbeat = new Heartbeat(
+      options.timers ?? DEFAULT_TIMERS,
+      () => this.#ping(),
+      (silentMs) => this.#silent(silentMs),
+    );
     this.#transport = transport;
     this.#log = options.logger;
     this.#highWater = options.highWaterMark ?? 4 * 1024 * 1024;
@@ -150,7 +158,7 @@ export class MuxSession implements StreamHost {
   establish(peerLimits: TunnelLimits): void {
     this.#peerLimits = peerLimits;
     this.#established = true;
-    this.#startPing();
+    this.#heartbeat.start();
   }
 
   /** Send a hello or welcome (before establishment). */
@@ -161,7 +169,7 @@ export class MuxSession implements StreamHost {
   /** Bytes from the transport, any split. */
   receive(chunk: Buffer): void {
     if (this.#closed) return;
-    this.#heard = true;
+    this.#heartbeat.heard();
     try {
       this.#decoder.push(chunk, this.#emit);
     } catch (err) {
@@ -244,14 +252,7 @@ export class MuxSession implements StreamHost {
 
   /** Send GOAWAY, close the transport and reset every stream. Idempotent. */
   close(code: GoAwayCode, reason: string): void {
-    if (this.#closed) return;
-    try {
-      this.#transport.send(encodeFrame({ type: "goaway", code, reason }));
-    } catch {
-      // the transport is already gone; the streams are reset below all the same
-    }
-    this.#teardown({ code, reason, byPeer: false });
-    this.#transport.close(4000 + code, reason.slice(0, 120));
+    this.#goAway(code, reason, false);
   }
 
   /** The transport closed under us (peer gone, network lost). */
@@ -442,29 +443,37 @@ export class MuxSession implements StreamHost {
     this.#transport.close(1000, "goaway received");
   }
 
-  #startPing(): void {
-    const { pingIntervalMs, pingTimeoutMs } = this.#timers;
-    this.#pingTimer = setInterval(() => {
-      if (this.#heard) {
-        this.#heard = false;
-        this.#silentMs = 0;
-      } else {
-        this.#silentMs += pingIntervalMs;
-        if (this.#silentMs >= pingTimeoutMs) {
-          this.close(GOAWAY_CODE.PING_TIMEOUT, `nothing heard for ${this.#silentMs} ms`);
-          return;
-        }
-      }
-      this.#pingNonce = (this.#pingNonce + 1) >>> 0;
-      this.#transport.send(encodeFrame({ type: "ping", nonce: this.#pingNonce }));
-    }, pingIntervalMs);
-    this.#pingTimer.unref();
+  /**
+   * GOAWAY, then the transport closed (`terminate`: dropped at once, for a peer that went
+   * silent and would never answer a close handshake), every stream reset.
+   */
+  #goAway(code: GoAwayCode, reason: string, terminate: boolean): void {
+    if (this.#closed) return;
+    try {
+      this.#transport.send(encodeFrame({ type: "goaway", code, reason }));
+    } catch {
+      // the transport is already gone; the streams are reset below all the same
+    }
+    this.#teardown({ code, reason, byPeer: false });
+    const t = this.#transport;
+    if (terminate && t.terminate) t.terminate();
+    else t.close(4000 + code, reason.slice(0, 120));
+  }
+
+  #ping(): void {
+    this.#pingNonce = (this.#pingNonce + 1) >>> 0;
+    this.#send({ type: "ping", nonce: this.#pingNonce });
+  }
+
+  #silent(silentMs: number): void {
+    this.#log.warn({ silentMs }, "nothing heard from the tunnel peer within the ping timeout");
+    this.#goAway(GOAWAY_CODE.PING_TIMEOUT, `nothing heard for ${silentMs} ms`, true);
   }
 
   #teardown(info: SessionCloseInfo): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#heartbeat.stop();
     const err = new TunnelClosedError(`tunnel closed: ${info.reason || "connection lost"}`);
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);

@@ -132,6 +132,12 @@ export class WebSocketTransport implements FrameTransport {
     setTimeout(() => ws.terminate(), 2_000).unref();
   }
 
+  terminate(): void {
+    // the frames corked this turn (the GOAWAY) go to the kernel, which sends them before the FIN
+    if (this.#corked) this.#uncork();
+    this.#ws.terminate();
+  }
+
   // ---- internals -------------------------------------------------------------------------
 
   #cork(): void {
