@@ -134,6 +134,14 @@ export const DEFAULT_LIMITS: TunnelLimits = {
   initialWindow: 4 * 1024 * 1024,
 };
 
+/**
+ * Bytes of control frames a session lets wait in user space for a peer that does not read them
+ * (control-queue.ts): some 80 000 PONGs (13 bytes) or 25 000 RESETs with a short reason, room
+ * for a burst of answers behind a slow link, while a peer flooding PINGs is cut once 1 MiB of
+ * PONGs wait for it.
+ */
+export const DEFAULT_MAX_QUEUED_CONTROL_BYTES = 1024 * 1024;
+
 /** Timers of a session, in milliseconds. */
 export interface SessionTimers {
   /** A PING goes out this often. */

@@ -14,7 +14,7 @@
  */
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
-import type { FrameTransport } from "./mux-session.js";
+import type { FrameTransport } from "./frame-transport.js";
 import {
   binaryHeaderSize,
   WsFrameReader,
@@ -130,6 +130,10 @@ export class WebSocketTransport implements FrameTransport {
     ws.close(code, reason);
     // a peer that does not answer the close handshake is cut off
     setTimeout(() => ws.terminate(), 2_000).unref();
+  }
+
+  flush(): void {
+    if (this.#corked) this.#uncork();
   }
 
   terminate(): void {

@@ -10,13 +10,14 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { waitFor } from "../helpers/ports.js";
 import { makeSelfSignedCert, type SelfSignedCert } from "../helpers/tls.js";
+import { connectWs as connect } from "../helpers/ws-peers.js";
 
 interface Side {
   readonly ws: WebSocket;
@@ -32,17 +33,6 @@ function side(ws: WebSocket, socket: Duplex): Side {
   const received: Buffer[] = [];
   ws.on("message", (data: Buffer) => received.push(Buffer.from(data)));
   return { ws, socket, transport, received, text: () => Buffer.concat(received).toString() };
-}
-
-/** A stock `ws` client, open, with the socket under it (what the agent hands its transport). */
-async function connect(url: string, ca?: Buffer): Promise<{ ws: WebSocket; socket: Socket }> {
-  const ws = new WebSocket(url, { perMessageDeflate: false, ...(ca ? { ca } : {}) });
-  let socket: Socket | null = null;
-  ws.on("upgrade", (res: IncomingMessage) => {
-    socket = res.socket as Socket;
-  });
-  await once(ws, "open");
-  return { ws, socket: socket! };
 }
 
 /** The `ws` these tests hold the transport to (package.json pins it exactly). */
