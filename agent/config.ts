@@ -7,6 +7,7 @@ import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { parsePortRange } from "../shared/net/port-range.js";
 import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
+import { WS_MASKINGS, type WsMasking } from "../shared/tunnel/ws-mask.js";
 import type { AgentConfig } from "./agent.js";
 import { describeProxy, type ProxySettings, parseProxyUrl, usesProxy } from "./http-proxy.js";
 import { parseNoProxy } from "./no-proxy.js";
@@ -42,6 +43,11 @@ const agentEnv = z.object({
     })
     .optional(),
   UNDERPASS_BIND_TIMEOUT_MS: ms.default(120_000),
+  UNDERPASS_WS_MASK: z
+    .enum(WS_MASKINGS, {
+      error: "must be random (a fresh masking key per frame) or zero (the all-zero key, wss only)",
+    })
+    .default("random"),
   HTTPS_PROXY: z.string().optional(),
   https_proxy: z.string().optional(),
   NO_PROXY: z.string().optional(),
@@ -79,7 +85,24 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
       maxWaitMs: e.UNDERPASS_BIND_TIMEOUT_MS,
     },
     proxy: proxyFromEnv(e, logger),
+    wsMasking: wsMaskingFromEnv(e.UNDERPASS_WS_MASK, [e.UNDERPASS_RELAY_URL]),
   };
+}
+
+/**
+ * UNDERPASS_WS_MASK: `zero` drops RFC 6455 §5.3's masking, which guards against proxies that a
+ * hostile page could steer through plaintext WebSocket bytes (§10.3); inside TLS no proxy sees
+ * them, so `zero` is accepted only when every relay URL is wss://.
+ */
+function wsMaskingFromEnv(masking: WsMasking, relayUrls: readonly string[]): WsMasking {
+  const plain = relayUrls.filter((u) => u.startsWith("ws://"));
+  if (masking === "zero" && plain.length > 0) {
+    const why = `zero masking is for wss:// tunnels only; ${plain.join(", ")} is ws://`;
+    throw new ValidationError(`UNDERPASS_WS_MASK=zero: ${why}`, [
+      { path: "UNDERPASS_WS_MASK", message: why },
+    ]);
+  }
+  return masking;
 }
 
 /** HTTPS_PROXY (or https_proxy) with NO_PROXY (or no_proxy); undefined without a proxy. */

@@ -20,6 +20,7 @@ import {
 import type { Frame } from "../shared/tunnel/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
+import type { WsMasking } from "../shared/tunnel/ws-mask.js";
 import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
 import { VERSION } from "../shared/version.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
@@ -46,6 +47,11 @@ export interface TunnelClientOptions extends OpenSettings {
   readonly welcomeTimeoutMs?: number;
   /** The HTTP CONNECT proxy towards the relay (HTTPS_PROXY, NO_PROXY); direct when unset. */
   readonly proxy?: ProxySettings | undefined;
+  /**
+   * WebSocket masking keys (RFC 6455 §5.3): fresh random ones (default), or the all-zero key,
+   * for a `wss` tunnel only (UNDERPASS_WS_MASK=zero).
+   */
+  readonly wsMasking?: WsMasking | undefined;
 }
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
@@ -55,7 +61,7 @@ const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default wait for the WELCOME, in ms: the relay's hello timeout (README, timers). */
 const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
 
-/** All-zero mask: RFC 6455 masking protects browsers' intermediaries, not an agent; ws then skips a copy. */
+/** The all-zero key, for what `ws` sends itself (close, pong) when UNDERPASS_WS_MASK=zero. */
 function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
@@ -140,7 +146,7 @@ export class TunnelClient {
         perMessageDeflate: false,
         maxPayload: this.#limits.maxFramePayload + FRAME_HEADER_SIZE + 64 * 1024,
         handshakeTimeout: handshakeMs,
-        generateMask: zeroMask,
+        ...(this.#o.wsMasking === "zero" ? { generateMask: zeroMask } : {}),
         ca: this.#o.ca,
         ...(agent ? { agent } : {}),
       });
@@ -158,7 +164,8 @@ export class TunnelClient {
         socket.setNoDelay(true);
       });
       ws.on("open", () => {
-        const opened = new MuxSession(new WebSocketTransport(ws, socket), {
+        const transport = new WebSocketTransport(ws, socket, { masking: this.#o.wsMasking ?? "random" });
+        const opened = new MuxSession(transport, {
           role: "agent",
           limits: this.#limits,
           timers: this.#o.timers ?? DEFAULT_TIMERS,

@@ -1,4 +1,8 @@
-/** The byte pipe under a session: a WebSocket in production, an in-memory pair in tests. */
+/**
+ * The byte pipe under a session: a WebSocket in production, an in-memory pair in tests. The
+ * bytes given to `send()` and `sendFrame()` are the transport's from then on: it may change
+ * them in place (a WebSocket client masks them, RFC 6455 §5.3), so give a copy of bytes you keep.
+ */
 export interface FrameTransport {
   /** Queue bytes for the peer, in order. `onSent` fires once they left user space. */
   send(data: Buffer, onSent?: () => void): void;

@@ -165,6 +165,15 @@ describe("underpass: configuration errors and commands", () => {
     await expectAgentRefused({ UNDERPASS_CA: join(REPO_ROOT, "package.json") }, "UNDERPASS_CA");
   });
 
+  it("agent with UNDERPASS_WS_MASK=zero towards a ws:// relay: exit 2 naming the variable, no connection", async () => {
+    const r = await expectAgentRefused({ UNDERPASS_WS_MASK: "zero" }, "UNDERPASS_WS_MASK");
+    assert.match(r.stderr, /wss:\/\/ tunnels only/);
+  });
+
+  it("agent with an unknown UNDERPASS_WS_MASK: exit 2 naming the variable", async () => {
+    await expectAgentRefused({ UNDERPASS_WS_MASK: "none" }, "UNDERPASS_WS_MASK");
+  });
+
   for (const bad of ["127.0.0.1:99999", "127.0.0.1", "localhost:socks"]) {
     it(`cloud with UNDERPASS_SOCKS_LISTEN=${bad}: exit 2 naming the variable, nothing created`, async () => {
       await expectCloudRefused(work, { UNDERPASS_SOCKS_LISTEN: bad }, "UNDERPASS_SOCKS_LISTEN", children);
@@ -259,22 +268,23 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
     );
   });
 
-  it("the agent trusts the relay through UNDERPASS_CA, connects over wss, and a SOCKS CONNECT works", async () => {
+  /** An agent with `env` connects to the wss relay, and a SOCKS CONNECT reaches the echo target. */
+  async function assertAgentCarries(name: string, env: Env): Promise<void> {
     assert.ok(cloud && target);
     assert.match(cloud.relayUrl, /^wss:\/\//);
-    const rec = await cloud.admin.addAgent("wss-agent");
+    const rec = await cloud.admin.addAgent(name);
     const agent = startAgentProcess({
       relayUrl: cloud.relayUrl,
       token: rec.token,
       allow: `127.0.0.1:${target.port}`,
-      env: { UNDERPASS_CA: certFile },
+      env,
       registry: children,
     });
     let s: Socket | undefined;
     try {
       const entry = await cloud.admin.waitAgentConnected(rec.id);
       assert.equal(entry.connected, true);
-      const client = await cloud.admin.addClient("wss-flow");
+      const client = await cloud.admin.addClient(`${name}-flow`);
       s = await socksConnect(cloud.ports.socks, client, "echo.corp.example", 21);
       assert.equal((await readAll(s, 21)).toString(), "220 on-premise echo\r\n");
       s.write("NOOP\r\n");
@@ -284,6 +294,14 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
       s?.destroy();
       await agent.stop();
     }
+  }
+
+  it("the agent trusts the relay through UNDERPASS_CA, connects over wss, and a SOCKS CONNECT works", async () => {
+    await assertAgentCarries("wss-agent", { UNDERPASS_CA: certFile });
+  });
+
+  it("UNDERPASS_WS_MASK=zero over wss: the relay reads the zero-keyed frames, a SOCKS CONNECT works", async () => {
+    await assertAgentCarries("zero-mask-agent", { UNDERPASS_CA: certFile, UNDERPASS_WS_MASK: "zero" });
   });
 
   it("an agent without UNDERPASS_CA refuses the self-signed relay, logs why and keeps trying", async () => {
