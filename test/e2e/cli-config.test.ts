@@ -9,10 +9,11 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { access, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ChildRegistry, formatResult, type SpawnResult, spawnBounded } from "../helpers/clients.js";
+import { waitFor } from "../helpers/ports.js";
 import {
   AdminClient,
   CLI,
@@ -48,8 +49,10 @@ function underpass(args: readonly string[], env: Env, registry: ChildRegistry): 
   });
 }
 
-/** A TCP listener that only counts the connections it receives (a relay that must not be reached). */
-async function countingServer(): Promise<{ port: number; count(): number; close(): Promise<void> }> {
+/** A TCP listener on `host` that only counts the connections it receives (a relay that must not be reached). */
+async function countingServer(
+  host = "127.0.0.1",
+): Promise<{ port: number; count(): number; close(): Promise<void> }> {
   let n = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((s) => {
@@ -58,7 +61,7 @@ async function countingServer(): Promise<{ port: number; count(): number; close(
     s.on("close", () => sockets.delete(s));
     s.on("error", () => {});
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const addr = server.address();
   assert.ok(addr !== null && typeof addr === "object");
   return {
@@ -163,6 +166,51 @@ describe("underpass: configuration errors and commands", () => {
 
   it("agent with UNDERPASS_CA naming a file that holds no certificate: exit 2 naming the variable", async () => {
     await expectAgentRefused({ UNDERPASS_CA: join(REPO_ROOT, "package.json") }, "UNDERPASS_CA");
+  });
+
+  it("agent with a ws:// relay that is not on loopback: a warning, then exit 2 naming the variable", async () => {
+    const r = await expectAgentRefused(
+      { UNDERPASS_RELAY_URL: `ws://127.0.0.1:${relay.port}/tunnel,ws://relay.example:8443/tunnel` },
+      "UNDERPASS_RELAY_URL",
+    );
+    assert.match(r.stderr, /ws:\/\/relay\.example:8443\/tunnel is ws:\/\/ to a host that is not loopback/);
+    assert.match(r.stderr, /UNDERPASS_INSECURE_TUNNEL=1/);
+    assert.match(r.stderr, /"msg":"the tunnel to these relays is not encrypted/);
+  });
+
+  it("agent with a ws:// relay that is not on loopback and UNDERPASS_INSECURE_TUNNEL=1: warns and runs", async () => {
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a !== undefined && !a.internal && a.family === "IPv4")?.address;
+    assert.ok(address, "the test needs an IPv4 address of this host that is not loopback");
+    const remote = await countingServer(address);
+    const url = `ws://${address}:${remote.port}/tunnel`;
+    const agent = startAgentProcess({
+      relayUrl: url,
+      token: "upagt_x",
+      env: { UNDERPASS_INSECURE_TUNNEL: "1" },
+      registry: children,
+    });
+    try {
+      const [warning] = await agent.waitForLog((l) =>
+        /^the tunnel to these relays is not encrypted/.test(l.msg),
+      );
+      assert.deepEqual(warning?.["relays"], [url]);
+      assert.equal(warning?.["level"], 40);
+      await waitFor(() => remote.count() > 0, { what: `the agent to dial ${url}\n${agent.describe()}` });
+      assert.ok(agent.running(), agent.describe());
+    } finally {
+      await agent.stop();
+      await remote.close();
+    }
+  });
+
+  it("agent with a list holding one bad URL: exit 2 naming the variable and the entry", async () => {
+    const r = await expectAgentRefused(
+      { UNDERPASS_RELAY_URL: `ws://127.0.0.1:${relay.port}/tunnel, https://relay.example/tunnel` },
+      "UNDERPASS_RELAY_URL",
+    );
+    assert.match(r.stderr, /"https:\/\/relay\.example\/tunnel"/);
   });
 
   it("agent with UNDERPASS_WS_MASK=zero towards a ws:// relay: exit 2 naming the variable, no connection", async () => {
