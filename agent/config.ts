@@ -12,6 +12,7 @@ import type { AgentConfig } from "./agent.js";
 import { describeProxy, type ProxySettings, parseProxyUrl, usesProxy } from "./http-proxy.js";
 import { parseNoProxy } from "./no-proxy.js";
 import { allowAll, describePolicy, parsePolicy } from "./policy.js";
+import { parsePins, type RelayPins } from "./relay-pin.js";
 import { isTls, parseRelayUrls, plaintextRemote } from "./relay-urls.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
@@ -21,6 +22,7 @@ const agentEnv = z.object({
   UNDERPASS_RELAY_URL: z.string({
     error: "is required (ws://host:8443/tunnel or wss://host:8443/tunnel, several comma-separated)",
   }),
+  UNDERPASS_RELAY_FINGERPRINT: z.string().optional(),
   UNDERPASS_INSECURE_TUNNEL: z.string().optional(),
   UNDERPASS_AGENT_TOKEN: z.string({ error: "is required (the token POST /v1/agents returned)" }).min(1),
   UNDERPASS_ALLOW: z.string().optional(),
@@ -61,6 +63,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
   const e = parseEnv(agentEnv, env);
   const relayUrls = parseRelayUrls(e.UNDERPASS_RELAY_URL, "UNDERPASS_RELAY_URL");
   checkPlaintext(relayUrls, envFlag(e.UNDERPASS_INSECURE_TUNNEL), logger);
+  const pins = pinsFromEnv(e.UNDERPASS_RELAY_FINGERPRINT, relayUrls);
   let policy = allowAll();
   if (e.UNDERPASS_ALLOW?.trim()) {
     try {
@@ -81,6 +84,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
     logger,
     tunnels: e.UNDERPASS_TUNNELS,
     ca: e.UNDERPASS_CA ? readCa(e.UNDERPASS_CA) : undefined,
+    pins,
     maxDialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     backoff: { baseMs: 250, maxMs: e.UNDERPASS_RECONNECT_MAX_MS },
@@ -108,6 +112,19 @@ function checkPlaintext(relayUrls: readonly string[], insecure: boolean, logger:
   if (insecure) return;
   const why = `${plain.join(", ")} is ws:// to a host that is not loopback: use wss://, or set UNDERPASS_INSECURE_TUNNEL=1 to allow a plaintext tunnel`;
   throw new ValidationError(`UNDERPASS_RELAY_URL: ${why}`, [{ path: "UNDERPASS_RELAY_URL", message: why }]);
+}
+
+/** UNDERPASS_RELAY_FINGERPRINT pins wss relays' certificates: it needs a wss:// URL to pin. */
+function pinsFromEnv(value: string | undefined, relayUrls: readonly string[]): RelayPins | undefined {
+  if (!value?.trim()) return undefined;
+  const pins = parsePins(value, "UNDERPASS_RELAY_FINGERPRINT");
+  if (!relayUrls.some(isTls)) {
+    const why = "pins the certificate of a wss:// relay, and UNDERPASS_RELAY_URL names none";
+    throw new ValidationError(`UNDERPASS_RELAY_FINGERPRINT ${why}`, [
+      { path: "UNDERPASS_RELAY_FINGERPRINT", message: why },
+    ]);
+  }
+  return pins;
 }
 
 /**

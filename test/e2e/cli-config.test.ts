@@ -5,7 +5,7 @@
  * with a wrong token is refused, says why and keeps trying.
  */
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
+import { randomUUID, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { access, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
@@ -213,6 +213,23 @@ describe("underpass: configuration errors and commands", () => {
     assert.match(r.stderr, /"https:\/\/relay\.example\/tunnel"/);
   });
 
+  for (const [what, value] of [
+    ["a SHA-1 fingerprint", "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"],
+    ["a fingerprint with a stray character", `${"ab".repeat(31)}zz`],
+  ] as const) {
+    it(`agent with ${what} in UNDERPASS_RELAY_FINGERPRINT: exit 2 naming the variable`, async () => {
+      const r = await expectAgentRefused(
+        { UNDERPASS_RELAY_URL: "wss://127.0.0.1:1/tunnel", UNDERPASS_RELAY_FINGERPRINT: value },
+        "UNDERPASS_RELAY_FINGERPRINT",
+      );
+      assert.match(r.stderr, /not a SHA-256 fingerprint/);
+    });
+  }
+
+  it("agent with UNDERPASS_RELAY_FINGERPRINT but no wss:// relay: exit 2 naming the variable", async () => {
+    await expectAgentRefused({ UNDERPASS_RELAY_FINGERPRINT: "ab".repeat(32) }, "UNDERPASS_RELAY_FINGERPRINT");
+  });
+
   it("agent with UNDERPASS_WS_MASK=zero towards a ws:// relay: exit 2 naming the variable, no connection", async () => {
     const r = await expectAgentRefused({ UNDERPASS_WS_MASK: "zero" }, "UNDERPASS_WS_MASK");
     assert.match(r.stderr, /wss:\/\/ tunnels only/);
@@ -347,6 +364,64 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
   it("the agent trusts the relay through UNDERPASS_CA, connects over wss, and a SOCKS CONNECT works", async () => {
     await assertAgentCarries("wss-agent", { UNDERPASS_CA: certFile });
   });
+
+  /** The relay certificate's SHA-256 fingerprint as openssl prints it: `AB:CD:…`. */
+  const fingerprint = (): string => new X509Certificate(readFileSync(certFile)).fingerprint256;
+
+  it("an agent that pins the relay's self-signed certificate connects without UNDERPASS_CA", async () => {
+    await assertAgentCarries("pinned-agent", { UNDERPASS_RELAY_FINGERPRINT: fingerprint() });
+  });
+
+  it("a pin list for a renewal overlap, lower case without colons, with UNDERPASS_CA too: connects", async () => {
+    const other = "0f".repeat(32);
+    const bare = fingerprint().replaceAll(":", "").toLowerCase();
+    await assertAgentCarries("renewal-agent", {
+      UNDERPASS_RELAY_FINGERPRINT: `${other}, ${bare}`,
+      UNDERPASS_CA: certFile,
+    });
+  });
+
+  for (const [what, env] of [
+    ["without UNDERPASS_CA", {}],
+    ["with UNDERPASS_CA, which alone would accept the relay", { UNDERPASS_CA: "ca" }],
+  ] as const) {
+    it(`an agent pinning another certificate ${what} refuses the relay, names the fingerprint it saw, keeps trying`, async () => {
+      assert.ok(cloud);
+      const rec = await cloud.admin.addAgent(`mispinned-agent-${Object.keys(env).length}`);
+      const pinned = "AB:".repeat(31) + "AB";
+      const agent = startAgentProcess({
+        relayUrl: cloud.relayUrl,
+        token: rec.token,
+        env: {
+          UNDERPASS_RELAY_FINGERPRINT: pinned,
+          UNDERPASS_RECONNECT_MAX_MS: "500",
+          ...("UNDERPASS_CA" in env ? { UNDERPASS_CA: certFile } : {}),
+        },
+        registry: children,
+      });
+      try {
+        const refusals = await agent.waitForLog(
+          (l) => l.msg === "the relay's certificate is not the pinned one",
+          {
+            count: 2,
+          },
+        );
+        const err = String(refusals[0]?.["err"]);
+        assert.ok(err.includes(`presented SHA-256 ${fingerprint()}`), err);
+        assert.ok(err.includes(`it pins ${pinned}`), err);
+        assert.equal(refusals[0]?.["code"], "UP_ERR_AUTH");
+        assert.equal(refusals[0]?.["level"], 50);
+        assert.ok(agent.running(), agent.describe());
+        assert.ok(!agent.logs().some((l) => l.msg === "tunnel up"), agent.describe());
+        assert.equal((await cloud.admin.agent(rec.id)).connected, false);
+        // the hello, and the token in it, never went to the relay that showed another certificate
+        assert.ok(!agent.logs().some((l) => l.msg === "the relay did not answer the hello"));
+        assert.ok(!agent.logs().some((l) => l.msg === "tunnel connection failed"), agent.describe());
+      } finally {
+        await agent.stop();
+      }
+    });
+  }
 
   it("UNDERPASS_WS_MASK=zero over wss: the relay reads the zero-keyed frames, a SOCKS CONNECT works", async () => {
     await assertAgentCarries("zero-mask-agent", { UNDERPASS_CA: certFile, UNDERPASS_WS_MASK: "zero" });

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { TLSSocket } from "node:tls";
+import { checkPinnedCertificate, formatFingerprint, parsePins } from "../../agent/relay-pin.js";
 import { isLoopbackUrl, parseRelayUrls, plaintextRemote } from "../../agent/relay-urls.js";
-import { ValidationError } from "../../shared/errors.js";
+import { AuthError, ValidationError } from "../../shared/errors.js";
+
+const HEX = "0123456789abcdef".repeat(4);
 
 describe("relay URLs", () => {
   it("reads one URL or several, comma-separated, blanks and repeats dropped", () => {
@@ -51,5 +55,42 @@ describe("relay URLs", () => {
       plaintextRemote(["wss://r/tunnel", "ws://127.0.0.1/tunnel", "ws://r2/tunnel", "wss://127.0.0.1/t"]),
       ["ws://r2/tunnel"],
     );
+  });
+});
+
+describe("relay certificate pins", () => {
+  it("reads SHA-256 fingerprints with or without colons, any case, several for a renewal", () => {
+    const colons = formatFingerprint(HEX);
+    assert.equal(colons, HEX.toUpperCase().match(/../g)!.join(":"));
+    const pins = parsePins(` ${colons} ,${"ff".repeat(32)},${HEX.toUpperCase()}`, "V");
+    assert.deepEqual([...pins.fingerprints], [HEX, "ff".repeat(32)]);
+  });
+
+  it("refuses what is not a SHA-256 fingerprint, naming the variable and the entry", () => {
+    for (const bad of ["ab".repeat(20), `${HEX}00`, `${HEX.slice(2)}zz`, " , ", "sha256:abc"]) {
+      assert.throws(
+        () => parsePins(bad, "UNDERPASS_RELAY_FINGERPRINT"),
+        (e: unknown) => e instanceof ValidationError && /^UNDERPASS_RELAY_FINGERPRINT: /.test(e.message),
+        bad,
+      );
+    }
+  });
+
+  it("accepts the pinned leaf and refuses another, naming the fingerprint it saw", () => {
+    const socket = (fingerprint256: string | undefined) =>
+      ({
+        getPeerCertificate: () => (fingerprint256 === undefined ? {} : { fingerprint256 }),
+      }) as unknown as TLSSocket;
+    const pins = parsePins(HEX, "V");
+    checkPinnedCertificate(socket(formatFingerprint(HEX)), pins, "wss://r/tunnel");
+    const seen = formatFingerprint("ee".repeat(32));
+    assert.throws(
+      () => checkPinnedCertificate(socket(seen), pins, "wss://r/tunnel"),
+      (e: unknown) =>
+        e instanceof AuthError &&
+        e.message.includes(`wss://r/tunnel presented SHA-256 ${seen}`) &&
+        e.message.includes(`pins ${formatFingerprint(HEX)}`),
+    );
+    assert.throws(() => checkPinnedCertificate(socket(undefined), pins, "wss://r/tunnel"), /no certificate/);
   });
 });
