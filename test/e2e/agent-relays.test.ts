@@ -86,7 +86,8 @@ describe("underpass agent with two relays in UNDERPASS_RELAY_URL", () => {
       );
       assert.equal(entry.connected, true);
     }
-    const up = agent.logs().filter((l) => l.msg === "tunnel up");
+    // the relays count a tunnel once they said welcome; the agent logs it once it heard that
+    const up = await agent.waitForLog((l) => l.msg === "tunnel up", { count: 2 * TUNNELS });
     assert.deepEqual(
       [...new Set(up.map((l) => String(l["relay"])))].sort(),
       [a.relayUrl, b.relayUrl].sort(),
@@ -97,7 +98,9 @@ describe("underpass agent with two relays in UNDERPASS_RELAY_URL", () => {
   });
 
   it("a relay that dies takes only its own tunnels: the other relay carries on, the agent redials", async () => {
-    const downBefore = agent.logs().filter((l) => l.msg === "tunnel down").length;
+    const downBefore = agent
+      .logs()
+      .filter((l) => l.msg === "tunnel down" && l["relay"] === a.relayUrl).length;
     a.kill("SIGKILL");
     await a.exited;
     await agent.waitForLog((l) => l.msg === "tunnel down" && l["relay"] === a.relayUrl, {
