@@ -1,42 +1,79 @@
 /**
- * The on-premise agent: a pool of outbound tunnels to the relay. Each tunnel reconnects on
- * its own, so losing one never stops the others.
+ * The on-premise agent: a pool of outbound tunnels to each relay (relay-pool.ts). Pools come and
+ * go at run time with `addRelay()` / `removeRelay()`; losing any tunnel never stops the others.
  */
-import { TunnelClient, type TunnelClientOptions, type TunnelState } from "./tunnel-client.js";
+import { RelayPool } from "./relay-pool.js";
+import type { TunnelClient, TunnelClientOptions } from "./tunnel-client.js";
 
-export interface AgentConfig extends TunnelClientOptions {
-  /** Tunnels kept open at once (default 1). */
+export interface AgentConfig extends Omit<TunnelClientOptions, "relayUrl"> {
+  /** The relays to keep tunnels to (UNDERPASS_RELAY_URL); each gets a pool of its own. */
+  readonly relayUrls?: readonly string[];
+  /** One relay: the same as `relayUrls: [relayUrl]`. */
+  readonly relayUrl?: string;
+  /** Tunnels kept open to each relay (default 1). */
   readonly tunnels?: number;
 }
 
 export interface Agent {
+  /** Every tunnel, of every relay. */
   readonly clients: readonly TunnelClient[];
-  /** Tunnels currently up. */
-  upCount(): number;
-  /** Resolves once at least `n` tunnels are up (bounded by `timeoutMs`). */
+  /** The relays the agent keeps tunnels to, in the order they were added. */
+  relays(): string[];
+  /** Starts a pool of tunnels to `url`; nothing when there is one already. */
+  addRelay(url: string): void;
+  /** Closes the tunnels to `url` and forgets it. */
+  removeRelay(url: string): Promise<void>;
+  /** Tunnels currently up, over all relays (or to `url`). */
+  upCount(url?: string): number;
+  /** Resolves once at least `n` tunnels are up (default: all of them), bounded by `timeoutMs`. */
   waitUp(n?: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export function startAgent(config: AgentConfig): Agent {
-  const n = Math.max(1, config.tunnels ?? 1);
+  const urls = config.relayUrls ?? (config.relayUrl === undefined ? [] : [config.relayUrl]);
+  if (urls.length === 0) throw new Error("startAgent: no relay URL");
+  const tunnels = Math.max(1, config.tunnels ?? 1);
+  const pools = new Map<string, RelayPool>();
   const listeners = new Set<() => void>();
-  const clients = Array.from({ length: n }, (_, i) => {
-    const c = new TunnelClient({ ...config, logger: config.logger.child({ tunnel: i }) });
-    c.onState = (_s: TunnelState) => {
-      for (const l of [...listeners]) l();
-    };
-    return c;
-  });
-  for (const c of clients) c.start();
-  const upCount = (): number => clients.filter((c) => c.state === "up").length;
+  const changed = (): void => {
+    for (const l of [...listeners]) l();
+  };
+  let closed = false;
+
+  const allClients = (): TunnelClient[] => [...pools.values()].flatMap((p) => p.clients);
+  const upCount = (url?: string): number =>
+    url === undefined
+      ? [...pools.values()].reduce((n, p) => n + p.upCount(), 0)
+      : (pools.get(url)?.upCount() ?? 0);
+  const addRelay = (url: string): void => {
+    if (closed || pools.has(url)) return;
+    const pool = new RelayPool(url, config, tunnels, config.logger, changed);
+    pools.set(url, pool);
+    pool.start();
+    changed();
+  };
+  for (const url of urls) addRelay(url);
+
   return {
-    clients,
+    get clients() {
+      return allClients();
+    },
+    relays: () => [...pools.keys()],
+    addRelay,
+    async removeRelay(url) {
+      const pool = pools.get(url);
+      if (pool === undefined) return;
+      pools.delete(url);
+      await pool.stop();
+      changed();
+    },
     upCount,
-    waitUp(want = n, timeoutMs = 30_000) {
+    waitUp(want, timeoutMs = 30_000) {
       return new Promise<void>((resolve, reject) => {
+        const target = (): number => want ?? pools.size * tunnels;
         const check = (): void => {
-          if (upCount() >= want) {
+          if (upCount() >= target()) {
             listeners.delete(check);
             clearTimeout(timer);
             resolve();
@@ -44,10 +81,10 @@ export function startAgent(config: AgentConfig): Agent {
         };
         const timer = setTimeout(() => {
           listeners.delete(check);
-          const refusal = clients.find((c) => c.lastRefusal)?.lastRefusal;
+          const refusal = [...pools.values()].find((p) => p.lastRefusal)?.lastRefusal;
           reject(
             new Error(
-              `agent: ${upCount()}/${want} tunnels up after ${timeoutMs} ms${refusal ? ` (${refusal})` : ""}`,
+              `agent: ${upCount()}/${target()} tunnels up after ${timeoutMs} ms${refusal ? ` (${refusal})` : ""}`,
             ),
           );
         }, timeoutMs);
@@ -56,7 +93,10 @@ export function startAgent(config: AgentConfig): Agent {
       });
     },
     async close() {
-      await Promise.all(clients.map((c) => c.stop()));
+      closed = true;
+      const all = [...pools.values()];
+      pools.clear();
+      await Promise.all(all.map((p) => p.stop()));
     },
   };
 }

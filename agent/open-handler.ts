@@ -40,14 +40,18 @@ export async function serveOpen(
   open: OpenFrame,
   settings: OpenSettings,
 ): Promise<void> {
-  const log = settings.logger.child({ streamId: stream.id, target: `${open.host}:${open.port}` });
+  const bindings = { streamId: stream.id, target: `${open.host}:${open.port}` };
+  // a refusal logs its line with the bindings and is done: a relay that floods refused OPENs
+  // (each answered and counted, mux-session.ts) costs no child logger per OPEN
+  let log: Logger | null = null;
   try {
     const decision = await settings.policy.authorize(open.host, open.port);
     if (!decision.allowed) {
-      log.warn({ reason: decision.reason }, "local policy refuses the target");
+      settings.logger.warn({ ...bindings, reason: decision.reason }, "local policy refuses the target");
       session.reject(stream, decision.error);
       return;
     }
+    log = settings.logger.child(bindings);
     switch (open.kind) {
       case OPEN_KIND.CONNECT:
         await serveConnect(session, stream, open, decision.dialHost, settings, log);
@@ -64,7 +68,7 @@ export async function serveOpen(
     }
   } catch (err) {
     const e = toUnderpassError(err);
-    log.info({ code: e.code, err: e.message }, "open failed");
+    (log ?? settings.logger).info({ ...(log ? {} : bindings), code: e.code, err: e.message }, "open failed");
     session.reject(stream, e);
   }
 }

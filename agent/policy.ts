@@ -16,7 +16,7 @@
  */
 import { lookup as dnsLookup } from "node:dns/promises";
 import { BlockList } from "node:net";
-import { HostUnreachableError, NotAllowedError, ValidationError } from "../shared/errors.js";
+import { HostUnreachableError, NotAllowedError, ValidationError, withoutStack } from "../shared/errors.js";
 import { normalizeHostName, unbracket } from "../shared/net/host.js";
 import {
   formatIp,
@@ -202,12 +202,15 @@ function allow(dialHost: string): PolicyDecision {
   return { allowed: true, dialHost };
 }
 
+/** A refusal is an answer, not a fault: its error carries no stack (shared/errors.ts). */
 function deny(reason: string, unreachable = false): PolicyDecision {
   const message = `local policy: ${reason}`;
   return {
     allowed: false,
     reason,
-    error: unreachable ? new HostUnreachableError(message) : new NotAllowedError(message),
+    error: withoutStack(() =>
+      unreachable ? new HostUnreachableError(message) : new NotAllowedError(message),
+    ),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
 import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -20,17 +21,24 @@ import {
 import type { Frame } from "../shared/tunnel/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
+import type { WsMasking } from "../shared/tunnel/ws-mask.js";
 import { WebSocketTransport } from "../shared/tunnel/ws-transport.js";
 import { VERSION } from "../shared/version.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 import { type ProxySettings, proxyAgentFor } from "./http-proxy.js";
 import { type OpenSettings, serveOpen } from "./open-handler.js";
+import { checkPinnedCertificate, type RelayPins } from "./relay-pin.js";
 
 export interface TunnelClientOptions extends OpenSettings {
   readonly relayUrl: string;
   readonly token: string;
   /** PEM of a CA to trust for wss. */
   readonly ca?: Buffer | undefined;
+  /**
+   * SHA-256 fingerprints the relay's wss certificate must have (relay-pin.ts). Without `ca`
+   * they replace CA validation (a self-signed certificate is fine); with it, both must hold.
+   */
+  readonly pins?: RelayPins | undefined;
   readonly limits?: TunnelLimits;
   readonly timers?: SessionTimers;
   readonly backoff?: BackoffOptions;
@@ -46,6 +54,11 @@ export interface TunnelClientOptions extends OpenSettings {
   readonly welcomeTimeoutMs?: number;
   /** The HTTP CONNECT proxy towards the relay (HTTPS_PROXY, NO_PROXY); direct when unset. */
   readonly proxy?: ProxySettings | undefined;
+  /**
+   * WebSocket masking keys (RFC 6455 §5.3): fresh random ones (default), or the all-zero key,
+   * for a `wss` tunnel only (UNDERPASS_WS_MASK=zero).
+   */
+  readonly wsMasking?: WsMasking | undefined;
 }
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
@@ -55,7 +68,7 @@ const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default wait for the WELCOME, in ms: the relay's hello timeout (README, timers). */
 const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
 
-/** All-zero mask: RFC 6455 masking protects browsers' intermediaries, not an agent; ws then skips a copy. */
+/** The all-zero key, for what `ws` sends itself (close, pong) when UNDERPASS_WS_MASK=zero. */
 function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
@@ -133,15 +146,20 @@ export class TunnelClient {
     this.#setState("connecting");
     return new Promise<boolean>((resolve) => {
       let established = false;
+      /** The certificate was refused: said already, the abort that follows is not news. */
+      let refused = false;
       let socket: Socket | null = null;
       const handshakeMs = this.#o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
       const agent = proxyAgentFor(this.#o.proxy, this.#o.relayUrl, handshakeMs);
+      const pins = this.#o.relayUrl.startsWith("wss://") ? this.#o.pins : undefined;
       const ws = new WebSocket(this.#o.relayUrl, {
         perMessageDeflate: false,
         maxPayload: this.#limits.maxFramePayload + FRAME_HEADER_SIZE + 64 * 1024,
         handshakeTimeout: handshakeMs,
-        generateMask: zeroMask,
+        ...(this.#o.wsMasking === "zero" ? { generateMask: zeroMask } : {}),
         ca: this.#o.ca,
+        // a pin without a CA stands instead of CA validation: the certificate is checked below
+        ...(pins !== undefined && this.#o.ca === undefined ? { rejectUnauthorized: false } : {}),
         ...(agent ? { agent } : {}),
       });
       this.#ws = ws;
@@ -156,9 +174,14 @@ export class TunnelClient {
       ws.on("upgrade", (res: IncomingMessage) => {
         socket = res.socket as Socket;
         socket.setNoDelay(true);
+        if (pins !== undefined && !this.#pinned(res.socket as TLSSocket, pins)) {
+          refused = true;
+          ws.terminate();
+        }
       });
       ws.on("open", () => {
-        const opened = new MuxSession(new WebSocketTransport(ws, socket), {
+        const transport = new WebSocketTransport(ws, socket, { masking: this.#o.wsMasking ?? "random" });
+        const opened = new MuxSession(transport, {
           role: "agent",
           limits: this.#limits,
           timers: this.#o.timers ?? DEFAULT_TIMERS,
@@ -202,6 +225,7 @@ export class TunnelClient {
         ws.terminate();
       });
       ws.on("error", (err) => {
+        if (refused) return;
         const code = err instanceof UnderpassError ? err.code : undefined;
         this.#log.warn({ err: err.message, code, url: this.#o.relayUrl }, "tunnel connection failed");
       });
@@ -210,6 +234,25 @@ export class TunnelClient {
         finish();
       });
     });
+  }
+
+  /**
+   * The relay's certificate against the pins, before any hello (and token) is sent; a mismatch
+   * is logged with the fingerprint seen, kept as the last refusal, and dialled again later.
+   */
+  #pinned(socket: TLSSocket, pins: RelayPins): boolean {
+    try {
+      checkPinnedCertificate(socket, pins, this.#o.relayUrl);
+      return true;
+    } catch (err) {
+      const e = err instanceof UnderpassError ? err : new UnderpassError(String(err));
+      this.lastRefusal = e.message;
+      this.#log.error(
+        { err: e.message, code: e.code, url: this.#o.relayUrl },
+        "the relay's certificate is not the pinned one",
+      );
+      return false;
+    }
   }
 
   /** The relay's answer to the hello; true when the tunnel is up. */

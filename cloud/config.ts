@@ -7,6 +7,7 @@ import { envFlag, parseEnv, parseListen } from "../shared/env.js";
 import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
+import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
@@ -29,8 +30,8 @@ const relayEnv = z.object({
     .string()
     .refine((v) => isIPv4(v), "must be an IPv4 address")
     .optional(),
-  UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
-  UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
+  UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
+  UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
 });
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {

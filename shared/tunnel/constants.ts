@@ -134,12 +134,26 @@ export const DEFAULT_LIMITS: TunnelLimits = {
   initialWindow: 4 * 1024 * 1024,
 };
 
+/**
+ * Bytes of control frames a session lets wait in user space for a peer that does not read them
+ * (control-queue.ts): some 80 000 PONGs (13 bytes) or 25 000 RESETs with a short reason, room
+ * for a burst of answers behind a slow link, while a peer flooding PINGs is cut once 1 MiB of
+ * PONGs wait for it.
+ */
+export const DEFAULT_MAX_QUEUED_CONTROL_BYTES = 1024 * 1024;
+
 /** Timers of a session, in milliseconds. */
 export interface SessionTimers {
   /** A PING goes out this often. */
   readonly pingIntervalMs: number;
-  /** The tunnel is dead when nothing arrives for this long. */
+  /** The tunnel is dead when nothing at all arrives for this long (from the last bytes heard). */
   readonly pingTimeoutMs: number;
 }
 
-export const DEFAULT_TIMERS: SessionTimers = { pingIntervalMs: 5_000, pingTimeoutMs: 15_000 };
+/**
+ * A silent peer (stopped process, network dropping packets) is cut 7.5 s after its last bytes,
+ * within 10 s on both sides; three ping intervals without a single frame, so one or two PINGs
+ * lost to TCP retransmission (200 ms doubling: 200 + 400 + 800 + 1600 ms) do not cut a live
+ * tunnel, and each side hears the other's PINGs and the PONGs to its own about every 1.25 s.
+ */
+export const DEFAULT_TIMERS: SessionTimers = { pingIntervalMs: 2_500, pingTimeoutMs: 7_500 };

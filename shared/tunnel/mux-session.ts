@@ -15,35 +15,28 @@ import {
 import type { Logger } from "../logger.js";
 import {
   DEFAULT_LIMITS,
+  DEFAULT_MAX_QUEUED_CONTROL_BYTES,
   DEFAULT_TIMERS,
   GOAWAY_CODE,
   type GoAwayCode,
   OPEN_CODE,
   type OpenKind,
-  RESET_CODE,
   type ResetCode,
   type SessionTimers,
   type TunnelLimits,
 } from "./constants.js";
 import type { Frame, OpenFrame } from "./frame.js";
-import { encodeDataFrame, encodeDataHeader, encodeFrame, FrameDecoder } from "./frame-codec.js";
+import { encodeFrame, FrameDecoder } from "./frame-codec.js";
+import type { FrameTransport } from "./frame-transport.js";
+import { Heartbeat } from "./heartbeat.js";
+import { publishLimit } from "./limit-events.js";
 import { MuxStream, type StreamHost } from "./mux-stream.js";
-import { errorToOpenCode, openCodeToError } from "./open-codes.js";
+import { describeOpenCode, errorToOpenCode, openCodeToError } from "./open-codes.js";
+import { type OpenResult, PendingOpens } from "./pending-opens.js";
+import { SessionWriter } from "./session-writer.js";
 
-/** The byte pipe under a session: a WebSocket in production, an in-memory pair in tests. */
-export interface FrameTransport {
-  /** Queue bytes for the peer, in order. `onSent` fires once they left user space. */
-  send(data: Buffer, onSent?: () => void): void;
-  /**
-   * Optional: queue a frame's header and its payload as one unit, the payload without a copy
-   * (a WebSocket transport makes them one WebSocket frame). Without it, two `send()`s.
-   */
-  sendFrame?(head: Buffer, payload: Buffer, onSent?: () => void): void;
-  /** Bytes queued and not yet handed to the kernel. */
-  readonly bufferedAmount: number;
-  /** Close the transport; the owner then calls `session.transportClosed()`. */
-  close(code: number, reason: string): void;
-}
+export type { FrameTransport } from "./frame-transport.js";
+export type { OpenResult } from "./pending-opens.js";
 
 export interface SessionOptions {
   readonly role: "relay" | "agent";
@@ -55,12 +48,12 @@ export interface SessionOptions {
   readonly highWaterMark?: number;
   /** DATA payloads up to this size go out in one buffer with their header (one small copy). */
   readonly copyThreshold?: number;
-}
-
-export interface OpenResult {
-  readonly stream: MuxStream;
-  readonly address: string;
-  readonly port: number;
+  /**
+   * Bytes of control frames (PONG, WINDOW_UPDATE, RESET, OPEN_RESULT, ...) that may wait in
+   * user space for the peer to read them; past it the tunnel is cut with GOAWAY
+   * `LIMIT_EXCEEDED` (default DEFAULT_MAX_QUEUED_CONTROL_BYTES, control-queue.ts).
+   */
+  readonly maxQueuedControlBytes?: number;
 }
 
 export interface SessionCloseInfo {
@@ -70,45 +63,28 @@ export interface SessionCloseInfo {
   readonly byPeer: boolean;
 }
 
-interface PendingOpen {
-  readonly stream: MuxStream;
-  readonly timer: NodeJS.Timeout;
-  resolve(result: OpenResult): void;
-  reject(err: UnderpassError): void;
-}
-
-/** Extra time the relay waits for an OPEN_RESULT beyond the dial timeout it gave the agent, in ms. */
-const OPEN_GRACE_MS = 2_000;
-
 export class MuxSession implements StreamHost {
   readonly role: "relay" | "agent";
   readonly limits: TunnelLimits;
   #peerLimits: TunnelLimits = DEFAULT_LIMITS;
-  readonly #timers: SessionTimers;
   readonly #transport: FrameTransport;
   readonly #decoder: FrameDecoder;
   readonly #log: Logger;
-  readonly #highWater: number;
-  readonly #lowWater: number;
-  readonly #copyThreshold: number;
+  readonly #out: SessionWriter;
   readonly #streams = new Map<number, MuxStream>();
-  readonly #pending = new Map<number, PendingOpen>();
+  readonly #pending = new PendingOpens();
   /** Streams the peer opened that await our accept/reject (agent side). */
   #inboundPending = 0;
   #nextId: number;
   #lastPeerId = 0;
   #established = false;
   #closed = false;
-  #congested = false;
-  readonly #waiting = new Set<MuxStream>();
-  #pingTimer: NodeJS.Timeout | null = null;
-  #heard = true;
-  #silentMs = 0;
+  readonly #heartbeat: Heartbeat;
+  #controlOverflows = 0;
   #pingNonce = 0;
   /** When the latest PING left (performance.now(), ms); 0 once its PONG came. */
   #pingSentAt = 0;
   readonly #emit = (frame: Frame): void => this.#onFrame(frame);
-  readonly #onSent = (): void => this.#checkDrain();
 
   /** Session-level frames before establishment (hello/welcome) go here. */
   onHandshake: ((frame: Frame) => void) | null = null;
@@ -124,12 +100,18 @@ export class MuxSession implements StreamHost {
   constructor(transport: FrameTransport, options: SessionOptions) {
     this.role = options.role;
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.#timers = options.timers ?? DEFAULT_TIMERS;
+    this.#heartbeat = new Heartbeat(
+      options.timers ?? DEFAULT_TIMERS,
+      () => this.#ping(),
+      (silentMs) => this.#silent(silentMs),
+    );
     this.#transport = transport;
     this.#log = options.logger;
-    this.#highWater = options.highWaterMark ?? 4 * 1024 * 1024;
-    this.#lowWater = this.#highWater >>> 1;
-    this.#copyThreshold = options.copyThreshold ?? 16 * 1024;
+    this.#out = new SessionWriter(transport, {
+      highWaterMark: options.highWaterMark ?? 4 * 1024 * 1024,
+      copyThreshold: options.copyThreshold ?? 16 * 1024,
+      maxQueuedControlBytes: options.maxQueuedControlBytes ?? DEFAULT_MAX_QUEUED_CONTROL_BYTES,
+    });
     this.#nextId = this.role === "relay" ? 1 : 2;
     this.#decoder = new FrameDecoder(this.limits);
   }
@@ -147,25 +129,33 @@ export class MuxSession implements StreamHost {
     return this.#peerLimits.maxFramePayload;
   }
   get congested(): boolean {
-    return this.#congested;
+    return this.#out.congested;
+  }
+  /** Control bytes queued for the peer and not yet handed to the kernel. */
+  get queuedControlBytes(): number {
+    return this.#out.queuedControlBytes;
+  }
+  /** How often `maxQueuedControlBytes` bit (0 or 1: it cuts the tunnel), for metrics. */
+  get controlOverflows(): number {
+    return this.#controlOverflows;
   }
 
   /** The handshake is done: streams may flow, pings start. */
   establish(peerLimits: TunnelLimits): void {
     this.#peerLimits = peerLimits;
     this.#established = true;
-    this.#startPing();
+    this.#heartbeat.start();
   }
 
   /** Send a hello or welcome (before establishment). */
   sendHandshake(frame: Frame & { type: "hello" | "welcome" }): void {
-    this.#transport.send(encodeFrame(frame));
+    this.#out.direct(encodeFrame(frame));
   }
 
   /** Bytes from the transport, any split. */
   receive(chunk: Buffer): void {
     if (this.#closed) return;
-    this.#heard = true;
+    this.#heartbeat.heard();
     try {
       this.#decoder.push(chunk, this.#emit);
     } catch (err) {
@@ -205,17 +195,9 @@ export class MuxSession implements StreamHost {
       this.limits.initialWindow,
     );
     this.#streams.set(id, stream);
-    return new Promise<OpenResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (!this.#pending.delete(id)) return;
-        stream.reset(RESET_CODE.TIMEOUT, "open timed out");
-        reject(
-          openCodeToError(OPEN_CODE.HOST_UNREACHABLE, `no answer from the agent within ${timeoutMs} ms`),
-        );
-      }, timeoutMs + OPEN_GRACE_MS);
-      this.#pending.set(id, { stream, timer, resolve, reject });
-      this.#send({ type: "open", streamId: id, kind, host, port, timeoutMs });
-    });
+    const result = this.#pending.add(stream, timeoutMs);
+    this.#send({ type: "open", streamId: id, kind, host, port, timeoutMs });
+    return result;
   }
 
   /** Agent side: the target is connected (or the BIND listener is up). */
@@ -248,14 +230,7 @@ export class MuxSession implements StreamHost {
 
   /** Send GOAWAY, close the transport and reset every stream. Idempotent. */
   close(code: GoAwayCode, reason: string): void {
-    if (this.#closed) return;
-    try {
-      this.#transport.send(encodeFrame({ type: "goaway", code, reason }));
-    } catch {
-      // the transport is already gone; the streams are reset below all the same
-    }
-    this.#teardown({ code, reason, byPeer: false });
-    this.#transport.close(4000 + code, reason.slice(0, 120));
+    this.#goAway(code, reason, false);
   }
 
   /** The transport closed under us (peer gone, network lost). */
@@ -266,16 +241,7 @@ export class MuxSession implements StreamHost {
   // ---- StreamHost ------------------------------------------------------------------------
 
   sendData(streamId: number, data: Buffer): void {
-    const t = this.#transport;
-    if (data.length <= this.#copyThreshold) {
-      t.send(encodeDataFrame(streamId, data), this.#onSent);
-    } else if (t.sendFrame) {
-      t.sendFrame(encodeDataHeader(streamId, data.length), data, this.#onSent);
-    } else {
-      t.send(encodeDataHeader(streamId, data.length));
-      t.send(data, this.#onSent);
-    }
-    if (!this.#congested && t.bufferedAmount > this.#highWater) this.#congested = true;
+    this.#out.data(streamId, data);
   }
 
   sendWindowUpdate(streamId: number, delta: number): void {
@@ -291,36 +257,47 @@ export class MuxSession implements StreamHost {
   }
 
   waitForTransport(stream: MuxStream): void {
-    this.#waiting.add(stream);
+    this.#out.wait(stream);
   }
 
   release(stream: MuxStream): void {
     this.#streams.delete(stream.id);
-    this.#waiting.delete(stream);
-    const p = this.#pending.get(stream.id);
-    if (p) {
-      this.#pending.delete(stream.id);
-      clearTimeout(p.timer);
-      p.reject(new TunnelClosedError("stream closed before it opened"));
-    }
+    this.#out.forget(stream);
+    this.#pending.take(stream.id)?.reject(new TunnelClosedError("stream closed before it opened"));
   }
 
   // ---- internals -------------------------------------------------------------------------
 
   #send(frame: Frame): void {
     if (this.#closed) return;
-    this.#transport.send(encodeFrame(frame));
+    if (!this.#out.control(encodeFrame(frame))) this.#controlOverflow(frame.type);
   }
 
-  #checkDrain(): void {
-    if (!this.#congested || this.#transport.bufferedAmount > this.#lowWater) return;
-    this.#congested = false;
-    const waiting = [...this.#waiting];
-    this.#waiting.clear();
-    for (const s of waiting) s.transportDrained();
+  /** The peer asks for more answers than it reads: cut it before they pile up. */
+  #controlOverflow(type: Frame["type"]): void {
+    this.#controlOverflows++;
+    const bound = this.#out.maxQueuedControlBytes;
+    const held = this.#out.queuedControlBytes;
+    this.#log.warn(
+      {
+        limit: "maxQueuedControlBytes",
+        bound,
+        queuedControlBytes: held,
+        bufferedAmount: this.#out.bufferedAmount,
+        frame: type,
+      },
+      "the tunnel peer does not read the control frames it is owed; closing the tunnel",
+    );
+    publishLimit({ role: this.role, limit: "maxQueuedControlBytes", bound, held });
+    this.close(
+      GOAWAY_CODE.LIMIT_EXCEEDED,
+      `more than ${bound} bytes of control frames wait for the peer to read them`,
+    );
   }
 
   #onFrame(frame: Frame): void {
+    // frames behind a GOAWAY, or behind a bound that bit, in the same read
+    if (this.#closed) return;
     if (!this.#established) {
       if (frame.type === "hello" || frame.type === "welcome" || frame.type === "goaway") {
         if (frame.type === "goaway") return this.#peerGoAway(frame.code, frame.reason);
@@ -350,12 +327,7 @@ export class MuxSession implements StreamHost {
       case "reset": {
         const s = this.#streams.get(frame.streamId);
         if (!s) return;
-        const p = this.#pending.get(s.id);
-        if (p) {
-          this.#pending.delete(s.id);
-          clearTimeout(p.timer);
-          p.reject(new TunnelClosedError(`agent reset the open: ${frame.reason}`));
-        }
+        this.#pending.take(s.id)?.reject(new TunnelClosedError(`agent reset the open: ${frame.reason}`));
         if (s.phase === "opening" && this.role === "agent") this.#inboundPending--;
         this.#streams.delete(s.id);
         s.abort(new TunnelClosedError(`stream reset by peer: ${frame.reason || "no reason"}`), frame.code);
@@ -371,7 +343,7 @@ export class MuxSession implements StreamHost {
         return;
       }
       case "ping":
-        this.#transport.send(encodeFrame({ type: "pong", nonce: frame.nonce }));
+        this.#send({ type: "pong", nonce: frame.nonce });
         return;
       case "pong":
         if (frame.nonce === this.#pingNonce && this.#pingSentAt > 0) {
@@ -426,15 +398,13 @@ export class MuxSession implements StreamHost {
     address: string,
     port: number,
   ): void {
-    const p = this.#pending.get(streamId);
+    const p = this.#pending.take(streamId);
     if (!p) {
       if (this.#streams.get(streamId)?.phase === "open") {
         throw new ProtocolError(`second open-result on stream ${streamId}`);
       }
       return; // we gave up on it (timeout, cancel) and reset it already
     }
-    this.#pending.delete(streamId);
-    clearTimeout(p.timer);
     if (code === OPEN_CODE.OK) {
       p.stream.opened();
       p.resolve({ stream: p.stream, address, port });
@@ -451,45 +421,45 @@ export class MuxSession implements StreamHost {
     this.#transport.close(1000, "goaway received");
   }
 
-  #startPing(): void {
-    const { pingIntervalMs, pingTimeoutMs } = this.#timers;
-    this.#pingTimer = setInterval(() => {
-      if (this.#heard) {
-        this.#heard = false;
-        this.#silentMs = 0;
-      } else {
-        this.#silentMs += pingIntervalMs;
-        if (this.#silentMs >= pingTimeoutMs) {
-          this.close(GOAWAY_CODE.PING_TIMEOUT, `nothing heard for ${this.#silentMs} ms`);
-          return;
-        }
-      }
-      this.#pingNonce = (this.#pingNonce + 1) >>> 0;
-      this.#pingSentAt = performance.now();
-      this.#transport.send(encodeFrame({ type: "ping", nonce: this.#pingNonce }));
-    }, pingIntervalMs);
-    this.#pingTimer.unref();
+  /**
+   * GOAWAY, then the transport closed (`terminate`: dropped at once, for a peer that went
+   * silent and would never answer a close handshake), every stream reset.
+   */
+  #goAway(code: GoAwayCode, reason: string, terminate: boolean): void {
+    if (this.#closed) return;
+    try {
+      // after what is queued, outside the bound: the last frame, whatever the peer reads
+      this.#out.direct(encodeFrame({ type: "goaway", code, reason }));
+    } catch {
+      // the transport is already gone; the streams are reset below all the same
+    }
+    this.#teardown({ code, reason, byPeer: false });
+    const t = this.#transport;
+    if (terminate && t.terminate) t.terminate();
+    else t.close(4000 + code, reason.slice(0, 120));
+  }
+
+  #ping(): void {
+    this.#pingNonce = (this.#pingNonce + 1) >>> 0;
+    this.#pingSentAt = performance.now();
+    this.#send({ type: "ping", nonce: this.#pingNonce });
+  }
+
+  #silent(silentMs: number): void {
+    this.#log.warn({ silentMs }, "nothing heard from the tunnel peer within the ping timeout");
+    this.#goAway(GOAWAY_CODE.PING_TIMEOUT, `nothing heard for ${silentMs} ms`, true);
   }
 
   #teardown(info: SessionCloseInfo): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#heartbeat.stop();
     const err = new TunnelClosedError(`tunnel closed: ${info.reason || "connection lost"}`);
-    for (const p of this.#pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.#pending.clear();
+    this.#pending.rejectAll(err);
     const streams = [...this.#streams.values()];
     this.#streams.clear();
-    this.#waiting.clear();
+    this.#out.forgetAll();
     for (const s of streams) s.abort(err, null);
     this.onClose?.(info);
   }
-}
-
-function describeOpenCode(code: number): string {
-  for (const [name, value] of Object.entries(OPEN_CODE)) if (value === code) return name.toLowerCase();
-  return `code ${code}`;
 }

@@ -97,7 +97,9 @@ export class MuxStream {
 
   /**
    * Send bytes. Returns false when the caller should pause until `onDrain`: credit ran out
-   * or the tunnel is congested. Bytes given after the end or a reset are dropped.
+   * or the tunnel is congested. Bytes given after the end or a reset are dropped. The chunk is
+   * the stream's from then on (it goes to the transport as it is, and a WebSocket client masks
+   * it in place): write a copy of bytes you keep.
    */
   write(chunk: Buffer): boolean {
     if (this.#phase === "closed" || this.#writeEnded || this.#finQueued) return false;

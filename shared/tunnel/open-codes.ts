@@ -55,3 +55,9 @@ const OPEN_CODE_FOR_ERROR: Readonly<Record<ErrorCode, OpenCode>> = {
 export function errorToOpenCode(err: UnderpassError): OpenCode {
   return OPEN_CODE_FOR_ERROR[err.code];
 }
+
+/** An OPEN_RESULT code as its name, for messages: `connection_refused`. */
+export function describeOpenCode(code: number): string {
+  for (const [name, value] of Object.entries(OPEN_CODE)) if (value === code) return name.toLowerCase();
+  return `code ${code}`;
+}

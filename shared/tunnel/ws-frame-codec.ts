@@ -15,6 +15,7 @@
  */
 import { ProtocolError } from "../errors.js";
 import { PartialBuffer } from "./partial-buffer.js";
+import { maskInPlace } from "./ws-mask.js";
 
 /** RFC 6455 §5.2 opcodes. */
 export const WS_OPCODE = {
@@ -44,11 +45,18 @@ const MAX_SAFE_LENGTH = Number.MAX_SAFE_INTEGER;
 
 /**
  * Writes the header of one final binary frame carrying `length` payload bytes into `target` at
- * `offset`; returns the header's size. With `mask`, the frame is masked with the all-zero key
- * (RFC 6455 §5.3 asks clients to mask; §10.3's reason, hostile proxies reading a browser's
- * traffic, does not apply to an agent), so the payload goes out unchanged, without a copy.
+ * `offset`; returns the header's size. With `mask` (a client's frame, RFC 6455 §5.1), the
+ * masking key `key` (a u32, big-endian on the wire) follows the length; the caller masks the
+ * payload with it (ws-mask.ts). The all-zero key leaves the payload as it is: the opt-out for a
+ * tunnel inside TLS, where §10.3's proxies see nothing to be poisoned by.
  */
-export function writeBinaryHeader(target: Buffer, offset: number, length: number, mask: boolean): number {
+export function writeBinaryHeader(
+  target: Buffer,
+  offset: number,
+  length: number,
+  mask: boolean,
+  key = 0,
+): number {
   let at = offset;
   target[at++] = FIN | WS_OPCODE.BINARY;
   const m = mask ? MASK : 0;
@@ -65,7 +73,7 @@ export function writeBinaryHeader(target: Buffer, offset: number, length: number
     at += 8;
   }
   if (mask) {
-    target.writeUInt32BE(0, at);
+    target.writeUInt32BE(key >>> 0, at);
     at += 4;
   }
   return at - offset;
@@ -214,13 +222,8 @@ export class WsFrameReader {
 
   /** XOR `piece` in place with the key, continuing where the frame's previous piece stopped. */
   #unmask(piece: Buffer): void {
-    const key = this.#mask;
-    let k = this.#maskAt;
-    for (let i = 0; i < piece.length; i++) {
-      piece[i] = piece[i]! ^ ((key >>> ((3 - (k & 3)) * 8)) & 0xff);
-      k++;
-    }
-    this.#maskAt = k & 3;
+    maskInPlace(piece, this.#mask, this.#maskAt);
+    this.#maskAt = (this.#maskAt + piece.length) & 3;
   }
 }
 

@@ -7,6 +7,10 @@
  *   emitted as `message` events of the WebSocket (the tunnel is a byte stream, so a piece is as
  *   good as a whole message) without the copy `ws` makes to join a message that spans reads;
  *   control frames (close, ping, pong) go to `ws`'s own receiver, which answers them.
+ * A client masks every frame with a fresh random key (RFC 6455 §5.3), in place: the bytes handed
+ * to `send()` and `sendFrame()` are the transport's (FrameTransport), so masking costs a pass of
+ * XOR over the payload and no copy; `{ masking: "zero" }` keeps the all-zero key, which leaves
+ * the payload as it is, for a tunnel inside TLS. A server reads masked frames, whatever the key.
  * Frames sent in one turn of the event loop are corked into one write: every socket read of a
  * poll phase (64 KiB each) leaves in one writev, uncorked in the check phase right after.
  * Where `ws` is not laid out as expected, the transport falls back to `ws.send()` and `ws`'s
@@ -14,13 +18,14 @@
  */
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
-import type { FrameTransport } from "./mux-session.js";
+import type { FrameTransport } from "./frame-transport.js";
 import {
   binaryHeaderSize,
   WsFrameReader,
   type WsReaderHandlers,
   writeBinaryHeader,
 } from "./ws-frame-codec.js";
+import { maskInPlace, maskInto, nextMaskKey, type WsMasking } from "./ws-mask.js";
 
 const SEND_OPTIONS = { binary: true, compress: false, fin: true } as const;
 
@@ -51,8 +56,10 @@ function wsInternals(
 export class WebSocketTransport implements FrameTransport {
   readonly #ws: WebSocket;
   readonly #socket: Duplex | null;
-  /** Clients mask their frames (RFC 6455 §5.1); with the all-zero key, see ws-frame-codec.ts. */
+  /** Clients mask their frames (RFC 6455 §5.1). */
   readonly #mask: boolean;
+  /** A fresh random key for every frame (§5.3), or the all-zero key (ws-frame-codec.ts). */
+  readonly #randomKeys: boolean;
   /** True when the transport writes and reads the socket itself. */
   readonly #direct: boolean;
   #corked = false;
@@ -62,12 +69,16 @@ export class WebSocketTransport implements FrameTransport {
     this.#socket?.uncork();
   };
 
-  /** `socket` is the connection under the WebSocket (TLS or TCP); without it, `ws` does everything. */
-  constructor(ws: WebSocket, socket: Duplex | null) {
+  /**
+   * `socket` is the connection under the WebSocket (TLS or TCP); without it, `ws` does
+   * everything. `masking` is a client's keys (default random); a server masks nothing.
+   */
+  constructor(ws: WebSocket, socket: Duplex | null, options: { masking?: WsMasking } = {}) {
     this.#ws = ws;
     this.#socket = socket;
     // ws documents `url` as absent on the server side of a connection
     this.#mask = Boolean(ws.url);
+    this.#randomKeys = this.#mask && (options.masking ?? "random") === "random";
     const internals = socket === null ? null : wsInternals(ws, socket);
     this.#direct = internals !== null;
     if (socket !== null && internals !== null) this.#readDirectly(socket, internals.receiver, internals.feed);
@@ -90,16 +101,19 @@ export class WebSocketTransport implements FrameTransport {
     }
     if (!this.#writable()) return;
     const n = data.length;
+    const key = this.#key();
     const size = binaryHeaderSize(n, this.#mask);
     if (n <= COPY_LIMIT) {
       const frame = Buffer.allocUnsafe(size + n);
-      writeBinaryHeader(frame, 0, n, this.#mask);
-      data.copy(frame, size);
+      writeBinaryHeader(frame, 0, n, this.#mask, key);
+      if (key === 0) data.copy(frame, size);
+      else maskInto(data, key, frame, size);
       this.#write(frame, onSent);
       return;
     }
     const header = Buffer.allocUnsafe(size);
-    writeBinaryHeader(header, 0, n, this.#mask);
+    writeBinaryHeader(header, 0, n, this.#mask, key);
+    if (key !== 0) maskInPlace(data, key);
     this.#write(header);
     this.#write(data, onSent);
   }
@@ -112,10 +126,17 @@ export class WebSocketTransport implements FrameTransport {
     }
     if (!this.#writable()) return;
     const n = head.length + payload.length;
+    const key = this.#key();
     const size = binaryHeaderSize(n, this.#mask);
     const header = Buffer.allocUnsafe(size + head.length);
-    writeBinaryHeader(header, 0, n, this.#mask);
-    head.copy(header, size);
+    writeBinaryHeader(header, 0, n, this.#mask, key);
+    if (key === 0) {
+      head.copy(header, size);
+    } else {
+      maskInto(head, key, header, size);
+      // the payload continues the frame where `head` stopped, and keeps its buffer
+      maskInPlace(payload, key, head.length);
+    }
     this.#write(header);
     this.#write(payload, onSent);
   }
@@ -132,7 +153,22 @@ export class WebSocketTransport implements FrameTransport {
     setTimeout(() => ws.terminate(), 2_000).unref();
   }
 
+  flush(): void {
+    if (this.#corked) this.#uncork();
+  }
+
+  terminate(): void {
+    // the frames corked this turn (the GOAWAY) go to the kernel, which sends them before the FIN
+    if (this.#corked) this.#uncork();
+    this.#ws.terminate();
+  }
+
   // ---- internals -------------------------------------------------------------------------
+
+  /** The masking key of the next frame: 0 for a server's frames and for the all-zero key. */
+  #key(): number {
+    return this.#randomKeys ? nextMaskKey() : 0;
+  }
 
   #cork(): void {
     const s = this.#socket;

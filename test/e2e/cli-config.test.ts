@@ -5,14 +5,15 @@
  * with a wrong token is refused, says why and keeps trying.
  */
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
+import { randomUUID, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { access, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ChildRegistry, formatResult, type SpawnResult, spawnBounded } from "../helpers/clients.js";
+import { waitFor } from "../helpers/ports.js";
 import {
   AdminClient,
   CLI,
@@ -48,8 +49,10 @@ function underpass(args: readonly string[], env: Env, registry: ChildRegistry): 
   });
 }
 
-/** A TCP listener that only counts the connections it receives (a relay that must not be reached). */
-async function countingServer(): Promise<{ port: number; count(): number; close(): Promise<void> }> {
+/** A TCP listener on `host` that only counts the connections it receives (a relay that must not be reached). */
+async function countingServer(
+  host = "127.0.0.1",
+): Promise<{ port: number; count(): number; close(): Promise<void> }> {
   let n = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((s) => {
@@ -58,7 +61,7 @@ async function countingServer(): Promise<{ port: number; count(): number; close(
     s.on("close", () => sockets.delete(s));
     s.on("error", () => {});
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const addr = server.address();
   assert.ok(addr !== null && typeof addr === "object");
   return {
@@ -163,6 +166,77 @@ describe("underpass: configuration errors and commands", () => {
 
   it("agent with UNDERPASS_CA naming a file that holds no certificate: exit 2 naming the variable", async () => {
     await expectAgentRefused({ UNDERPASS_CA: join(REPO_ROOT, "package.json") }, "UNDERPASS_CA");
+  });
+
+  it("agent with a ws:// relay that is not on loopback: a warning, then exit 2 naming the variable", async () => {
+    const r = await expectAgentRefused(
+      { UNDERPASS_RELAY_URL: `ws://127.0.0.1:${relay.port}/tunnel,ws://relay.example:8443/tunnel` },
+      "UNDERPASS_RELAY_URL",
+    );
+    assert.match(r.stderr, /ws:\/\/relay\.example:8443\/tunnel is ws:\/\/ to a host that is not loopback/);
+    assert.match(r.stderr, /UNDERPASS_INSECURE_TUNNEL=1/);
+    assert.match(r.stderr, /"msg":"the tunnel to these relays is not encrypted/);
+  });
+
+  it("agent with a ws:// relay that is not on loopback and UNDERPASS_INSECURE_TUNNEL=1: warns and runs", async () => {
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a !== undefined && !a.internal && a.family === "IPv4")?.address;
+    assert.ok(address, "the test needs an IPv4 address of this host that is not loopback");
+    const remote = await countingServer(address);
+    const url = `ws://${address}:${remote.port}/tunnel`;
+    const agent = startAgentProcess({
+      relayUrl: url,
+      token: "upagt_x",
+      env: { UNDERPASS_INSECURE_TUNNEL: "1" },
+      registry: children,
+    });
+    try {
+      const [warning] = await agent.waitForLog((l) =>
+        /^the tunnel to these relays is not encrypted/.test(l.msg),
+      );
+      assert.deepEqual(warning?.["relays"], [url]);
+      assert.equal(warning?.["level"], 40);
+      await waitFor(() => remote.count() > 0, { what: `the agent to dial ${url}\n${agent.describe()}` });
+      assert.ok(agent.running(), agent.describe());
+    } finally {
+      await agent.stop();
+      await remote.close();
+    }
+  });
+
+  it("agent with a list holding one bad URL: exit 2 naming the variable and the entry", async () => {
+    const r = await expectAgentRefused(
+      { UNDERPASS_RELAY_URL: `ws://127.0.0.1:${relay.port}/tunnel, https://relay.example/tunnel` },
+      "UNDERPASS_RELAY_URL",
+    );
+    assert.match(r.stderr, /"https:\/\/relay\.example\/tunnel"/);
+  });
+
+  for (const [what, value] of [
+    ["a SHA-1 fingerprint", "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"],
+    ["a fingerprint with a stray character", `${"ab".repeat(31)}zz`],
+  ] as const) {
+    it(`agent with ${what} in UNDERPASS_RELAY_FINGERPRINT: exit 2 naming the variable`, async () => {
+      const r = await expectAgentRefused(
+        { UNDERPASS_RELAY_URL: "wss://127.0.0.1:1/tunnel", UNDERPASS_RELAY_FINGERPRINT: value },
+        "UNDERPASS_RELAY_FINGERPRINT",
+      );
+      assert.match(r.stderr, /not a SHA-256 fingerprint/);
+    });
+  }
+
+  it("agent with UNDERPASS_RELAY_FINGERPRINT but no wss:// relay: exit 2 naming the variable", async () => {
+    await expectAgentRefused({ UNDERPASS_RELAY_FINGERPRINT: "ab".repeat(32) }, "UNDERPASS_RELAY_FINGERPRINT");
+  });
+
+  it("agent with UNDERPASS_WS_MASK=zero towards a ws:// relay: exit 2 naming the variable, no connection", async () => {
+    const r = await expectAgentRefused({ UNDERPASS_WS_MASK: "zero" }, "UNDERPASS_WS_MASK");
+    assert.match(r.stderr, /wss:\/\/ tunnels only/);
+  });
+
+  it("agent with an unknown UNDERPASS_WS_MASK: exit 2 naming the variable", async () => {
+    await expectAgentRefused({ UNDERPASS_WS_MASK: "none" }, "UNDERPASS_WS_MASK");
   });
 
   for (const bad of ["127.0.0.1:99999", "127.0.0.1", "localhost:socks"]) {
@@ -282,22 +356,23 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
     );
   });
 
-  it("the agent trusts the relay through UNDERPASS_CA, connects over wss, and a SOCKS CONNECT works", async () => {
+  /** An agent with `env` connects to the wss relay, and a SOCKS CONNECT reaches the echo target. */
+  async function assertAgentCarries(name: string, env: Env): Promise<void> {
     assert.ok(cloud && target);
     assert.match(cloud.relayUrl, /^wss:\/\//);
-    const rec = await cloud.admin.addAgent("wss-agent");
+    const rec = await cloud.admin.addAgent(name);
     const agent = startAgentProcess({
       relayUrl: cloud.relayUrl,
       token: rec.token,
       allow: `127.0.0.1:${target.port}`,
-      env: { UNDERPASS_CA: certFile },
+      env,
       registry: children,
     });
     let s: Socket | undefined;
     try {
       const entry = await cloud.admin.waitAgentConnected(rec.id);
       assert.equal(entry.connected, true);
-      const client = await cloud.admin.addClient("wss-flow");
+      const client = await cloud.admin.addClient(`${name}-flow`);
       s = await socksConnect(cloud.ports.socks, client, "echo.corp.example", 21);
       assert.equal((await readAll(s, 21)).toString(), "220 on-premise echo\r\n");
       s.write("NOOP\r\n");
@@ -307,6 +382,72 @@ describe("underpass cloud with a wss tunnel, underpass agent with UNDERPASS_CA",
       s?.destroy();
       await agent.stop();
     }
+  }
+
+  it("the agent trusts the relay through UNDERPASS_CA, connects over wss, and a SOCKS CONNECT works", async () => {
+    await assertAgentCarries("wss-agent", { UNDERPASS_CA: certFile });
+  });
+
+  /** The relay certificate's SHA-256 fingerprint as openssl prints it: `AB:CD:…`. */
+  const fingerprint = (): string => new X509Certificate(readFileSync(certFile)).fingerprint256;
+
+  it("an agent that pins the relay's self-signed certificate connects without UNDERPASS_CA", async () => {
+    await assertAgentCarries("pinned-agent", { UNDERPASS_RELAY_FINGERPRINT: fingerprint() });
+  });
+
+  it("a pin list for a renewal overlap, lower case without colons, with UNDERPASS_CA too: connects", async () => {
+    const other = "0f".repeat(32);
+    const bare = fingerprint().replaceAll(":", "").toLowerCase();
+    await assertAgentCarries("renewal-agent", {
+      UNDERPASS_RELAY_FINGERPRINT: `${other}, ${bare}`,
+      UNDERPASS_CA: certFile,
+    });
+  });
+
+  for (const [what, env] of [
+    ["without UNDERPASS_CA", {}],
+    ["with UNDERPASS_CA, which alone would accept the relay", { UNDERPASS_CA: "ca" }],
+  ] as const) {
+    it(`an agent pinning another certificate ${what} refuses the relay, names the fingerprint it saw, keeps trying`, async () => {
+      assert.ok(cloud);
+      const rec = await cloud.admin.addAgent(`mispinned-agent-${Object.keys(env).length}`);
+      const pinned = "AB:".repeat(31) + "AB";
+      const agent = startAgentProcess({
+        relayUrl: cloud.relayUrl,
+        token: rec.token,
+        env: {
+          UNDERPASS_RELAY_FINGERPRINT: pinned,
+          UNDERPASS_RECONNECT_MAX_MS: "500",
+          ...("UNDERPASS_CA" in env ? { UNDERPASS_CA: certFile } : {}),
+        },
+        registry: children,
+      });
+      try {
+        const refusals = await agent.waitForLog(
+          (l) => l.msg === "the relay's certificate is not the pinned one",
+          {
+            count: 2,
+          },
+        );
+        const err = String(refusals[0]?.["err"]);
+        assert.ok(err.includes(`presented SHA-256 ${fingerprint()}`), err);
+        assert.ok(err.includes(`it pins ${pinned}`), err);
+        assert.equal(refusals[0]?.["code"], "UP_ERR_AUTH");
+        assert.equal(refusals[0]?.["level"], 50);
+        assert.ok(agent.running(), agent.describe());
+        assert.ok(!agent.logs().some((l) => l.msg === "tunnel up"), agent.describe());
+        assert.equal((await cloud.admin.agent(rec.id)).connected, false);
+        // the hello, and the token in it, never went to the relay that showed another certificate
+        assert.ok(!agent.logs().some((l) => l.msg === "the relay did not answer the hello"));
+        assert.ok(!agent.logs().some((l) => l.msg === "tunnel connection failed"), agent.describe());
+      } finally {
+        await agent.stop();
+      }
+    });
+  }
+
+  it("UNDERPASS_WS_MASK=zero over wss: the relay reads the zero-keyed frames, a SOCKS CONNECT works", async () => {
+    await assertAgentCarries("zero-mask-agent", { UNDERPASS_CA: certFile, UNDERPASS_WS_MASK: "zero" });
   });
 
   it("an agent without UNDERPASS_CA refuses the self-signed relay, logs why and keeps trying", async () => {

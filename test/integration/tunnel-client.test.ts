@@ -5,12 +5,8 @@
  * refuses the protocol version is logged with its reason, and dialled again.
  */
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
 import { after, describe, it } from "node:test";
-import { type WebSocket, WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
 import { allowAll } from "../../agent/policy.js";
 import { TunnelClient, type TunnelState } from "../../agent/tunnel-client.js";
 import type { Logger } from "../../shared/logger.js";
@@ -19,6 +15,7 @@ import type { Frame } from "../../shared/tunnel/frame.js";
 import { encodeFrame, FrameDecoder } from "../../shared/tunnel/frame-codec.js";
 import { waitFor } from "../helpers/ports.js";
 import { captureRelayLog, type RelayLog, type RelayLogLine } from "../helpers/relay-log.js";
+import { startWsServer } from "../helpers/ws-peers.js";
 
 /** One agent connection as the scripted relay sees it. */
 interface Connection {
@@ -35,34 +32,19 @@ interface ScriptedRelay {
 
 /** A relay that accepts WebSockets and calls `answer` with every frame an agent sends. */
 async function scriptedRelay(answer: (conn: Connection, frame: Frame) => void): Promise<ScriptedRelay> {
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  const server: Server = createServer();
   const connections: Connection[] = [];
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn: Connection = { ws, frames: [] };
-      connections.push(conn);
-      const decoder = new FrameDecoder(DEFAULT_LIMITS);
-      ws.on("message", (data: Buffer) =>
-        decoder.push(data, (frame) => {
-          conn.frames.push({ frame, at: performance.now() });
-          answer(conn, frame);
-        }),
-      );
-    });
+  const server = await startWsServer((ws) => {
+    const conn: Connection = { ws, frames: [] };
+    connections.push(conn);
+    const decoder = new FrameDecoder(DEFAULT_LIMITS);
+    ws.on("message", (data: Buffer) =>
+      decoder.push(data, (frame) => {
+        conn.frames.push({ frame, at: performance.now() });
+        answer(conn, frame);
+      }),
+    );
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/tunnel`,
-    connections,
-    async close() {
-      for (const c of connections) c.ws.terminate();
-      wss.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { url: server.url, connections, close: () => server.close() };
 }
 
 /** The agent's log lines with message `msg` (the capture is a plain pino capture, whoever logs). */

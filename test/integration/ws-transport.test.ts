@@ -10,13 +10,15 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
+import { WS_MASKINGS, type WsMasking } from "../../shared/tunnel/ws-mask.js";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { waitFor } from "../helpers/ports.js";
 import { makeSelfSignedCert, type SelfSignedCert } from "../helpers/tls.js";
+import { connectWs as connect } from "../helpers/ws-peers.js";
 
 interface Side {
   readonly ws: WebSocket;
@@ -27,22 +29,11 @@ interface Side {
   text(): string;
 }
 
-function side(ws: WebSocket, socket: Duplex): Side {
-  const transport = new WebSocketTransport(ws, socket);
+function side(ws: WebSocket, socket: Duplex, masking?: WsMasking): Side {
+  const transport = new WebSocketTransport(ws, socket, masking ? { masking } : {});
   const received: Buffer[] = [];
   ws.on("message", (data: Buffer) => received.push(Buffer.from(data)));
   return { ws, socket, transport, received, text: () => Buffer.concat(received).toString() };
-}
-
-/** A stock `ws` client, open, with the socket under it (what the agent hands its transport). */
-async function connect(url: string, ca?: Buffer): Promise<{ ws: WebSocket; socket: Socket }> {
-  const ws = new WebSocket(url, { perMessageDeflate: false, ...(ca ? { ca } : {}) });
-  let socket: Socket | null = null;
-  ws.on("upgrade", (res: IncomingMessage) => {
-    socket = res.socket as Socket;
-  });
-  await once(ws, "open");
-  return { ws, socket: socket! };
 }
 
 /** The `ws` these tests hold the transport to (package.json pins it exactly). */
@@ -51,6 +42,35 @@ const WS_VERSION = (
     version: string;
   }
 ).version;
+
+/**
+ * The client frames in `raw` (what the server's socket read, before anything unmasked it):
+ * each one's masking key and its payload unmasked. RFC 6455 §5.2 layout; complete frames only.
+ */
+function clientFrames(raw: Buffer): Array<{ key: Buffer; payload: Buffer }> {
+  const out: Array<{ key: Buffer; payload: Buffer }> = [];
+  let at = 0;
+  while (at + 2 <= raw.length) {
+    assert.ok((raw[at + 1]! & 0x80) !== 0, "every client frame has the MASK bit");
+    let len = raw[at + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = raw.readUInt16BE(at + 2);
+      head = 4;
+    } else if (len === 127) {
+      len = Number(raw.readBigUInt64BE(at + 2));
+      head = 10;
+    }
+    if (at + head + 4 + len > raw.length) break;
+    const key = raw.subarray(at + head, at + head + 4);
+    const payload = Buffer.from(
+      raw.subarray(at + head + 4, at + head + 4 + len).map((b, i) => b ^ key[i & 3]!),
+    );
+    out.push({ key: Buffer.from(key), payload });
+    at += head + 4 + len;
+  }
+  return out;
+}
 
 /** Bytes of every size class: small (copied with its header), 16-bit and 64-bit lengths. */
 const PAYLOADS = [Buffer.from("hello"), Buffer.alloc(5_000, 0x61), Buffer.alloc(200_000, 0x62)];
@@ -63,13 +83,20 @@ describe("websocket transport with stock ws peers", () => {
   /** Server-side connections, as the transport or as plain `ws`, depending on the test. */
   let useTransportOnServer = true;
   const serverSides: Array<Side | WebSocket> = [];
+  /** What each server-side socket read after the upgrade, as it came, masked. */
+  const rawIns: Buffer[][] = [];
 
   before(async () => {
     wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
     server = createServer();
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // first in line, before a stock server's ws unmasks the bytes in place (the transport on
+      // the server side takes the socket only when ws's listener is its one reader)
+      const raw: Buffer[] = [Buffer.from(head)];
+      if (!useTransportOnServer) socket.on("data", (chunk: Buffer) => raw.push(Buffer.from(chunk)));
       wss.handleUpgrade(req, socket, head, (ws) => {
         serverSides.push(useTransportOnServer ? side(ws, socket) : ws);
+        rawIns.push(raw);
       });
     });
     server.listen(0, "127.0.0.1");
@@ -116,30 +143,47 @@ describe("websocket transport with stock ws peers", () => {
     assert.equal(reason.toString(), "client done");
   });
 
-  it("writes zero-masked frames a stock server reads, and closes with its code", async () => {
-    useTransportOnServer = false;
-    const before = serverSides.length;
-    const { ws, socket } = await connect(url);
-    const c = side(ws, socket);
-    await waitFor(() => serverSides.length === before + 1, { what: "the server side" });
-    const stock = serverSides[before] as WebSocket;
-    const got: Buffer[] = [];
-    stock.on("message", (d: Buffer) => got.push(Buffer.from(d)));
-    for (const p of PAYLOADS) c.transport.send(p);
-    await waitFor(() => Buffer.concat(got).length === ALL.length, { what: "the client's bytes" });
-    assert.equal(Buffer.concat(got).toString(), ALL);
+  for (const masking of WS_MASKINGS) {
+    it(`writes frames masked with ${masking} keys that a stock server reads, and closes with its code`, async () => {
+      useTransportOnServer = false;
+      const before = serverSides.length;
+      const { ws, socket } = await connect(url);
+      const c = side(ws, socket, masking);
+      await waitFor(() => serverSides.length === before + 1, { what: "the server side" });
+      const stock = serverSides[before] as WebSocket;
+      const got: Buffer[] = [];
+      stock.on("message", (d: Buffer) => got.push(Buffer.from(d)));
+      // copies: the transport masks what it is given in place
+      for (const p of PAYLOADS) c.transport.send(Buffer.from(p));
+      c.transport.sendFrame(Buffer.from("head:"), Buffer.alloc(70_000, 0x63));
+      const expected = `${ALL}head:${"c".repeat(70_000)}`;
+      await waitFor(() => Buffer.concat(got).length === expected.length, { what: "the client's bytes" });
+      assert.equal(Buffer.concat(got).toString(), expected);
 
-    for (const p of PAYLOADS) stock.send(p);
-    await waitFor(() => c.text().length === ALL.length, { what: "the server's bytes" });
-    assert.equal(c.text(), ALL);
+      // on the wire: one key per frame, fresh and never zero with random keys, zero otherwise
+      const frames = clientFrames(Buffer.concat(rawIns[before]!));
+      assert.equal(frames.length, PAYLOADS.length + 1);
+      assert.equal(Buffer.concat(frames.map((f) => f.payload)).toString(), expected);
+      const keys = new Set(frames.map((f) => f.key.toString("hex")));
+      if (masking === "random") {
+        assert.equal(keys.size, frames.length, `a fresh key for every frame: ${[...keys]}`);
+        assert.ok(!keys.has("00000000"), "no all-zero key");
+      } else {
+        assert.deepEqual([...keys], ["00000000"]);
+      }
 
-    const closed = once(stock, "close");
-    c.transport.close(4001, "goaway sent");
-    const [code, reason] = (await closed) as [number, Buffer];
-    assert.equal(code, 4001);
-    assert.equal(reason.toString(), "goaway sent");
-    await once(ws, "close");
-  });
+      for (const p of PAYLOADS) stock.send(p);
+      await waitFor(() => c.text().length === ALL.length, { what: "the server's bytes" });
+      assert.equal(c.text(), ALL);
+
+      const closed = once(stock, "close");
+      c.transport.close(4001, "goaway sent");
+      const [code, reason] = (await closed) as [number, Buffer];
+      assert.equal(code, 4001);
+      assert.equal(reason.toString(), "goaway sent");
+      await once(ws, "close");
+    });
+  }
 
   it("cuts off a peer that breaks the framing", async () => {
     useTransportOnServer = true;
@@ -217,7 +261,8 @@ for (const scheme of ["ws", "wss"] as const) {
             "ws's own socket listener no longer reads the socket",
           );
         }
-        for (const p of PAYLOADS) client.transport.send(p);
+        // copies: the client masks what it is given in place
+        for (const p of PAYLOADS) client.transport.send(Buffer.from(p));
         await waitFor(() => server.text().length === ALL.length, { what: "the client's bytes" });
         assert.equal(server.text(), ALL);
         for (const p of PAYLOADS) server.transport.send(p);

@@ -8,7 +8,7 @@ import {
   RESET_CODE,
   type ResetCode,
 } from "../../shared/tunnel/constants.js";
-import { encodeDataHeader } from "../../shared/tunnel/frame-codec.js";
+import { encodeDataHeader, encodeFrame } from "../../shared/tunnel/frame-codec.js";
 import type { MuxStream, StreamHandlers } from "../../shared/tunnel/mux-stream.js";
 import { memoryPair } from "../helpers/memory-pair.js";
 
@@ -254,5 +254,42 @@ describe("mux session", () => {
     assert.equal(relay.closed || agent.closed, false, "the tunnel is up");
     assert.equal(relay.streamCount, 1);
     assert.equal(agent.streamCount, 1);
+  });
+
+  it("cuts off a peer that floods PINGs and reads none of the PONGs, at maxQueuedControlBytes", async () => {
+    const maxQueuedControlBytes = 1024;
+    const { agent, relayTransport, agentTransport } = memoryPair({ maxQueuedControlBytes });
+    agentTransport.held = []; // what the agent sends is never read
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+      agent.onClose = resolve;
+    });
+    let sent = 0;
+    let peak = 0;
+    while (!agent.closed && sent < 10_000) {
+      relayTransport.send(encodeFrame({ type: "ping", nonce: sent++ }));
+      await new Promise((resolve) => setImmediate(resolve));
+      peak = Math.max(peak, agent.queuedControlBytes);
+    }
+    const info = await within(closed, 5_000, "the agent to cut the flooding peer");
+    assert.equal(info.code, GOAWAY_CODE.LIMIT_EXCEEDED);
+    assert.match(info.reason, /1024 bytes of control frames/);
+    assert.ok(peak <= maxQueuedControlBytes, `held ${peak} bytes of control frames`);
+    assert.equal(sent, Math.floor(maxQueuedControlBytes / 13) + 1, "cut at the first PONG past the bound");
+    assert.equal(agent.controlOverflows, 1);
+  });
+
+  it("answers a peer that reads, however many PINGs it sends", async () => {
+    const maxQueuedControlBytes = 16 * 1024;
+    const { relay, agent, relayTransport } = memoryPair({ maxQueuedControlBytes });
+    let nonce = 0;
+    // 20 rounds of 500 PINGs: 130 000 bytes of PONGs in all, 6 500 at most waiting at once
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 500; i++) relayTransport.send(encodeFrame({ type: "ping", nonce: nonce++ }));
+      await until(() => relayTransport.bufferedAmount === 0, "the pings delivered");
+      await until(() => agent.queuedControlBytes === 0, "the pongs read");
+    }
+    assert.ok(nonce * 13 > 5 * maxQueuedControlBytes);
+    assert.equal(agent.closed || relay.closed, false);
+    assert.equal(agent.controlOverflows, 0);
   });
 });

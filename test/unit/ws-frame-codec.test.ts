@@ -8,6 +8,7 @@ import {
   type WsReaderHandlers,
   writeBinaryHeader,
 } from "../../shared/tunnel/ws-frame-codec.js";
+import { maskInPlace, maskInto, nextMaskKey } from "../../shared/tunnel/ws-mask.js";
 
 function header(length: number, mask: boolean): Buffer {
   const b = Buffer.alloc(binaryHeaderSize(length, mask));
@@ -156,5 +157,46 @@ describe("websocket frame codec", () => {
     for (const [what, bytes, expectMasked] of bad) {
       assert.throws(() => readAll([bytes], expectMasked), ProtocolError, what);
     }
+  });
+
+  it("writes masked frames with a fresh non-zero key each, that read back as they were, split anywhere", () => {
+    const keys = new Set<number>();
+    for (const length of [0, 1, 5, 31, 32, 33, 125, 126, 1000, 70_000]) {
+      const payload = Buffer.from(Array.from({ length }, (_, i) => (i * 7 + length) & 0xff));
+      const key = nextMaskKey();
+      assert.notEqual(key, 0, "a random key (1 in 2^32 would be zero)");
+      keys.add(key);
+      const size = binaryHeaderSize(length, true);
+      const bytes = Buffer.alloc(size + length);
+      writeBinaryHeader(bytes, 0, length, true, key);
+      maskInto(payload, key, bytes, size);
+      assert.equal(bytes.readUInt32BE(size - 4), key, "the key stands right before the payload");
+      // the test's own RFC 6455 framing knows lengths below 64 KiB
+      if (length < 65_536)
+        assert.deepEqual(bytes, frame(WS_OPCODE.BINARY, payload, { key }), `${length} bytes`);
+      if (length >= 4) assert.notDeepEqual(bytes.subarray(size), payload, "the payload is masked");
+      const chunkings =
+        length <= 125
+          ? splits(bytes)
+          : [[bytes], [bytes.subarray(0, 3), bytes.subarray(3, 999), bytes.subarray(999)]];
+      for (const chunks of chunkings) assert.deepEqual(readAll(chunks, true).binary, payload);
+    }
+    assert.equal(keys.size, 10, "a fresh key every frame");
+  });
+
+  it("masks in place piece by piece as in one go, at every offset into the key", () => {
+    const payload = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+    const key = 0xa1b2c3d4;
+    const whole = Buffer.alloc(100);
+    maskInto(payload, key, whole, 0);
+    for (let cut = 0; cut <= 100; cut++) {
+      const pieces = Buffer.from(payload);
+      maskInPlace(pieces.subarray(0, cut), key, 0);
+      maskInPlace(pieces.subarray(cut), key, cut);
+      assert.deepEqual(pieces, whole, `cut at ${cut}`);
+    }
+    // masking twice is the identity
+    maskInPlace(whole, key);
+    assert.deepEqual(whole, payload);
   });
 });
