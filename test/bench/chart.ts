@@ -6,6 +6,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  distanceFigure,
   type FigureBook,
   FTP_DOWNLOAD,
   LATENCY_P50,
@@ -121,19 +122,73 @@ function panel(
   return out;
 }
 
-/** Writes the chart into `dir`; returns its path. */
-export async function writeChart(dir: string, book: FigureBook, subtitle: string): Promise<string> {
-  const peers = PEER_IDS.filter((p) => [...book.figures.values()].some((f) => f.peers[p]?.summary));
-  const h = TOP + PANEL_H + GAP + PANEL_H + 50;
+/** Writes an SVG of `h` pixels: title, legend (a label per peer) and the panels; returns its path. */
+async function writeSvg(
+  path: string,
+  h: number,
+  title: string,
+  peers: readonly PeerId[],
+  label: (p: PeerId) => string,
+  panels: readonly string[],
+): Promise<string> {
   const legend = peers.map((p, i) => {
     const x = LEFT + i * 180;
-    return `<rect x="${x}" y="38" width="12" height="12" fill="${COLOR[p]}"/><text x="${x + 16}" y="48" font-size="12">${esc(PEER_LABEL[p])}</text>`;
+    return `<rect x="${x}" y="38" width="12" height="12" fill="${COLOR[p]}"/><text x="${x + 16}" y="48" font-size="12">${esc(label(p))}</text>`;
   });
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif">`,
     `<rect width="${W}" height="${h}" fill="white"/>`,
-    `<text x="${LEFT}" y="22" font-size="16" font-weight="bold">Underpass benchmark — ${esc(subtitle)}</text>`,
+    `<text x="${LEFT}" y="22" font-size="16" font-weight="bold">${esc(title)}</text>`,
     ...legend,
+    ...panels,
+    "</svg>",
+    "",
+  ].join("\n");
+  await writeFile(path, svg);
+  return path;
+}
+
+/** distance.svg: one panel per RTT, a group per direction and stream count; null without data. */
+export async function writeDistanceChart(
+  dir: string,
+  book: FigureBook,
+  rtts: readonly number[],
+  subtitle: string,
+): Promise<string | null> {
+  const distance = [...book.figures.values()].filter((f) => f.id.startsWith("distance."));
+  const peers = PEER_IDS.filter((p) => distance.some((f) => f.peers[p]?.summary));
+  if (peers.length === 0) return null;
+  const groupsOf = (rtt: number): Group[] =>
+    (["c2p", "p2c"] as const).flatMap((d) =>
+      STREAM_COUNTS.map((n) => ({
+        id: distanceFigure(rtt, d, n).id,
+        label: `${d === "c2p" ? "cloud→premises" : "premises→cloud"} ×${n}`,
+      })),
+    );
+  const panels = rtts.flatMap((rtt, i) =>
+    panel(
+      book,
+      groupsOf(rtt),
+      peers,
+      `${rtt} ms RTT on the tunnel hop (MiB/s, higher is better; whiskers: min–max)`,
+      "MiB/s",
+      TOP + 30 + i * (PANEL_H + GAP),
+    ),
+  );
+  return writeSvg(
+    join(dir, "distance.svg"),
+    TOP + rtts.length * (PANEL_H + GAP) + 10,
+    `Underpass at a distance — ${subtitle}`,
+    peers,
+    (p) => (p === "direct" ? "one TCP stream through the link" : PEER_LABEL[p]),
+    panels,
+  );
+}
+
+/** Writes the chart into `dir`; returns its path. */
+export async function writeChart(dir: string, book: FigureBook, subtitle: string): Promise<string> {
+  const peers = PEER_IDS.filter((p) => [...book.figures.values()].some((f) => f.peers[p]?.summary));
+  const panels = [
     ...panel(
       book,
       THROUGHPUT_GROUPS,
@@ -150,10 +205,13 @@ export async function writeChart(dir: string, book: FigureBook, subtitle: string
       "ms",
       TOP + 30 + PANEL_H + GAP,
     ),
-    "</svg>",
-    "",
-  ].join("\n");
-  const path = join(dir, "throughput-latency.svg");
-  await writeFile(path, svg);
-  return path;
+  ];
+  return writeSvg(
+    join(dir, "throughput-latency.svg"),
+    TOP + PANEL_H + GAP + PANEL_H + 50,
+    `Underpass benchmark — ${subtitle}`,
+    peers,
+    (p) => PEER_LABEL[p],
+    panels,
+  );
 }

@@ -18,8 +18,11 @@ export interface RunContext {
   readonly routes: ReadonlyMap<PeerId, TargetRoute>;
   /** Scratch space of this run (results/tmp/...). */
   readonly scratch: string;
-  /** Start a new instance of a peer, with the target exposed; the caller stops it. */
-  launch(id: PeerId): Promise<{ peer: Peer; route: TargetRoute }>;
+  /**
+   * Start a new instance of a peer, with the target exposed; the caller stops it.
+   * `tunnelRttMs` puts a delay link on its tunnel hop (PeerContext).
+   */
+  launch(id: PeerId, tunnelRttMs?: number): Promise<{ peer: Peer; route: TargetRoute }>;
   log(message: string): void;
 }
 

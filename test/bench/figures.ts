@@ -40,6 +40,24 @@ export function throughputFigure(direction: TransferDirection, streams: number):
   };
 }
 
+/** Round-trip times of the distance scenario, in ms (`--distance-rtts`). */
+export const DISTANCE_RTTS = [25, 50, 100] as const;
+
+/**
+ * Throughput with a delay link of `rttMs` on the tunnel hop only (agent ↔ relay); for the
+ * direct peer, one plain TCP stream through the same kind of link to the target: the ceiling.
+ */
+export function distanceFigure(rttMs: number, direction: TransferDirection, streams: number): FigureInfo {
+  const t = throughputFigure(direction, streams);
+  return {
+    id: `distance.${rttMs}.${direction}.${streams}`,
+    title: `${rttMs} ms RTT on the tunnel hop, ${t.title.replace("throughput ", "")}`,
+    unit: "MiB/s",
+    digits: 0,
+    higherIsBetter: true,
+  };
+}
+
 /** CPU time the proxy's processes spent on a throughput figure, per GiB moved. */
 export function cpuFigure(direction: TransferDirection, streams: number): FigureInfo {
   const t = throughputFigure(direction, streams);

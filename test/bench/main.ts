@@ -5,7 +5,7 @@
  * ratios. Every process it starts is stopped at the end, on error and on Ctrl-C.
  */
 import { join } from "node:path";
-import { writeChart } from "./chart.js";
+import { writeChart, writeDistanceChart } from "./chart.js";
 import { fdLimits, reexecWithRaisedFdLimit } from "./fd-limit.js";
 import { throughputFigure } from "./figures.js";
 import { machineInfo } from "./machine.js";
@@ -61,7 +61,13 @@ async function bench(options: BenchOptions): Promise<number> {
     outcome.book,
     `${machine.cpu}, ${machine.cores} cores, ${machine.date.slice(0, 10)}`,
   );
-  log(`wrote ${written.json}, ${written.md} and ${chart}`);
+  const distance = await writeDistanceChart(
+    options.outDir,
+    outcome.book,
+    options.distanceRtts,
+    `${machine.cpu}, ${machine.cores} cores, ${machine.date.slice(0, 10)}`,
+  );
+  log(`wrote ${written.json}, ${written.md}, ${chart}${distance === null ? "" : ` and ${distance}`}`);
 
   process.stdout.write("\nTargets (ratios of medians within this run):\n");
   for (const t of targets) {

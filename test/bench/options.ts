@@ -1,7 +1,14 @@
 /** Command-line options of `npm run bench -- [options]`. */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FAIRNESS_AGGREGATE, FTP_DOWNLOAD, LATENCY_P50, STREAM_COUNTS, throughputFigure } from "./figures.js";
+import {
+  DISTANCE_RTTS,
+  FAIRNESS_AGGREGATE,
+  FTP_DOWNLOAD,
+  LATENCY_P50,
+  STREAM_COUNTS,
+  throughputFigure,
+} from "./figures.js";
 import { PEER_IDS, type PeerId } from "./peers/peer.js";
 import { GIB, MIB } from "./stats.js";
 
@@ -21,6 +28,7 @@ export const FIGURE_KEYS = [
   FAIRNESS_AGGREGATE.id,
   "scale",
   FTP_DOWNLOAD.id,
+  "distance",
 ];
 const GROUPS: Readonly<Record<string, readonly string[]>> = {
   throughput: THROUGHPUT_IDS,
@@ -28,6 +36,7 @@ const GROUPS: Readonly<Record<string, readonly string[]>> = {
   fairness: [FAIRNESS_AGGREGATE.id],
   scale: ["scale"],
   ftp: [FTP_DOWNLOAD.id],
+  distance: ["distance"],
 };
 
 export interface BenchOptions {
@@ -40,6 +49,10 @@ export interface BenchOptions {
   readonly latencyRounds: number;
   readonly scaleCounts: readonly number[];
   readonly ftpBytes: number;
+  /** Round-trip times of the distance scenario, in ms. */
+  readonly distanceRtts: readonly number[];
+  /** Bytes per distance figure (spread over its streams). */
+  readonly distanceBytes: number;
   /** Fail when a peer's tools are missing, instead of skipping the peer. */
   readonly requireAll: boolean;
   /** Start the relay and the agent with --cpu-prof. */
@@ -59,11 +72,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --size N            bytes per throughput figure, e.g. 256M, 1G (default 1G)
   --reps N            repetitions of every figure (default 3)
   --peers a,b         among ${PEER_IDS.join(", ")}
-  --only a,b          figures: throughput, latency, fairness, scale, ftp, or ids such as
+  --only a,b          figures: throughput, latency, fairness, scale, ftp, distance, or ids such as
                       ${THROUGHPUT_IDS[0]}
   --rounds N          latency rounds per repetition (default 500)
   --scale N,M         idle streams held at once (default 1000,10000)
   --ftp-size N        FTP file size (default 256M)
+  --distance-rtts a,b round-trip times in ms of the distance scenario, a delay link on the tunnel
+                      hop only (default ${DISTANCE_RTTS.join(",")})
+  --distance-size N   bytes per distance figure (default: --size)
   --require-all       fail when a peer cannot run, instead of skipping it
   --profile           run the relay and the agent under node --cpu-prof
                       (profiles in test/bench/results/tmp/<run>/<peer>/profiles)
@@ -105,6 +121,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
   let latencyRounds = 500;
   let scaleCounts = [1000, 10000];
   let ftpBytes = 256 * MIB;
+  let distanceRtts: number[] = [...DISTANCE_RTTS];
+  let distanceBytes: number | null = null;
   let requireAll = false;
   let profile = false;
   let outDir = quick ? join(SCRATCH_DIR, "quick") : RESULTS_DIR;
@@ -151,6 +169,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
       case "--ftp-size":
         ftpBytes = parseSize(value());
         break;
+      case "--distance-rtts":
+        distanceRtts = list(value()).map((n) => positiveInt(n, "--distance-rtts"));
+        break;
+      case "--distance-size":
+        distanceBytes = parseSize(value());
+        break;
       case "--require-all":
         requireAll = true;
         break;
@@ -188,6 +212,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
     latencyRounds,
     scaleCounts,
     ftpBytes,
+    distanceRtts,
+    distanceBytes: distanceBytes ?? sizeBytes,
     requireAll,
     profile,
     outDir,

@@ -17,6 +17,7 @@ import { directPeer, startMicrosocks } from "./peers/simple-peers.js";
 import { startUnderpass } from "./peers/underpass-peer.js";
 import { assertRunning, type Daemon, startDaemon } from "./processes.js";
 import type { PeerStatus } from "./report.js";
+import { runDistance } from "./scenarios/distance.js";
 import { runFairness } from "./scenarios/fairness.js";
 import { runFtp } from "./scenarios/ftp.js";
 import { runLatency } from "./scenarios/latency.js";
@@ -146,13 +147,18 @@ export async function runBench(
   try {
     const routes = new Map<PeerId, TargetRoute>();
     let launches = 0;
-    const launch = async (id: PeerId, dir: string): Promise<{ peer: Peer; route: TargetRoute }> => {
+    const launch = async (
+      id: PeerId,
+      dir: string,
+      tunnelRttMs: number | null = null,
+    ): Promise<{ peer: Peer; route: TargetRoute }> => {
       await mkdir(dir, { recursive: true });
       const peer = await startPeer(id, {
         dir,
         profile: options.profile,
         cli: cliOf(id, options) ?? CLI,
         nodeFlags: options.nodeFlags,
+        tunnelRttMs,
       });
       try {
         const first = await peer.expose({
@@ -193,7 +199,7 @@ export async function runBench(
       peers,
       routes,
       scratch: runDir,
-      launch: (id) => launch(id, join(runDir, `${id}-${++launches}`)),
+      launch: (id, tunnelRttMs) => launch(id, join(runDir, `${id}-${++launches}`), tunnelRttMs ?? null),
       log,
     };
     await runThroughput(ctx);
@@ -201,6 +207,7 @@ export async function runBench(
     await runFairness(ctx);
     await runFtp(ctx);
     await runScale(ctx);
+    await runDistance(ctx, target.base);
     assertRunning(target.daemon);
   } finally {
     for (const p of peers.reverse()) await p.stop().catch(() => {});

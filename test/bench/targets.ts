@@ -3,6 +3,7 @@
  * a shared machine move by ±20 %, ratios much less), and the check of each.
  */
 import {
+  distanceFigure,
   FAIRNESS_AGGREGATE,
   type FigureBook,
   FTP_DOWNLOAD,
@@ -40,9 +41,10 @@ function check(
   comparison: ">=" | "<=",
   limit: number,
   info = false,
+  referenceFigure = figure,
 ): TargetCheck {
   const value = book.median(figure, peer);
-  const referenceValue = reference === null ? null : book.median(figure, reference);
+  const referenceValue = reference === null ? null : book.median(referenceFigure, reference);
   let ratio: number | null = null;
   if (value !== null) {
     if (reference === null) ratio = value;
@@ -58,6 +60,7 @@ const THROUGHPUT = (["c2p", "p2c"] as const).flatMap((d) => STREAM_COUNTS.map((n
 /** The figure key of `--only` a target's figure belongs to. */
 function figureKey(figure: string): string {
   if (figure.startsWith("scale.")) return "scale";
+  if (figure.startsWith("distance.")) return "distance";
   if (figure === LATENCY_P99.id) return LATENCY_P50.id;
   return figure;
 }
@@ -69,17 +72,48 @@ export function checkTargets(
     readonly peers: readonly PeerId[];
     readonly figures: ReadonlySet<string>;
     readonly scaleCounts: readonly number[];
+    readonly distanceRtts: readonly number[];
   },
 ): TargetCheck[] {
   const wanted = (t: TargetCheck): boolean =>
     run.peers.includes(t.peer) &&
     (t.reference === null || run.peers.includes(t.reference)) &&
     run.figures.has(figureKey(t.figure));
-  return allTargets(book, run.scaleCounts).filter(wanted);
+  return allTargets(book, run.scaleCounts, run.distanceRtts).filter(wanted);
 }
 
-function allTargets(book: FigureBook, scaleCounts: readonly number[]): TargetCheck[] {
+/** The RTT, in ms, at which the distance targets hold; other RTTs are shown for information. */
+export const DISTANCE_TARGET_RTT = 50;
+
+/**
+ * Distance: one Underpass stream ≥ 0.8× and 8 streams ≥ 0.9× one plain TCP stream through the
+ * same delay link (the direct peer), at DISTANCE_TARGET_RTT; the other RTTs for information.
+ */
+function distanceTargets(book: FigureBook, rtts: readonly number[]): TargetCheck[] {
   const out: TargetCheck[] = [];
+  for (const rtt of rtts) {
+    for (const d of ["c2p", "p2c"] as const) {
+      const ceiling = distanceFigure(rtt, d, 1).id;
+      for (const n of STREAM_COUNTS) {
+        const f = distanceFigure(rtt, d, n);
+        const limit = n === 1 ? 0.8 : 0.9;
+        for (const peer of ["underpass-ws", "underpass-wss"] as const) {
+          const target = `${f.title}: ≥ ${limit}× one TCP stream through the link`;
+          const info = rtt !== DISTANCE_TARGET_RTT;
+          out.push(check(book, target, f.id, peer, "direct", ">=", limit, info, ceiling));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function allTargets(
+  book: FigureBook,
+  scaleCounts: readonly number[],
+  distanceRtts: readonly number[],
+): TargetCheck[] {
+  const out: TargetCheck[] = [...distanceTargets(book, distanceRtts)];
   for (const f of THROUGHPUT)
     out.push(check(book, `${f.title}: ws ≥ 1.0× microsocks`, f.id, "underpass-ws", "microsocks", ">=", 1));
   for (const f of THROUGHPUT)

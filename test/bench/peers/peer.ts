@@ -60,6 +60,11 @@ export interface PeerContext {
   readonly cli: string;
   /** Extra Node flags for Underpass's processes. */
   readonly nodeFlags: readonly string[];
+  /**
+   * A delay link of this round-trip time, in ms, on the tunnel hop only (agent ↔ relay:
+   * delay-link.ts in front of the relay's tunnel port); null for none. Underpass only.
+   */
+  readonly tunnelRttMs: number | null;
 }
 
 /** Peers that need no set-up on the target's side. */

@@ -2,12 +2,15 @@
  * Underpass as a user runs it: `underpass cloud` and `underpass agent` as two processes started
  * from the CLI with the environment DESIGN.md documents, the agent, the SOCKS client and the
  * mappings registered through the admin API over HTTP. With `tls`, the tunnel is wss with a
- * self-signed certificate (test/helpers/tls.ts) the agent trusts through UNDERPASS_CA.
+ * self-signed certificate (test/helpers/tls.ts) the agent trusts through UNDERPASS_CA. With
+ * `ctx.tunnelRttMs`, the agent reaches the relay's tunnel port through a delay link (still on
+ * loopback, so no insecure-tunnel flag is needed): a distance on the tunnel hop and nowhere else.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { freePort, waitFor, waitForPort } from "../../helpers/ports.js";
 import { makeSelfSignedCert } from "../../helpers/tls.js";
+import { type DelayLink, startDelayLink } from "../delay-link.js";
 import { assertRunning, type Daemon, startDaemon } from "../processes.js";
 import type { Peer, PeerContext, Service } from "./peer.js";
 
@@ -24,9 +27,11 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
   const adminToken = `bench-${randomBytes(12).toString("hex")}`;
   const certs = tls ? await makeSelfSignedCert({ commonName: "underpass-bench relay" }) : null;
   const daemons: Daemon[] = [];
+  let link: DelayLink | null = null;
   const stop = async (): Promise<void> => {
     // the agent first, so the relay does not log a lost tunnel; both flush their profiles on SIGTERM
     for (const d of [...daemons].reverse()) await d.stop(10_000);
+    await link?.close();
     await certs?.close();
   };
 
@@ -78,6 +83,13 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
       username: string;
       password: string;
     };
+    if (ctx.tunnelRttMs !== null) {
+      link = await startDelayLink({
+        target: { host: "127.0.0.1", port: tunnelPort },
+        rttMs: ctx.tunnelRttMs,
+      });
+    }
+    const relayPort = link?.port ?? tunnelPort;
     const agent = startDaemon(
       `${id} agent`,
       process.execPath,
@@ -86,7 +98,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
       {
         env: {
           ...process.env,
-          UNDERPASS_RELAY_URL: `${tls ? "wss" : "ws"}://127.0.0.1:${tunnelPort}/tunnel`,
+          UNDERPASS_RELAY_URL: `${tls ? "wss" : "ws"}://127.0.0.1:${relayPort}/tunnel`,
           UNDERPASS_AGENT_TOKEN: agentRec.token,
           UNDERPASS_ALLOW: "127.0.0.1:*",
           ...(certs ? { UNDERPASS_CA: certs.certFile } : {}),

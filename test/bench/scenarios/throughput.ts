@@ -4,7 +4,7 @@
  * SHA-256. Repetitions go round the peers, so noise from the machine hits every peer alike.
  */
 import type { Socket } from "node:net";
-import { type RunContext, routeOf, withDeadline } from "../context.js";
+import { type RunContext, routeOf, type TargetRoute, withDeadline } from "../context.js";
 import { patternDigest } from "../data-pattern.js";
 import { cpuFigure, STREAM_COUNTS, type TransferDirection, throughputFigure } from "../figures.js";
 import type { Peer } from "../peers/peer.js";
@@ -18,13 +18,12 @@ const STUCK_RATE = 5 * MIB;
 
 /** One transfer of `totalBytes` over `streams` connections: MiB/s, and the proxy's CPU s per GiB. */
 export async function measureTransfer(
-  ctx: RunContext,
   peer: Peer,
+  route: TargetRoute,
   direction: TransferDirection,
   streams: number,
   totalBytes: number,
 ): Promise<{ mibs: number; cpuPerGib: number }> {
-  const route = routeOf(ctx, peer);
   const per = Math.floor(totalBytes / streams);
   // stream i carries pattern i + 1 in both directions
   for (let i = 0; i < streams; i++) patternDigest(i + 1, per);
@@ -59,7 +58,7 @@ export async function runThroughput(ctx: RunContext): Promise<void> {
       for (let rep = 1; rep <= options.reps; rep++) {
         for (const peer of ctx.peers) {
           try {
-            const r = await measureTransfer(ctx, peer, direction, streams, options.sizeBytes);
+            const r = await measureTransfer(peer, routeOf(ctx, peer), direction, streams, options.sizeBytes);
             ctx.book.record(figure, peer.id, r.mibs);
             if (peer.proxy !== null) ctx.book.record(cpu, peer.id, r.cpuPerGib);
             ctx.log(
