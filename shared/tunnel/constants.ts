@@ -122,7 +122,10 @@ export interface TunnelLimits {
   readonly maxStreams: number;
   /** OPENs awaiting their result at once on one tunnel. */
   readonly maxPendingOpens: number;
-  /** Initial receive window per stream, in bytes. */
+  /**
+   * Initial receive window per stream, in bytes: what the peer may send before the first
+   * WINDOW_UPDATE. The receiver grows it from there (receive-window.ts).
+   */
   readonly initialWindow: number;
 }
 
@@ -131,8 +134,34 @@ export const DEFAULT_LIMITS: TunnelLimits = {
   maxControlPayload: 16 * 1024,
   maxStreams: 32_768,
   maxPendingOpens: 1_024,
-  initialWindow: 4 * 1024 * 1024,
+  // small: an idle or slow stream holds little; a fast one grows its window (WindowTuning)
+  initialWindow: 256 * 1024,
 };
+
+/** How a session grows its streams' receive windows (receive-window.ts, window-budget.ts). */
+export interface WindowTuning {
+  /** Largest receive window a stream grows to, in bytes. */
+  readonly maxWindow: number;
+  /** Growth above the initial windows that the streams of one tunnel may hold, in bytes. */
+  readonly tunnelBudget: number;
+  /** How often streams whose consumer took nothing halve their growth, in ms. */
+  readonly sweepIntervalMs: number;
+}
+
+/**
+ * 32 MiB fills 50 ms at 640 MiB/s or 100 ms at 320 MiB/s for one stream, about what one Node
+ * process moves (QUIC stacks and yamux stop at 6–16 MiB, for paths slower than that); 64 MiB per
+ * tunnel lets two streams reach it at once, or eight streams 8 MiB each; idle or non-reading
+ * streams give back half their growth every second.
+ */
+export const DEFAULT_WINDOW_TUNING: WindowTuning = {
+  maxWindow: 32 * 1024 * 1024,
+  tunnelBudget: 64 * 1024 * 1024,
+  sweepIntervalMs: 1_000,
+};
+
+/** Growth above the initial windows that every tunnel of one process may hold together, in bytes. */
+export const DEFAULT_PROCESS_WINDOW_BUDGET = 256 * 1024 * 1024;
 
 /**
  * Bytes of control frames a session lets wait in user space for a peer that does not read them

@@ -17,6 +17,7 @@ import {
   DEFAULT_LIMITS,
   DEFAULT_MAX_QUEUED_CONTROL_BYTES,
   DEFAULT_TIMERS,
+  DEFAULT_WINDOW_TUNING,
   GOAWAY_CODE,
   type GoAwayCode,
   OPEN_CODE,
@@ -24,6 +25,7 @@ import {
   type ResetCode,
   type SessionTimers,
   type TunnelLimits,
+  type WindowTuning,
 } from "./constants.js";
 import type { Frame, OpenFrame } from "./frame.js";
 import { encodeFrame, FrameDecoder } from "./frame-codec.js";
@@ -33,7 +35,10 @@ import { publishLimit } from "./limit-events.js";
 import { MuxStream, type StreamHost } from "./mux-stream.js";
 import { describeOpenCode, errorToOpenCode, openCodeToError } from "./open-codes.js";
 import { type OpenResult, PendingOpens } from "./pending-opens.js";
+import type { WindowContext } from "./receive-window.js";
+import { RoundTrip } from "./round-trip.js";
 import { SessionWriter } from "./session-writer.js";
+import { processWindowBudget, WindowBudget } from "./window-budget.js";
 
 export type { FrameTransport } from "./frame-transport.js";
 export type { OpenResult } from "./pending-opens.js";
@@ -54,6 +59,12 @@ export interface SessionOptions {
    * `LIMIT_EXCEEDED` (default DEFAULT_MAX_QUEUED_CONTROL_BYTES, control-queue.ts).
    */
   readonly maxQueuedControlBytes?: number;
+  /** How receive windows grow and shrink (default DEFAULT_WINDOW_TUNING). */
+  readonly windowTuning?: Partial<WindowTuning>;
+  /** The budget the tunnel's budget is taken from (default: the process's, window-budget.ts). */
+  readonly processWindowBudget?: WindowBudget;
+  /** Monotonic clock in ms, for round trips and windows (default performance.now; tests step their own). */
+  readonly now?: () => number;
 }
 
 export interface SessionCloseInfo {
@@ -82,8 +93,14 @@ export class MuxSession implements StreamHost {
   readonly #heartbeat: Heartbeat;
   #controlOverflows = 0;
   #pingNonce = 0;
-  /** When the latest PING left (performance.now(), ms); 0 once its PONG came. */
+  /** When the latest PING left (ms on `#now`); 0 once its PONG came. */
   #pingSentAt = 0;
+  readonly #now: () => number;
+  readonly #roundTrip = new RoundTrip();
+  readonly #sweepMs: number;
+  #sweepTimer: NodeJS.Timeout | null = null;
+  /** What the receive windows of this tunnel's streams share; its budget is the tunnel's. */
+  readonly windows: WindowContext;
   readonly #emit = (frame: Frame): void => this.#onFrame(frame);
 
   /** Session-level frames before establishment (hello/welcome) go here. */
@@ -100,11 +117,22 @@ export class MuxSession implements StreamHost {
   constructor(transport: FrameTransport, options: SessionOptions) {
     this.role = options.role;
     this.limits = options.limits ?? DEFAULT_LIMITS;
+    const now = options.now ?? (() => performance.now());
+    this.#now = now;
     this.#heartbeat = new Heartbeat(
       options.timers ?? DEFAULT_TIMERS,
       () => this.#ping(),
       (silentMs) => this.#silent(silentMs),
+      now,
     );
+    const tuning = { ...DEFAULT_WINDOW_TUNING, ...options.windowTuning };
+    this.#sweepMs = tuning.sweepIntervalMs;
+    this.windows = {
+      maxWindow: Math.max(tuning.maxWindow, this.limits.initialWindow),
+      budget: new WindowBudget(tuning.tunnelBudget, options.processWindowBudget ?? processWindowBudget),
+      roundTripMs: () => this.#roundTripMs(),
+      now,
+    };
     this.#transport = transport;
     this.#log = options.logger;
     this.#out = new SessionWriter(transport, {
@@ -140,11 +168,29 @@ export class MuxSession implements StreamHost {
     return this.#controlOverflows;
   }
 
-  /** The handshake is done: streams may flow, pings start. */
+  /** Smoothed round-trip time of the tunnel, in ms (PING/PONG); 0 before the first PONG. */
+  get roundTripMs(): number {
+    return this.#roundTrip.smoothedMs;
+  }
+
+  /**
+   * The handshake is done: streams may flow, pings start. The windows' first RTT comes from
+   * the first stream that checks its growth (#roundTripMs), not from a PING sent now.
+   */
   establish(peerLimits: TunnelLimits): void {
     this.#peerLimits = peerLimits;
     this.#established = true;
     this.#heartbeat.start();
+    this.#sweepTimer = setInterval(() => this.sweepWindows(), this.#sweepMs);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Streams whose consumer took nothing since the last sweep halve their window's growth (the
+   * tunnel's timer calls it every `sweepIntervalMs`; tests call it themselves).
+   */
+  sweepWindows(): void {
+    for (const w of this.windows.budget.holders) w.sweep();
   }
 
   /** Send a hello or welcome (before establishment). */
@@ -347,8 +393,10 @@ export class MuxSession implements StreamHost {
         return;
       case "pong":
         if (frame.nonce === this.#pingNonce && this.#pingSentAt > 0) {
-          const rttMs = performance.now() - this.#pingSentAt;
+          const now = this.#now();
+          const rttMs = now - this.#pingSentAt;
           this.#pingSentAt = 0;
+          this.#roundTrip.sample(rttMs, now);
           this.onRoundTrip?.(rttMs);
         }
         return;
@@ -441,8 +489,14 @@ export class MuxSession implements StreamHost {
 
   #ping(): void {
     this.#pingNonce = (this.#pingNonce + 1) >>> 0;
-    this.#pingSentAt = performance.now();
+    this.#pingSentAt = this.#now();
     this.#send({ type: "ping", nonce: this.#pingNonce });
+  }
+
+  /** The RTT for a window's growth check; a stale one asks for a fresh sample (a BDP ping). */
+  #roundTripMs(): number {
+    if (this.#pingSentAt === 0 && this.#established && this.#roundTrip.stale(this.#now())) this.#ping();
+    return this.#roundTrip.smoothedMs;
   }
 
   #silent(silentMs: number): void {
@@ -454,6 +508,8 @@ export class MuxSession implements StreamHost {
     if (this.#closed) return;
     this.#closed = true;
     this.#heartbeat.stop();
+    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
     const err = new TunnelClosedError(`tunnel closed: ${info.reason || "connection lost"}`);
     this.#pending.rejectAll(err);
     const streams = [...this.#streams.values()];

@@ -6,6 +6,7 @@
  */
 import type { UnderpassError } from "../errors.js";
 import type { ResetCode } from "./constants.js";
+import { ReceiveWindow, type WindowContext } from "./receive-window.js";
 
 /** Where the stream is in its life; `closed` is terminal. */
 export type StreamPhase = "opening" | "open" | "closed";
@@ -16,6 +17,8 @@ export interface StreamHost {
   readonly peerMaxFrame: number;
   /** True while the transport holds more than its high-water mark. */
   readonly congested: boolean;
+  /** What the receive windows of the session's streams share (sizes, budget, round trip). */
+  readonly windows: WindowContext;
   sendData(streamId: number, data: Buffer): void;
   sendWindowUpdate(streamId: number, delta: number): void;
   sendFin(streamId: number): void;
@@ -44,11 +47,8 @@ export class MuxStream {
   #phase: StreamPhase;
   /** Bytes we may still send (the peer's window for us). */
   #credit: number;
-  /** Bytes the peer may still send before we return credit. */
-  #recvLeft: number;
-  /** Bytes consumed locally whose credit is not yet returned. */
-  #unacked = 0;
-  readonly #windowSize: number;
+  /** Our receive window: the credit the peer holds, and how it grows and shrinks. */
+  readonly #window: ReceiveWindow;
   /** Data waiting for credit; bounded because writers pause when write() returns false. */
   #queue: Buffer[] = [];
   #finQueued = false;
@@ -70,8 +70,7 @@ export class MuxStream {
     this.#host = host;
     this.#phase = phase;
     this.#credit = sendWindow;
-    this.#recvLeft = recvWindow;
-    this.#windowSize = recvWindow;
+    this.#window = new ReceiveWindow(host.windows, recvWindow);
   }
 
   get phase(): StreamPhase {
@@ -82,6 +81,14 @@ export class MuxStream {
   }
   get credit(): number {
     return this.#credit;
+  }
+  /** The receive window's target, in bytes: the initial window, or what it grew or shrank to. */
+  get receiveWindow(): number {
+    return this.#window.size;
+  }
+  /** The receive window, for the session's sweep of idle and non-reading streams. */
+  get window(): ReceiveWindow {
+    return this.#window;
   }
 
   attach(handlers: StreamHandlers): void {
@@ -133,16 +140,14 @@ export class MuxStream {
     this.#close();
   }
 
-  /** The consumer freed `n` bytes: return credit to the peer in batches of a quarter window. */
+  /**
+   * The consumer freed `n` bytes: credit goes back to the peer in batches of at least a quarter
+   * window, with what the window grew by (receive-window.ts).
+   */
   consumed(n: number): void {
     if (this.#phase === "closed" || this.#readEnded) return;
-    this.#unacked += n;
-    if (this.#unacked >= this.#windowSize >>> 2) {
-      const delta = this.#unacked;
-      this.#unacked = 0;
-      this.#recvLeft += delta;
-      this.#host.sendWindowUpdate(this.id, delta);
-    }
+    const delta = this.#window.consumed(n);
+    if (delta > 0) this.#host.sendWindowUpdate(this.id, delta);
   }
 
   // ---- called by the session -------------------------------------------------------------
@@ -157,8 +162,7 @@ export class MuxStream {
   /** DATA from the peer. Returns false when it broke the window (a protocol error). */
   receiveData(chunk: Buffer): boolean {
     if (this.#readEnded) return false;
-    if (chunk.length > this.#recvLeft) return false;
-    this.#recvLeft -= chunk.length;
+    if (!this.#window.receive(chunk.length)) return false;
     this.bytesIn += chunk.length;
     const h = this.#handlers;
     if (h) h.onData(chunk);
@@ -175,6 +179,8 @@ export class MuxStream {
   receiveFin(): boolean {
     if (this.#readEnded) return false;
     this.#readEnded = true;
+    // no more DATA: the window's growth goes back to the budget
+    this.#window.close();
     const h = this.#handlers;
     if (h) h.onEnd();
     else this.#earlyEnd = true;
@@ -244,6 +250,7 @@ export class MuxStream {
     this.#phase = "closed";
     this.#queue = [];
     this.#early = null;
+    this.#window.close();
     this.#host.release(this);
   }
 }
