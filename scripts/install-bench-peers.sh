@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers `npm run bench` measures Underpass against, from the Debian archive:
-# microsocks, OpenSSH (server and client), iperf3, vsftpd and curl. Idempotent: packages
+# microsocks, Dante (danted), OpenSSH (server and client), iperf3, vsftpd and curl. Idempotent: packages
 # already present are left alone, and apt-get runs only when something is missing.
 #
 # Usage: scripts/install-bench-peers.sh [--force]   (--force runs apt-get install regardless)
@@ -25,6 +25,7 @@ as_root() {
 # command → Debian package
 declare -A PACKAGE_OF=(
   [microsocks]=microsocks
+  [danted]=dante-server
   [sshd]=openssh-server
   [ssh]=openssh-client
   [ssh-keygen]=openssh-client
@@ -64,4 +65,6 @@ apt_install "${packages[@]}" || {
 # sshd refuses to start without its privilege-separation directory.
 as_root mkdir -p /run/sshd
 as_root chmod 0755 /run/sshd
+# Debian's dante-server may start a system danted on its default config; the bench runs its own
+# on a private config and port, and never needs that one.
 log "bench peers installed"

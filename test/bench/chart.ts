@@ -19,6 +19,7 @@ import { PEER_IDS, PEER_LABEL, type PeerId } from "./peers/peer.js";
 const COLOR: Readonly<Record<PeerId, string>> = {
   direct: "#9e9e9e",
   microsocks: "#f28e2b",
+  dante: "#e15759",
   ssh: "#59a14f",
   "underpass-ws": "#4e79a7",
   "underpass-wss": "#76b7b2",

@@ -83,6 +83,17 @@ export const LATENCY_P99: FigureInfo = {
   title: LATENCY_P50.title.replace("p50", "p99"),
 };
 
+/** The connections of the burst, and how many are in flight at once. */
+export const BURST = { connections: 1000, parallel: 50 } as const;
+
+export const CONNECT_BURST: FigureInfo = {
+  id: "latency.burst",
+  title: `${BURST.connections} connections (connect + SOCKS5 + 1-byte echo + close), ${BURST.parallel} in parallel`,
+  unit: "conn/s",
+  digits: 0,
+  higherIsBetter: true,
+};
+
 export const FTP_DOWNLOAD: FigureInfo = {
   id: "ftp.download",
   title: "FTP passive download with curl through SOCKS5",
@@ -112,6 +123,53 @@ export const FAIRNESS_MAX_RSS: FigureInfo = {
   digits: 1,
   higherIsBetter: false,
 };
+
+export const FAIRNESS_RSS_GROWTH: FigureInfo = {
+  id: "fairness.rss-growth",
+  title: "fairness: max RSS of the proxy processes above their RSS just before",
+  unit: "MiB",
+  digits: 1,
+  higherIsBetter: false,
+};
+
+/** Memory of the relay and the agent at rest (started by the CLI, first tunnel up) and after a load. */
+export const REST_FIGURES = {
+  relay: {
+    id: "rest.relay-rss",
+    title: "relay RSS at rest (CLI, first tunnel up)",
+    unit: "MiB",
+    digits: 1,
+    higherIsBetter: false,
+  },
+  agent: {
+    id: "rest.agent-rss",
+    title: "agent RSS at rest (CLI, first tunnel up)",
+    unit: "MiB",
+    digits: 1,
+    higherIsBetter: false,
+  },
+  loadPeak: {
+    id: "rest.load-peak",
+    title: "relay + agent RSS above rest at the peak of a load (8 streams p2c)",
+    unit: "MiB",
+    digits: 1,
+    higherIsBetter: false,
+  },
+  afterLoad: {
+    id: "rest.after-load",
+    title: "relay + agent RSS above rest once back within 32 MiB, or 30 s after the load",
+    unit: "MiB",
+    digits: 1,
+    higherIsBetter: false,
+  },
+  recovery: {
+    id: "rest.recovery-seconds",
+    title: "time after the load until relay + agent RSS is within 32 MiB of rest (30 at most)",
+    unit: "s",
+    digits: 1,
+    higherIsBetter: false,
+  },
+} as const satisfies Record<string, FigureInfo>;
 
 /** The figures of one scale step (`streams` held at once). */
 export function scaleFigures(streams: number): {

@@ -85,7 +85,8 @@ async function bench(options: BenchOptions): Promise<number> {
     for (const line of gate.lines) process.stdout.write(`  ${line}\n`);
     if (!gate.ok) {
       process.stdout.write(
-        "quick bench FAILED: Underpass ws is below half of microsocks, or no ratio could be taken\n",
+        "quick bench FAILED: Underpass ws is below half of microsocks' throughput, above 3x its latency " +
+          "p50, its agent above 80 MiB at rest, or a figure could not be taken\n",
       );
       return 1;
     }

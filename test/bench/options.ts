@@ -29,6 +29,7 @@ export const FIGURE_KEYS = [
   "scale",
   FTP_DOWNLOAD.id,
   "distance",
+  "rest",
 ];
 const GROUPS: Readonly<Record<string, readonly string[]>> = {
   throughput: THROUGHPUT_IDS,
@@ -37,6 +38,7 @@ const GROUPS: Readonly<Record<string, readonly string[]>> = {
   scale: ["scale"],
   ftp: [FTP_DOWNLOAD.id],
   distance: ["distance"],
+  rest: ["rest"],
 };
 
 export interface BenchOptions {
@@ -72,7 +74,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --size N            bytes per throughput figure, e.g. 256M, 1G (default 1G)
   --reps N            repetitions of every figure (default 3)
   --peers a,b         among ${PEER_IDS.join(", ")}
-  --only a,b          figures: throughput, latency, fairness, scale, ftp, distance, or ids such as
+  --only a,b          figures: throughput, latency, fairness, scale, ftp, distance, rest, or ids
                       ${THROUGHPUT_IDS[0]}
   --rounds N          latency rounds per repetition (default 500)
   --scale N,M         idle streams held at once (default 1000,10000)
@@ -117,8 +119,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions | "help" {
   let peers: PeerId[] = quick
     ? ["direct", "microsocks", "underpass-ws"]
     : PEER_IDS.filter((p) => !p.startsWith("baseline"));
-  let figures = new Set(quick ? [throughputFigure("c2p", 1).id, throughputFigure("p2c", 1).id] : FIGURE_KEYS);
-  let latencyRounds = 500;
+  let figures = new Set(
+    quick
+      ? [throughputFigure("c2p", 1).id, throughputFigure("p2c", 1).id, LATENCY_P50.id, "rest"]
+      : FIGURE_KEYS,
+  );
+  let latencyRounds = quick ? 200 : 500;
   let scaleCounts = [1000, 10000];
   let ftpBytes = 256 * MIB;
   let distanceRtts: number[] = [...DISTANCE_RTTS];

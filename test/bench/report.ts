@@ -62,6 +62,7 @@ const SECTIONS: ReadonlyArray<readonly [string, readonly string[]]> = [
   ["FTP passive download, 256 MiB file (MiB/s)", ["ftp."]],
   ["Fairness: one reader throttled to 100 KiB/s beside 7 full-speed streams", ["fairness."]],
   ["Scale: idle streams held at once, then one echo each", ["scale."]],
+  ["Memory at rest and after a load (MiB)", ["rest."]],
   [
     "Distance: a delay link on the tunnel hop only; direct is one TCP stream through the same link (MiB/s)",
     ["distance."],

@@ -11,6 +11,7 @@ import { freePortRange, waitForPort } from "../helpers/ports.js";
 import type { RunContext, TargetRoute } from "./context.js";
 import { FigureBook, FTP_DOWNLOAD } from "./figures.js";
 import type { BenchOptions } from "./options.js";
+import { startDante } from "./peers/dante-peer.js";
 import { startOpenSsh } from "./peers/openssh-peer.js";
 import type { Peer, PeerContext, PeerId } from "./peers/peer.js";
 import { directPeer, startMicrosocks } from "./peers/simple-peers.js";
@@ -21,6 +22,7 @@ import { runDistance } from "./scenarios/distance.js";
 import { runFairness } from "./scenarios/fairness.js";
 import { runFtp } from "./scenarios/ftp.js";
 import { runLatency } from "./scenarios/latency.js";
+import { runRest } from "./scenarios/rest.js";
 import { runScale } from "./scenarios/scale.js";
 import { runThroughput } from "./scenarios/throughput.js";
 import { TARGET_PORT, TARGET_PORT_COUNT } from "./target-protocol.js";
@@ -33,6 +35,7 @@ const TARGET_SERVER = fileURLToPath(new URL("./target-server.js", import.meta.ur
 const NEEDS: Readonly<Record<PeerId, readonly string[]>> = {
   direct: [],
   microsocks: ["microsocks"],
+  dante: ["danted"],
   ssh: ["sshd", "ssh", "ssh-keygen"],
   "underpass-ws": [],
   "underpass-wss": ["openssl"],
@@ -77,6 +80,8 @@ async function startPeer(id: PeerId, ctx: PeerContext): Promise<Peer> {
       return directPeer();
     case "microsocks":
       return startMicrosocks(ctx);
+    case "dante":
+      return startDante(ctx);
     case "ssh":
       return startOpenSsh(ctx);
     case "underpass-ws":
@@ -207,6 +212,7 @@ export async function runBench(
     await runFairness(ctx);
     await runFtp(ctx);
     await runScale(ctx);
+    await runRest(ctx);
     await runDistance(ctx, target.base);
     assertRunning(target.daemon);
   } finally {

@@ -3,12 +3,15 @@
  * a shared machine move by ±20 %, ratios much less), and the check of each.
  */
 import {
+  CONNECT_BURST,
   distanceFigure,
   FAIRNESS_AGGREGATE,
+  FAIRNESS_RSS_GROWTH,
   type FigureBook,
   FTP_DOWNLOAD,
   LATENCY_P50,
   LATENCY_P99,
+  REST_FIGURES,
   STREAM_COUNTS,
   scaleFigures,
   throughputFigure,
@@ -61,7 +64,9 @@ const THROUGHPUT = (["c2p", "p2c"] as const).flatMap((d) => STREAM_COUNTS.map((n
 function figureKey(figure: string): string {
   if (figure.startsWith("scale.")) return "scale";
   if (figure.startsWith("distance.")) return "distance";
-  if (figure === LATENCY_P99.id) return LATENCY_P50.id;
+  if (figure.startsWith("rest.")) return "rest";
+  if (figure === FAIRNESS_RSS_GROWTH.id) return FAIRNESS_AGGREGATE.id;
+  if (figure === LATENCY_P99.id || figure === CONNECT_BURST.id) return LATENCY_P50.id;
   return figure;
 }
 
@@ -114,10 +119,44 @@ function allTargets(
   distanceRtts: readonly number[],
 ): TargetCheck[] {
   const out: TargetCheck[] = [...distanceTargets(book, distanceRtts)];
+  for (const peer of ["underpass-ws", "underpass-wss"] as const) {
+    out.push(check(book, "agent RSS at rest ≤ 50 MiB", REST_FIGURES.agent.id, peer, null, "<=", 50));
+    out.push(check(book, "relay RSS at rest ≤ 70 MiB", REST_FIGURES.relay.id, peer, null, "<=", 70));
+    out.push(
+      check(
+        book,
+        "after a load, relay + agent RSS back within 32 MiB of rest within 30 s",
+        REST_FIGURES.afterLoad.id,
+        peer,
+        null,
+        "<=",
+        32,
+      ),
+    );
+    out.push(
+      check(
+        book,
+        "fairness load: relay + agent RSS ≤ before it + 64 MiB",
+        FAIRNESS_RSS_GROWTH.id,
+        peer,
+        null,
+        "<=",
+        64,
+      ),
+    );
+  }
   for (const f of THROUGHPUT)
     out.push(check(book, `${f.title}: ws ≥ 1.0× microsocks`, f.id, "underpass-ws", "microsocks", ">=", 1));
   for (const f of THROUGHPUT)
+    out.push(check(book, `${f.title}: ws ≥ 0.85× direct`, f.id, "underpass-ws", "direct", ">=", 0.85));
+  for (const f of THROUGHPUT)
+    out.push(check(book, `${f.title}: ws vs Dante`, f.id, "underpass-ws", "dante", ">=", 1, true));
+  for (const f of THROUGHPUT)
     out.push(check(book, `${f.title}: wss ≥ 1.0× OpenSSH`, f.id, "underpass-wss", "ssh", ">=", 1));
+  for (const peer of ["underpass-ws", "underpass-wss"] as const) {
+    const target = "1 000 connections, 50 in parallel: ≥ 1.0× microsocks' rate";
+    out.push(check(book, target, CONNECT_BURST.id, peer, "microsocks", ">=", 1));
+  }
   for (const peer of ["underpass-ws", "underpass-wss"] as const) {
     out.push(check(book, "latency p50 ≤ 1.5× microsocks", LATENCY_P50.id, peer, "microsocks", "<=", 1.5));
     out.push(
@@ -171,35 +210,66 @@ function allTargets(
       ratio,
       comparison: ">=",
       limit: 7 / 8,
-      status: ratio === null ? "not measured" : "info",
+      status:
+        ratio === null ? "not measured" : peer === "microsocks" ? "info" : ratio >= 7 / 8 ? "met" : "missed",
     });
   }
   return out;
 }
 
-/** The quick run's gate: Underpass ws at least half of microsocks on every figure measured. */
+/** Bounds of the quick run's gate, each measured within the run (never an absolute time). */
+export const QUICK_BOUNDS = {
+  /** Underpass ws throughput / microsocks', at least. */
+  throughputRatio: 0.5,
+  /** Underpass ws latency p50 / microsocks', at most. */
+  latencyRatio: 3,
+  /** The agent's RSS at rest, in MiB, at most. */
+  agentRestMib: 80,
+} as const;
+
+/**
+ * The quick run's gate: Underpass ws at least half of microsocks on every throughput figure
+ * measured, its latency p50 at most 3× microsocks', and its agent at most 80 MiB at rest.
+ */
 export function quickGate(book: FigureBook, figureIds: readonly string[]): { ok: boolean; lines: string[] } {
   const lines: string[] = [];
   let ok = true;
-  for (const id of figureIds) {
+  const ratioOf = (id: string): number | null => {
     const ws = book.median(id, "underpass-ws");
     const ms = book.median(id, "microsocks");
     if (ms === null) {
-      ok = false;
       lines.push(
         `${id}: microsocks was not measured (missing? run scripts/install-bench-peers.sh): no ratio to check`,
       );
-      continue;
+      return null;
     }
     if (ws === null) {
-      ok = false;
       lines.push(`${id}: Underpass ws was not measured`);
-      continue;
+      return null;
     }
-    const ratio = ws / ms;
-    const pass = ratio >= 0.5;
+    return ws / ms;
+  };
+  for (const id of figureIds) {
+    const ratio = ratioOf(id);
+    const pass = ratio !== null && ratio >= QUICK_BOUNDS.throughputRatio;
     ok &&= pass;
-    lines.push(`${id}: Underpass ws / microsocks = ${ratio.toFixed(2)} (${pass ? "ok" : "BELOW 0.5"})`);
+    if (ratio !== null)
+      lines.push(`${id}: Underpass ws / microsocks = ${ratio.toFixed(2)} (${pass ? "ok" : "BELOW 0.5"})`);
   }
+  const latency = ratioOf(LATENCY_P50.id);
+  const latencyOk = latency !== null && latency <= QUICK_BOUNDS.latencyRatio;
+  ok &&= latencyOk;
+  if (latency !== null) {
+    const verdict = latencyOk ? "ok" : `ABOVE ${QUICK_BOUNDS.latencyRatio}`;
+    lines.push(`${LATENCY_P50.id}: Underpass ws / microsocks = ${latency.toFixed(2)} (${verdict})`);
+  }
+  const agent = book.median(REST_FIGURES.agent.id, "underpass-ws");
+  const agentOk = agent !== null && agent <= QUICK_BOUNDS.agentRestMib;
+  ok &&= agentOk;
+  lines.push(
+    agent === null
+      ? `${REST_FIGURES.agent.id}: the agent's RSS at rest was not measured`
+      : `${REST_FIGURES.agent.id}: ${agent.toFixed(1)} MiB (${agentOk ? "ok" : `ABOVE ${QUICK_BOUNDS.agentRestMib}`})`,
+  );
   return { ok, lines };
 }

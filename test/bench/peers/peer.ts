@@ -9,6 +9,7 @@ import type { Destination, SocksEndpoint } from "../socks5-client.js";
 export const PEER_IDS = [
   "direct",
   "microsocks",
+  "dante",
   "ssh",
   "underpass-ws",
   "underpass-wss",
@@ -21,6 +22,7 @@ export type PeerId = (typeof PEER_IDS)[number];
 export const PEER_LABEL: Readonly<Record<PeerId, string>> = {
   direct: "direct (no proxy)",
   microsocks: "microsocks",
+  dante: "Dante danted",
   ssh: "OpenSSH -R (aes128-gcm)",
   "underpass-ws": "Underpass ws",
   "underpass-wss": "Underpass wss",

@@ -6,9 +6,9 @@
 import type { Socket } from "node:net";
 import { type RunContext, routeOf, withDeadline } from "../context.js";
 import { patternDigest } from "../data-pattern.js";
-import { FAIRNESS_AGGREGATE, FAIRNESS_MAX_RSS, FAIRNESS_SLOW } from "../figures.js";
+import { FAIRNESS_AGGREGATE, FAIRNESS_MAX_RSS, FAIRNESS_RSS_GROWTH, FAIRNESS_SLOW } from "../figures.js";
 import type { Peer, PeerId } from "../peers/peer.js";
-import { watchRss } from "../processes.js";
+import { totalRss, watchRss } from "../processes.js";
 import { connectVia } from "../socks5-client.js";
 import { MIB } from "../stats.js";
 import { download, throttledRead } from "../transfer.js";
@@ -32,6 +32,7 @@ async function fairnessOnce(ctx: RunContext, peer: Peer): Promise<void> {
   const sockets: Socket[] = [];
   try {
     for (let i = 0; i < STREAMS; i++) sockets.push(await connectVia(peer.proxy, source));
+    const before = totalRss(peer.pids());
     const rss = watchRss(() => peer.pids());
     const slow = throttledRead(sockets[0]!, 1, per, SLOW_RATE);
     const t0 = performance.now();
@@ -47,6 +48,7 @@ async function fairnessOnce(ctx: RunContext, peer: Peer): Promise<void> {
     ctx.book.record(FAIRNESS_AGGREGATE, peer.id, aggregate);
     ctx.book.record(FAIRNESS_SLOW, peer.id, slowRate);
     ctx.book.record(FAIRNESS_MAX_RSS, peer.id, maxRss / MIB);
+    ctx.book.record(FAIRNESS_RSS_GROWTH, peer.id, (maxRss - before) / MIB);
     ctx.log(
       `fairness ${peer.id}: 7 streams ${aggregate.toFixed(0)} MiB/s, slow reader ${slowRate.toFixed(0)} KiB/s, ` +
         `max RSS ${(maxRss / MIB).toFixed(1)} MiB`,
