@@ -177,12 +177,12 @@ function allTargets(
       out.push(
         check(
           book,
-          `${count} held streams: RSS growth ≤ 15 MiB per 1 000`,
+          `${count} held streams: RSS growth ≤ 12 MiB per 1 000`,
           f.perThousand.id,
           peer,
           null,
           "<=",
-          15,
+          12,
         ),
       );
       out.push(
