@@ -126,7 +126,7 @@ export const FAIRNESS_MAX_RSS: FigureInfo = {
 
 export const FAIRNESS_RSS_GROWTH: FigureInfo = {
   id: "fairness.rss-growth",
-  title: "fairness: max RSS of the proxy processes above their RSS just before",
+  title: "fairness: max RSS of the proxy processes above their RSS at rest (a fresh instance)",
   unit: "MiB",
   digits: 1,
   higherIsBetter: false,

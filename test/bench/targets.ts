@@ -136,7 +136,7 @@ function allTargets(
     out.push(
       check(
         book,
-        "fairness load: relay + agent RSS ≤ before it + 64 MiB",
+        "fairness load: relay + agent RSS ≤ at rest + 64 MiB",
         FAIRNESS_RSS_GROWTH.id,
         peer,
         null,

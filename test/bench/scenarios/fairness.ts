@@ -1,10 +1,13 @@
 /**
  * Fairness: eight streams from the source, one of them read at 100 KiB/s and seven at full
  * speed. The seven should keep the speed of the 8-stream figure (one slow reader must not stall
- * its neighbours), and the proxy's memory must stay bounded while the slow one backs up.
+ * its neighbours), and the proxy's memory must stay bounded while the slow one backs up. Each
+ * repetition runs on a fresh instance of the peer, settled after its start: the RSS before the
+ * load is the RSS at rest, not what earlier figures left behind.
  */
 import type { Socket } from "node:net";
-import { type RunContext, routeOf, withDeadline } from "../context.js";
+import { setTimeout as delay } from "node:timers/promises";
+import { type RunContext, type TargetRoute, withDeadline } from "../context.js";
 import { patternDigest } from "../data-pattern.js";
 import { FAIRNESS_AGGREGATE, FAIRNESS_MAX_RSS, FAIRNESS_RSS_GROWTH, FAIRNESS_SLOW } from "../figures.js";
 import type { Peer, PeerId } from "../peers/peer.js";
@@ -24,9 +27,11 @@ const FAIRNESS_PEERS: ReadonlySet<PeerId> = new Set([
 const STREAMS = 8;
 /** The throttled reader's rate, in bytes/s. */
 const SLOW_RATE = 100 * 1024;
+/** A fresh instance settles (start-up compilation, first GCs) before its RSS is read, in ms. */
+const SETTLE_MS = 3_000;
 
-async function fairnessOnce(ctx: RunContext, peer: Peer): Promise<void> {
-  const source = routeOf(ctx, peer).source;
+async function fairnessOnce(ctx: RunContext, peer: Peer, route: TargetRoute): Promise<void> {
+  const source = route.source;
   const per = Math.floor(ctx.options.sizeBytes / STREAMS);
   for (let i = 1; i <= STREAMS; i++) patternDigest(i, per);
   const sockets: Socket[] = [];
@@ -64,7 +69,13 @@ export async function runFairness(ctx: RunContext): Promise<void> {
     for (const peer of ctx.peers) {
       if (!FAIRNESS_PEERS.has(peer.id)) continue;
       try {
-        await fairnessOnce(ctx, peer);
+        const fresh = await ctx.launch(peer.id);
+        try {
+          await delay(SETTLE_MS);
+          await fairnessOnce(ctx, fresh.peer, fresh.route);
+        } finally {
+          await fresh.peer.stop();
+        }
       } catch (err) {
         ctx.book.fail(FAIRNESS_AGGREGATE, peer.id, err);
         ctx.log(`fairness ${peer.id}: FAILED ${err instanceof Error ? err.message : err}`);
