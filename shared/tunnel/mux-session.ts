@@ -168,9 +168,9 @@ export class MuxSession implements StreamHost {
     return this.#controlOverflows;
   }
 
-  /** Smoothed round-trip time of the tunnel, in ms (PING/PONG); 0 before the first PONG. */
+  /** The tunnel's round-trip time for its windows, in ms (round-trip.ts); 0 before the first PONG. */
   get roundTripMs(): number {
-    return this.#roundTrip.smoothedMs;
+    return this.#roundTrip.leastMs;
   }
 
   /**
@@ -496,7 +496,7 @@ export class MuxSession implements StreamHost {
   /** The RTT for a window's growth check; a stale one asks for a fresh sample (a BDP ping). */
   #roundTripMs(): number {
     if (this.#pingSentAt === 0 && this.#established && this.#roundTrip.stale(this.#now())) this.#ping();
-    return this.#roundTrip.smoothedMs;
+    return this.#roundTrip.leastMs;
   }
 
   #silent(silentMs: number): void {

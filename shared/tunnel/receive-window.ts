@@ -4,7 +4,7 @@
  * than the round trip can refill it: the auto-tuning of QUIC stacks (quic-go's flow controller)
  * and of libp2p's yamux, after the bandwidth-delay-product probing of HTTP/2 stacks (gRPC's BDP
  * ping). An epoch starts at every growth check; when the consumer has taken more than half the
- * window within the epoch, and did so in less than GROW_RTTS × fraction × smoothed RTT (that is,
+ * window within the epoch, and did so in less than GROW_RTTS × fraction × RTT (that is,
  * it drains faster than window / (GROW_RTTS × RTT), so the window, not the consumer, sets the
  * pace), the window doubles, up to the stream's maximum and as far as the tunnel's and the process's budgets
  * (window-budget.ts) allow.
@@ -25,7 +25,7 @@ export interface WindowContext {
   readonly maxWindow: number;
   /** The tunnel's budget for growth above the initial windows (its parent: the process's). */
   readonly budget: WindowBudget;
-  /** Smoothed round-trip time of the tunnel, in ms; 0 before the first sample. May ask for one. */
+  /** The tunnel's round-trip time, in ms (round-trip.ts); 0 before the first sample. May ask for one. */
   roundTripMs(): number;
   /** Monotonic clock, in ms. */
   now(): number;
