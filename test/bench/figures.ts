@@ -124,14 +124,6 @@ export const FAIRNESS_MAX_RSS: FigureInfo = {
   higherIsBetter: false,
 };
 
-export const FAIRNESS_RSS_GROWTH: FigureInfo = {
-  id: "fairness.rss-growth",
-  title: "fairness: max RSS of the proxy processes above their RSS at rest (a fresh instance)",
-  unit: "MiB",
-  digits: 1,
-  higherIsBetter: false,
-};
-
 /** Memory of the relay and the agent at rest (started by the CLI, first tunnel up) and after a load. */
 export const REST_FIGURES = {
   relay: {
