@@ -229,26 +229,32 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     events,
     usage,
     admin,
-    async close() {
-      socksServer.close();
-      for (const c of connections.list()) connections.kill(c.id);
-      gateway.close("relay shutting down");
-      tunnelServer.closeAllConnections();
-      stopLiveFeed();
-      liveEvents.close();
-      await Promise.all([
-        closeServer(tunnelServer),
-        closeServer(socksServer),
-        admin.close(),
-        ...(metricsServer ? [closeServer(metricsServer)] : []),
-      ]);
-      stopAudit();
-      metrics.close();
-      await usage.close();
-      await auditLog.close();
-      await store.close();
+    // once: a second close waits for the first
+    close() {
+      closing ??= closeAll();
+      return closing;
     },
   };
+  let closing: Promise<void> | null = null;
+  async function closeAll(): Promise<void> {
+    socksServer.close();
+    for (const c of connections.list()) connections.kill(c.id);
+    gateway.close("relay shutting down");
+    tunnelServer.closeAllConnections();
+    stopLiveFeed();
+    liveEvents.close();
+    await Promise.all([
+      closeServer(tunnelServer),
+      closeServer(socksServer),
+      admin.close(),
+      ...(metricsServer ? [closeServer(metricsServer)] : []),
+    ]);
+    stopAudit();
+    metrics.close();
+    await usage.close();
+    await auditLog.close();
+    await store.close();
+  }
   log.info(
     {
       tunnel: fmt(relay.tunnelAddress),
