@@ -50,6 +50,8 @@ export interface RelayConfig {
   readonly adminToken?: string | undefined;
   /** PEM files; when set the tunnel is served over TLS (wss). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** PEM files; when set the admin API and the console are served over HTTPS. */
+  readonly adminTls?: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly socksNoAuth?: boolean;
   /** Location of SOCKS clients when authentication is off. */
   readonly anonymousLocation?: string;
@@ -183,6 +185,19 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     adminTokenHash,
     logger: log.child({ component: "admin" }),
     version: VERSION,
+    tls: config.adminTls && {
+      cert: readFileSync(config.adminTls.certFile),
+      key: readFileSync(config.adminTls.keyFile),
+    },
+    // the ports the console puts into the commands it shows, once the servers listen
+    consoleEndpoints: () => {
+      const tunnel = tunnelServer.address();
+      const socks = socksServer.address();
+      if (tunnel === null || typeof tunnel === "string" || socks === null || typeof socks === "string") {
+        return null;
+      }
+      return { tunnelPort: tunnel.port, tunnelTls: Boolean(config.tls), socksPort: socks.port };
+    },
   });
 
   const started: Array<() => Promise<void>> = [];
@@ -237,6 +252,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       tls: Boolean(config.tls),
       socks: fmt(relay.socksAddress),
       admin: fmt(relay.adminAddress),
+      adminTls: Boolean(config.adminTls),
       dataDir: config.dataDir,
     },
     "relay listening",
