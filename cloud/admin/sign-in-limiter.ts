@@ -6,8 +6,8 @@
  * address's record. In memory, bounded: a flood of addresses drops the oldest records first.
  */
 
-/** Failures an address may make before it waits. */
-export const FREE_FAILURES = 5;
+/** Failures that cost an address nothing; the next one makes it wait FIRST_WAIT_MS. */
+export const FREE_FAILURES = 4;
 /** The first wait, in ms; it doubles with each further failure. */
 export const FIRST_WAIT_MS = 1000;
 /** The longest wait, in ms. */
@@ -73,7 +73,7 @@ export class SignInLimiter {
     const r = this.#records.get(address) ?? { failures: 0, closedUntil: 0, lastFailureAt: now };
     r.failures++;
     r.lastFailureAt = now;
-    const over = r.failures - this.#free;
+    const over = r.failures - this.#free - 1;
     // 2^over overflows to Infinity long after the cap is reached; min() keeps it finite
     const wait = over < 0 ? 0 : Math.min(this.#maxWaitMs, this.#firstWaitMs * 2 ** over);
     r.closedUntil = now + wait;

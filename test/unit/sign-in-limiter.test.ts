@@ -11,7 +11,7 @@ function clock(start = 1_700_000_000_000) {
 describe("sign-in limiter", () => {
   it("lets the first failures through, then doubles the wait with each failure up to the cap", () => {
     const c = clock();
-    const l = new SignInLimiter({ now: c.now, freeFailures: 3, firstWaitMs: 1000, maxWaitMs: 8000 });
+    const l = new SignInLimiter({ now: c.now, freeFailures: 2, firstWaitMs: 1000, maxWaitMs: 8000 });
     assert.equal(l.failed("192.0.2.1"), 0);
     assert.equal(l.failed("192.0.2.1"), 0);
     assert.equal(l.waitMs("192.0.2.1"), 0);
@@ -25,7 +25,7 @@ describe("sign-in limiter", () => {
 
   it("closes only the address that failed, for exactly its wait", () => {
     const c = clock();
-    const l = new SignInLimiter({ now: c.now, freeFailures: 1, firstWaitMs: 1000 });
+    const l = new SignInLimiter({ now: c.now, freeFailures: 0, firstWaitMs: 1000 });
     assert.equal(l.failed("192.0.2.1"), 1000);
     assert.equal(l.waitMs("192.0.2.1"), 1000);
     assert.equal(l.waitMs("192.0.2.2"), 0, "another address is not held back");
@@ -37,7 +37,7 @@ describe("sign-in limiter", () => {
 
   it("forgets an address on success, and an hour after its last failure", () => {
     const c = clock();
-    const l = new SignInLimiter({ now: c.now, freeFailures: 1 });
+    const l = new SignInLimiter({ now: c.now, freeFailures: 0 });
     l.failed("192.0.2.1");
     l.succeeded("192.0.2.1");
     assert.equal(l.size, 0);
