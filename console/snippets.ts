@@ -54,7 +54,8 @@ function socksHost(r: RelayAddress): string {
 
 export function curlLine(c: ClientCreated, r: RelayAddress): string {
   const proxy = `socks5h://${encodeURIComponent(c.username)}:${encodeURIComponent(c.password)}@${socksHost(r)}:${r.endpoints.socksPort}`;
-  return `curl --proxy ${shellWord(proxy)} ftp://<virtual host>/`;
+  // quoted even when plain, as the README writes it: a password may one day hold a shell character
+  return `curl --proxy '${proxy.replaceAll("'", "%27")}' ftp://<virtual host>/`;
 }
 
 export function javaLine(c: ClientCreated, r: RelayAddress): string {

@@ -188,7 +188,8 @@ export function mappingsPage(ctx: AppContext, params: URLSearchParams): PageView
   const refresh = async (): Promise<void> => {
     mappings = await api.mappings();
     for (const id of editing.keys()) if (!mappings.some((m) => m.id === id)) editing.delete(id);
-    adder.open = adder.open || mappings.length === 0;
+    // nothing to list yet: the form is what the page is for
+    if (first && mappings.length === 0) adder.open = true;
     render();
     // a link to one mapping (an overlap, a connection's mapping) shows it once the list is in
     if (first && focusId !== null) reveal(focusId);

@@ -17,6 +17,8 @@ function applyProps(el: Element, props: Props): void {
     if (typeof value === "function") {
       el.addEventListener(key.slice(2), value);
     } else if (key === "value" && (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement)) {
+      // the default too, so that a form's reset() comes back to it
+      el.defaultValue = String(value);
       el.value = String(value);
     } else if (key === "checked" && el instanceof HTMLInputElement) {
       el.checked = value === true;

@@ -39,11 +39,14 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${duration(ms).replace(/ \d+ s$/, "")} ago`;
 }
 
-/** Local date and time, to the second, for a `title` or a table cell. */
+const pad = (n: number): string => String(n).padStart(2, "0");
+
+/** Local date and time to the second, `2026-12-01 21:03:06`: unambiguous in every locale. */
 export function when(iso: string | null | undefined): string {
   if (!iso) return "";
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { hour12: false });
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 /** `host:port`, IPv6 in brackets (RFC 3986 §3.2.2). */
@@ -54,7 +57,6 @@ export function target(host: string, port: number | string): string {
 /** A `<input type="datetime-local">` value for an ISO time (local time, to the minute). */
 export function toLocalInput(iso: string): string {
   const d = new Date(iso);
-  const pad = (n: number): string => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 

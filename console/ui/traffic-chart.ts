@@ -13,13 +13,15 @@ const HEIGHT = 200;
 const MIN_WIDTH = 280;
 const PAD = { left: 70, right: 12, top: 12, bottom: 24 } as const;
 
-/** A round axis maximum ≥ `v` (1, 2 or 5 × 10^n bytes/s), at least 1 KiB/s. */
+/** Steps of a round axis maximum, within one binary prefix (KiB, MiB, …). */
+const STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1024] as const;
+
+/** A round axis maximum ≥ `v` bytes/s: 1, 2, 5, 10, 20, 50… KiB/s, MiB/s…; at least 1 KiB/s. */
 export function niceMax(v: number): number {
-  const floor = 1024;
-  if (v <= floor) return floor;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  let unit = 1024;
+  while (v > unit * 1024) unit *= 1024;
+  for (const step of STEPS) if (step * unit >= v) return step * unit;
+  return 1024 * unit;
 }
 
 function path(
