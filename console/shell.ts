@@ -42,7 +42,12 @@ export interface Shell {
 }
 
 export function startShell(api: Api, session: SessionInfo, onSignedOut: (notice: string) => void): Shell {
-  const live = new LiveEvents(async () => (await api.resume()) !== null);
+  // the stream was refused for good: if the session is over (expired, signed out elsewhere), say so
+  const live = new LiveEvents(async () => {
+    const alive = (await api.resume()) !== null;
+    if (!alive) onSignedOut("Your session ended (it expired or was signed out): sign in again.");
+    return alive;
+  });
   const traffic = new TrafficHistory(live);
   const status = h("div", {
     class: "status-area",

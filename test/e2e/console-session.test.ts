@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Cookie } from "playwright-core";
-import { type BrowserUnderTest, openBrowser, screenshot, textOf } from "../helpers/browser.js";
+import { type BrowserUnderTest, openBrowser, screenshot, signIn, textOf } from "../helpers/browser.js";
 import { ChildRegistry } from "../helpers/clients.js";
 import { type CloudProcess, startCloud } from "../helpers/processes.js";
 
@@ -127,6 +127,21 @@ describe("console: the session in a real browser", () => {
     );
   });
 
+  it("notices a session that ended elsewhere and asks for the token again", async () => {
+    const { page } = b;
+    const c = await sessionCookie();
+    assert.ok(c);
+    const session = (await (await withCookie("/v1/session", c.value)).json()) as { csrfToken: string };
+    const ended = await withCookie("/v1/session", c.value, {
+      method: "DELETE",
+      headers: { "x-csrf-token": session.csrfToken },
+    });
+    assert.equal(ended.status, 204);
+    // the relay ends the page's event stream; its reconnection is refused; the page says why
+    await page.locator(".notice", { hasText: "Your session ended" }).waitFor({ timeout: SHOWN_MS });
+    await signIn(page, ADMIN_TOKEN, SHOWN_MS);
+  });
+
   it("signs out: the relay refuses the old cookie and the page asks for the token again", async () => {
     const { page } = b;
     const old = await sessionCookie();
@@ -140,7 +155,7 @@ describe("console: the session in a real browser", () => {
     assert.equal(((await res.json()) as { error: string }).error, "UP_ERR_AUTH");
     assert.equal((await withCookie("/v1/events", old.value)).status, 401, "nor may it follow the events");
     const ended = await cloud.admin.expect("GET", "/v1/audit?event=console.signed-out", undefined, 200);
-    assert.equal(ended.events.length, 1);
+    assert.equal(ended.events.length, 2, "this sign-out and the one from outside the page");
   });
 
   it("backs off after failed sign-ins, says when to retry, and lets the right token in then", async () => {
