@@ -282,6 +282,15 @@ describe("console: operating a relay in a real browser", () => {
     await bytesAbove(first);
     assert.ok((await bytesNow()) > first, "the bytes grew without a reload");
     await screenshot(page, "console-connections");
+    const filter = page.getByLabel("Filter", { exact: true });
+    await filter.fill(`${HOST}:21`);
+    await page
+      .getByTestId("connection-count")
+      .filter({ hasText: /^1 of 2 live connection/ })
+      .waitFor();
+    assert.equal(await data.count(), 0, "the filter hides the data connection");
+    await filter.fill("");
+    await data.waitFor();
 
     await data.getByRole("button", { name: "Kill", exact: true }).click();
     await dialog().getByRole("button", { name: "Kill connection", exact: true }).click();
@@ -329,6 +338,43 @@ describe("console: operating a relay in a real browser", () => {
     const events = lines.map((l) => JSON.parse(l) as { event: string; port?: number });
     assert.ok(events.length >= 1 && events.every((e) => e.event === "socks.denied"), lines.join("\n"));
     assert.ok(events.some((e) => e.port === 2222));
+  });
+
+  it("rotates the client's password (the old one stops) and revokes the agent (its tunnel closes)", async () => {
+    const { page } = b;
+    assert.ok(socks, "the client of the steps before");
+    await page.getByRole("link", { name: "Clients", exact: true }).click();
+    const row = page.locator("tr[data-client-id]", { hasText: "ERP integration" });
+    await row.getByRole("button", { name: "Rotate", exact: true }).click();
+    await dialog().getByRole("button", { name: "Rotate password", exact: true }).click();
+    const fresh = await textOf(page.locator("dialog[open]").getByTestId("client-password"));
+    assert.match(fresh, /^ups_/);
+    assert.notEqual(fresh, socks.password);
+    await page.keyboard.press("Escape");
+    await dialog().waitFor({ state: "detached" });
+    const old = await curlFtp({
+      url: `ftp://${HOST}/readme.txt`,
+      socks: { ...socks, remoteDns: true },
+      timeoutMs: 15_000,
+      registry,
+    });
+    assert.equal(old.code, 97, `the old password is refused\n${formatResult(old)}`);
+    const now = await curlFtp({
+      url: `ftp://${HOST}/readme.txt`,
+      socks: { ...socks, password: fresh, remoteDns: true },
+      timeoutMs: 15_000,
+      registry,
+    });
+    assert.equal(now.code, 0, `the new one works\n${formatResult(now)}`);
+
+    await page.getByRole("link", { name: "Agents", exact: true }).click();
+    const agentRow = page.locator("tr[data-agent-id]", { hasText: "plant-1 gateway" });
+    await agentRow.getByRole("button", { name: "Revoke", exact: true }).click();
+    await dialog().getByRole("button", { name: "Revoke agent", exact: true }).click();
+    await agentRow.waitFor({ state: "detached", timeout: SHOWN_MS });
+    // the tunnel's end reaches the trail, and the page shows it without a reload
+    await page.getByTestId("disconnects").locator("li").first().waitFor({ timeout: SHOWN_MS });
+    assert.equal(await page.evaluate("window.underpassNoReload"), true, "no reload happened");
     assert.deepEqual(b.pageErrors, [], "no uncaught error in the page");
   });
 });
