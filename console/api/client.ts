@@ -75,7 +75,13 @@ export class Api {
       throw new ApiError(0, { error: "UP_CONSOLE_NETWORK", message });
     }
     const text = await res.text();
-    const parsed: unknown = text === "" ? undefined : JSON.parse(text);
+    let parsed: unknown;
+    try {
+      parsed = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      // not an answer of the API (a proxy's error page): the status says what happened
+      parsed = undefined;
+    }
     if (res.ok) return parsed as T;
     const errorBody: ErrorBody = isErrorBody(parsed)
       ? parsed
