@@ -21,6 +21,8 @@ const relayEnv = z.object({
   UNDERPASS_ADMIN_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
   UNDERPASS_TLS_CERT: z.string().optional(),
   UNDERPASS_TLS_KEY: z.string().optional(),
+  UNDERPASS_ADMIN_TLS_CERT: z.string().optional(),
+  UNDERPASS_ADMIN_TLS_KEY: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
@@ -36,14 +38,8 @@ const relayEnv = z.object({
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
   const e = parseEnv(relayEnv, env);
-  if (Boolean(e.UNDERPASS_TLS_CERT) !== Boolean(e.UNDERPASS_TLS_KEY)) {
-    const missing = e.UNDERPASS_TLS_CERT ? "UNDERPASS_TLS_KEY" : "UNDERPASS_TLS_CERT";
-    throw new ValidationError(
-      `UNDERPASS_TLS_CERT and UNDERPASS_TLS_KEY go together: set both or neither (${missing} is not set)`,
-      [{ path: missing, message: "is required with the other TLS variable" }],
-    );
-  }
-  if (e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY) checkTlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY);
+  const tls = tlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY, TUNNEL_TLS);
+  const adminTls = tlsPair(e.UNDERPASS_ADMIN_TLS_CERT, e.UNDERPASS_ADMIN_TLS_KEY, ADMIN_TLS);
   const listeners = {
     UNDERPASS_TUNNEL_LISTEN: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
     UNDERPASS_SOCKS_LISTEN: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
@@ -59,10 +55,8 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
         : metricsListen(e.UNDERPASS_METRICS_LISTEN, listeners),
     dataDir: e.UNDERPASS_DATA_DIR,
     adminToken: e.UNDERPASS_ADMIN_TOKEN,
-    tls:
-      e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY
-        ? { certFile: e.UNDERPASS_TLS_CERT, keyFile: e.UNDERPASS_TLS_KEY }
-        : undefined,
+    tls,
+    adminTls,
     socksNoAuth: envFlag(e.UNDERPASS_SOCKS_NO_AUTH),
     anonymousLocation: e.UNDERPASS_SOCKS_NO_AUTH_LOCATION,
     dialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
@@ -109,12 +103,39 @@ function isAnyAddress(host: string): boolean {
   return host === "0.0.0.0" || host === "::";
 }
 
+/** The variable names of one certificate and key pair. */
+interface TlsNames {
+  readonly cert: string;
+  readonly key: string;
+}
+
+const TUNNEL_TLS: TlsNames = { cert: "UNDERPASS_TLS_CERT", key: "UNDERPASS_TLS_KEY" };
+const ADMIN_TLS: TlsNames = { cert: "UNDERPASS_ADMIN_TLS_CERT", key: "UNDERPASS_ADMIN_TLS_KEY" };
+
+/** Both files or neither; when both, checked now (checkTlsPair). */
+function tlsPair(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  names: TlsNames,
+): { certFile: string; keyFile: string } | undefined {
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    const missing = certFile ? names.key : names.cert;
+    throw new ValidationError(
+      `${names.cert} and ${names.key} go together: set both or neither (${missing} is not set)`,
+      [{ path: missing, message: "is required with the other TLS variable" }],
+    );
+  }
+  if (!certFile || !keyFile) return undefined;
+  checkTlsPair(certFile, keyFile, names);
+  return { certFile, keyFile };
+}
+
 /**
  * Reads the certificate and key now, so that a missing file or a key that does not match
  * its certificate is a configuration error naming the variable, before the store is opened
  * or anything listens.
  */
-function checkTlsPair(certFile: string, keyFile: string): void {
+function checkTlsPair(certFile: string, keyFile: string, names: TlsNames): void {
   const read = (file: string, name: string): Buffer => {
     try {
       return readFileSync(file);
@@ -123,14 +144,14 @@ function checkTlsPair(certFile: string, keyFile: string): void {
       throw new ValidationError(`${name}=${file} cannot be read (${why})`, [{ path: name, message: why }]);
     }
   };
-  const cert = read(certFile, "UNDERPASS_TLS_CERT");
-  const key = read(keyFile, "UNDERPASS_TLS_KEY");
+  const cert = read(certFile, names.cert);
+  const key = read(keyFile, names.key);
   try {
     createSecureContext({ cert, key });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new ValidationError(`UNDERPASS_TLS_CERT / UNDERPASS_TLS_KEY are not a usable PEM pair: ${why}`, [
-      { path: "UNDERPASS_TLS_CERT", message: why },
+    throw new ValidationError(`${names.cert} / ${names.key} are not a usable PEM pair: ${why}`, [
+      { path: names.cert, message: why },
     ]);
   }
 }

@@ -53,6 +53,8 @@ export interface RelayConfig {
   readonly adminToken?: string | undefined;
   /** PEM files; when set the tunnel is served over TLS (wss). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** PEM files; when set the admin API and the console are served over HTTPS. */
+  readonly adminTls?: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly socksNoAuth?: boolean;
   /** Location of SOCKS clients when authentication is off. */
   readonly anonymousLocation?: string;
@@ -189,6 +191,19 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     logger: log.child({ component: "admin" }),
     version: VERSION,
     events,
+    tls: config.adminTls && {
+      cert: readFileSync(config.adminTls.certFile),
+      key: readFileSync(config.adminTls.keyFile),
+    },
+    // the ports the console puts into the commands it shows, once the servers listen
+    consoleEndpoints: () => {
+      const tunnel = tunnelServer.address();
+      const socks = socksServer.address();
+      if (tunnel === null || typeof tunnel === "string" || socks === null || typeof socks === "string") {
+        return null;
+      }
+      return { tunnelPort: tunnel.port, tunnelTls: Boolean(config.tls), socksPort: socks.port };
+    },
   });
   const metricsAt = config.metricsListen;
   const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
@@ -262,6 +277,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       socks: fmt(relay.socksAddress),
       admin: fmt(relay.adminAddress),
       ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
+      adminTls: Boolean(config.adminTls),
       dataDir: config.dataDir,
     },
     "relay listening",
