@@ -42,6 +42,12 @@ export function sqlState(err: unknown): string | undefined {
   return code !== undefined && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/** A transaction the server aborted to break a deadlock or a serialisation conflict: run it again. */
+export function isRetryable(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === "40P01" || state === "40001";
+}
+
 /** The constraint a server error names (unique, exclusion, check). */
 export function constraintOf(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "constraint" in err && typeof err.constraint === "string"

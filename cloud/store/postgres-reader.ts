@@ -46,6 +46,8 @@ function sorted<R>(rows: Map<string, Ordered<R>>): R[] {
 export class PostgresReader {
   readonly #origin: string;
   #version = 0;
+  /** Nothing was read yet: the first round reads everything, even at version 0. */
+  #loaded = false;
   #adminTokenHash: string | null = null;
   readonly #agents = new Map<string, Ordered<AgentRecord>>();
   readonly #clients = new Map<string, Ordered<ClientRecord>>();
@@ -79,10 +81,9 @@ export class PostgresReader {
       "select v.version, (select min(version) from config_changes) as floor from config_version v",
     );
     const version = Number(head.rows[0]?.version ?? 0);
-    if (version === this.#version) return null;
+    if (this.#loaded && version === this.#version) return null;
     const floor = head.rows[0]?.floor === null ? null : Number(head.rows[0]?.floor);
-    const full =
-      this.#version === 0 || version < this.#version || floor === null || floor > this.#version + 1;
+    const full = !this.#loaded || version < this.#version || floor === null || floor > this.#version + 1;
     const origins = new Map<string, boolean>();
     if (full) {
       this.#adminTokenHash = await selectAdminTokenHash(db);
@@ -111,6 +112,7 @@ export class PostgresReader {
       await this.#refresh(db, MAPPINGS, this.#mappings, touched.mapping);
     }
     this.#version = version;
+    this.#loaded = true;
     return {
       version,
       full,

@@ -23,7 +23,7 @@ import { ChangeFeed } from "../cluster/change-feed.js";
 import { type ConfigChangeListener, diffConfig, type StoreHealth } from "./changes.js";
 import { CHANGE_CHANNEL, migrate } from "./migrations.js";
 import { refuseOverlap } from "./overlap.js";
-import { isUnavailable, storeErrorOf } from "./postgres-errors.js";
+import { isRetryable, isUnavailable, storeErrorOf } from "./postgres-errors.js";
 import { PostgresReader } from "./postgres-reader.js";
 import { selectOverlap } from "./postgres-rows.js";
 import { connectionConfig, type DatabaseTarget, describeTarget, parseDatabaseUrl } from "./postgres-url.js";
@@ -49,6 +49,8 @@ export interface PostgresStoreOptions {
 const CONNECT_TIMEOUT_MS = 5_000;
 /** A query without an answer after this long fails and its connection is dropped, ms. */
 const QUERY_TIMEOUT_MS = 30_000;
+/** Runs of a write the server aborted as a deadlock's victim (or a serialisation failure). */
+const RETRIES = 3;
 /** Tries of a mapping write whose overlap is gone by the time it is looked up. */
 const OVERLAP_TRIES = 3;
 
@@ -240,6 +242,20 @@ export class PostgresStore extends SnapshotReads implements Store {
   }
 
   async #transact<T>(what: string, body: w.WriteBody<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#transactOnce(what, body);
+      } catch (err) {
+        if (!(err instanceof StoreError && isRetryable(err.cause)) || attempt >= RETRIES) throw err;
+        this.#log.debug(
+          { err, attempt },
+          "the database aborted a write to break a deadlock; running it again",
+        );
+      }
+    }
+  }
+
+  async #transactOnce<T>(what: string, body: w.WriteBody<T>): Promise<T> {
     let db: pg.PoolClient;
     try {
       db = await this.pool.connect();

@@ -107,8 +107,31 @@ export const replaceAgent = (a: AgentRecord) =>
 export const addClient = (c: ClientRecord) => adding("client", CLIENTS, c, clientUnique(c));
 export const replaceClient = (c: ClientRecord) =>
   replacing("client", CLIENTS, c, clientUnique(c), { column: "password_hash", value: c.passwordHash });
-export const addMapping = (m: MappingRecord) => adding("mapping", MAPPINGS, m, {});
-export const replaceMapping = (m: MappingRecord) => replacing("mapping", MAPPINGS, m, {}, null);
+
+/** The class of the advisory locks that order writers of one virtual host (two-key lock space). */
+const MAPPING_LOCK_CLASS = 0x6d6170; // "map"
+
+/**
+ * Writers of mappings with the same location and virtual host take turns. The exclusion
+ * constraint alone would still refuse the second of two overlapping writers, but two inserts
+ * that each see the other's uncommitted row wait for each other, and PostgreSQL breaks that
+ * deadlock only after deadlock_timeout (1 s). Taking turns, the second finds the first
+ * committed and is refused at once.
+ */
+function takingTurns(m: MappingRecord, body: WriteBody<void>): WriteBody<void> {
+  return async (db, changes) => {
+    await db.query("select pg_advisory_xact_lock($1, hashtext($2 || '/' || lower($3)))", [
+      MAPPING_LOCK_CLASS,
+      m.location,
+      m.virtualHost,
+    ]);
+    await body(db, changes);
+  };
+}
+
+export const addMapping = (m: MappingRecord) => takingTurns(m, adding("mapping", MAPPINGS, m, {}));
+export const replaceMapping = (m: MappingRecord) =>
+  takingTurns(m, replacing("mapping", MAPPINGS, m, {}, null));
 
 /** Deletes a record; resolves whether there was one. */
 export function deleting(entity: RecordEntity, id: string): WriteBody<boolean> {
