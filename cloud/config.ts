@@ -7,6 +7,7 @@ import { envFlag, parseEnv, parseListen } from "../shared/env.js";
 import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { RelayConfig } from "./relay.js";
+import { parseDatabaseUrl } from "./store/postgres-url.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -29,6 +30,7 @@ const relayEnv = z.object({
     .optional(),
   UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
+  UNDERPASS_DATABASE_URL: z.string().min(1).optional(),
 });
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
@@ -41,6 +43,8 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     );
   }
   if (e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY) checkTlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY);
+  // a URL the store could not use is a start-up error naming the variable (postgres-url.ts)
+  if (e.UNDERPASS_DATABASE_URL) parseDatabaseUrl(e.UNDERPASS_DATABASE_URL);
   return {
     tunnelListen: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
     socksListen: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
@@ -58,6 +62,7 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     bindTimeoutMs: e.UNDERPASS_BIND_TIMEOUT_MS,
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
+    databaseUrl: e.UNDERPASS_DATABASE_URL,
     logger,
   };
 }
