@@ -71,7 +71,8 @@ export class PostgresReader {
       await db.query("commit");
       return result;
     } catch (err) {
-      await db.query("rollback").catch(() => undefined);
+      // a rollback that fails leaves the connection in doubt: its error goes up instead
+      await db.query("rollback");
       throw err;
     }
   }

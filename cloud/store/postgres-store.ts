@@ -17,13 +17,13 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { StoreError } from "../../shared/errors.js";
+import { StoreError, UnderpassError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { ChangeFeed } from "../cluster/change-feed.js";
 import { type ConfigChangeListener, diffConfig, type StoreHealth } from "./changes.js";
 import { CHANGE_CHANNEL, migrate } from "./migrations.js";
 import { refuseOverlap } from "./overlap.js";
-import { isRetryable, isUnavailable, storeErrorOf } from "./postgres-errors.js";
+import { isRetryable, storeErrorOf } from "./postgres-errors.js";
 import { PostgresReader } from "./postgres-reader.js";
 import { selectOverlap } from "./postgres-rows.js";
 import { connectionConfig, type DatabaseTarget, describeTarget, parseDatabaseUrl } from "./postgres-url.js";
@@ -256,30 +256,25 @@ export class PostgresStore extends SnapshotReads implements Store {
   }
 
   async #transactOnce<T>(what: string, body: w.WriteBody<T>): Promise<T> {
-    let db: pg.PoolClient;
-    try {
-      db = await this.pool.connect();
-    } catch (err) {
-      throw storeErrorOf(err, what, this.#label);
-    }
-    let broken: Error | undefined;
-    let result: T;
     let version = 0;
+    let result: T;
     try {
-      await db.query("begin");
-      const changes: w.ChangeRow[] = [];
-      result = await body(db, changes);
-      if (changes.length > 0) version = await w.recordChanges(db, changes, this.origin);
-      await db.query("commit");
+      result = await this.#withConnection(async (db) => {
+        await db.query("begin");
+        try {
+          const changes: w.ChangeRow[] = [];
+          const done = await body(db, changes);
+          if (changes.length > 0) version = await w.recordChanges(db, changes, this.origin);
+          await db.query("commit");
+          return done;
+        } catch (err) {
+          // a rollback that fails leaves the connection in doubt: it is thrown, and dropped
+          await db.query("rollback");
+          throw err;
+        }
+      });
     } catch (err) {
-      if (isUnavailable(err)) broken = err instanceof Error ? err : new Error(String(err));
-      else
-        await db.query("rollback").catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
       throw err instanceof w.OverlapRefused ? err : storeErrorOf(err, what, this.#label);
-    } finally {
-      db.release(broken);
     }
     if (version > 0) {
       // the answer comes after this relay serves it (read your writes)
@@ -292,21 +287,36 @@ export class PostgresStore extends SnapshotReads implements Store {
     return result;
   }
 
+  /**
+   * A pooled connection for `use`. While it is checked out nobody else listens for its
+   * failure, so this does (an unheard 'error' would end the process); it goes back to the pool
+   * only after a success or a refusal of ours (a coded error, with its transaction rolled back),
+   * and is dropped after anything else.
+   */
+  async #withConnection<T>(use: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+    const db = await this.pool.connect();
+    let failed: Error | undefined;
+    const onError = (err: Error): void => {
+      failed = err;
+    };
+    db.on("error", onError);
+    try {
+      return await use(db);
+    } catch (err) {
+      if (!(err instanceof UnderpassError || err instanceof w.OverlapRefused))
+        failed ??= err instanceof Error ? err : new Error(String(err));
+      throw err;
+    } finally {
+      db.off("error", onError);
+      db.release(failed);
+    }
+  }
+
   // -- catching up -------------------------------------------------------------------------
 
   /** One round of the change feed: apply what was committed since, then tell the listeners. */
   async #round(): Promise<void> {
-    const db = await this.pool.connect();
-    let broken: Error | undefined;
-    let read: Awaited<ReturnType<PostgresReader["read"]>>;
-    try {
-      read = await this.#reader.read(db);
-    } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err));
-      throw err;
-    } finally {
-      db.release(broken);
-    }
+    const read = await this.#withConnection((db) => this.#reader.read(db));
     if (read === null) return;
     const before = this.snapshot.data;
     this.snapshot = new ConfigSnapshot(read.data);

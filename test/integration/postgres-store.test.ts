@@ -217,6 +217,37 @@ describe("PostgreSQL store, several relays over one database", () => {
     assert.equal((await b.getMapping("mp_silent"))?.virtualHost, "silent.example");
   });
 
+  it("writes in flight when the server stops are refused as unavailable, and whatever resolved is kept", async () => {
+    const url = await database();
+    // rounds run all the time, so that the stop meets connections checked out of the pool
+    const a = await opened(url, { reconnectMaxMs: 200, checkIntervalMs: 2 });
+    const writes: Array<Promise<string>> = [];
+    for (let i = 0; i < 30; i++) {
+      writes.push(a.addMapping(mappingRecord(`mp_${i}`, [1000 + i, 1000 + i])).then(() => `mp_${i}`));
+      if (i === 10) writes.push(cluster.stop().then(() => "stopped"));
+    }
+    const settled = await Promise.allSettled(writes);
+    const kept = settled.flatMap((r) => (r.status === "fulfilled" && r.value !== "stopped" ? [r.value] : []));
+    for (const r of settled) {
+      if (r.status === "rejected") assert.ok(r.reason instanceof StoreUnavailableError, String(r.reason));
+    }
+    assert.ok(
+      settled.some((r) => r.status === "rejected"),
+      "some writes met the stopped server",
+    );
+    await assert.rejects(a.addAgent(agentRecord("ag_down")), StoreUnavailableError);
+    assert.equal(a.health().state, "unavailable");
+    await cluster.start();
+    await waitFor(() => a.health().state === "available", { timeoutMs: 15_000, what: "the store back" });
+    const inDb = await sql<{ id: string }>(url, "select id from mappings");
+    for (const id of kept)
+      assert.ok(
+        inDb.some((r) => r.id === id),
+        `${id} resolved, so it is stored`,
+      );
+    assert.deepEqual((await a.listMappings()).map((m) => m.id).sort(), inDb.map((r) => r.id).sort());
+  });
+
   it("a URL that asks for TLS fails to open against a server without it, saying so", async () => {
     const url = await database();
     const s = store(`${url}?sslmode=require`);
