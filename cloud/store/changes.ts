@@ -78,11 +78,13 @@ function diffList<E extends ConfigChange["entity"], R extends Keyed>(
   after: readonly R[],
   secret: keyof R | null,
   isLocal: (entity: E, id: string) => boolean,
+  only: ((entity: E, id: string) => boolean) | null,
   out: ConfigChange[],
 ): void {
   const old = new Map(before.map((r) => [r.id, r]));
   const next = new Map(after.map((r) => [r.id, r]));
   for (const id of new Set([...old.keys(), ...next.keys()])) {
+    if (only !== null && !only(entity, id)) continue;
     const b = old.get(id) ?? null;
     const a = next.get(id) ?? null;
     const kind = kindOf(b, a, secret);
@@ -93,16 +95,26 @@ function diffList<E extends ConfigChange["entity"], R extends Keyed>(
 
 /**
  * The changes between two pictures of the configuration, agents first, then clients, then
- * mappings. `isLocal` says whether every write that touched a record came from this store.
+ * mappings. `isLocal` says whether every write that touched a record came from this store;
+ * `only`, when known, which records may differ at all (the others are not compared).
  */
 export function diffConfig(
   before: StoreData,
   after: StoreData,
   isLocal: (entity: ConfigChange["entity"], id: string) => boolean,
+  only: ((entity: ConfigChange["entity"], id: string) => boolean) | null = null,
 ): ConfigChange[] {
   const out: ConfigChange[] = [];
-  diffList<"agent", AgentRecord>("agent", before.agents, after.agents, "tokenHash", isLocal, out);
-  diffList<"client", ClientRecord>("client", before.clients, after.clients, "passwordHash", isLocal, out);
-  diffList<"mapping", MappingRecord>("mapping", before.mappings, after.mappings, null, isLocal, out);
+  diffList<"agent", AgentRecord>("agent", before.agents, after.agents, "tokenHash", isLocal, only, out);
+  diffList<"client", ClientRecord>(
+    "client",
+    before.clients,
+    after.clients,
+    "passwordHash",
+    isLocal,
+    only,
+    out,
+  );
+  diffList<"mapping", MappingRecord>("mapping", before.mappings, after.mappings, null, isLocal, only, out);
   return out;
 }

@@ -24,13 +24,16 @@ import type { AgentRecord, ClientRecord, MappingRecord, StoreData } from "./stor
 
 type Entity = ConfigChange["entity"] | "settings";
 
+/** More records named than this (an import) and the whole table is read instead. */
+const REFRESH_BY_ID = 1_000;
+
 export interface ReadResult {
   readonly version: number;
   readonly data: StoreData;
   /** Whether every write that touched the record since the last round came from `origin`. */
   readonly isLocal: (entity: ConfigChange["entity"], id: string) => boolean;
-  /** Everything was read again (no change rows to say who wrote what). */
-  readonly full: boolean;
+  /** Whether a change row since the last round names the record; null: all may have changed. */
+  readonly touched: ((entity: ConfigChange["entity"], id: string) => boolean) | null;
 }
 
 interface ChangeRow {
@@ -86,6 +89,7 @@ export class PostgresReader {
     const floor = head.rows[0]?.floor === null ? null : Number(head.rows[0]?.floor);
     const full = !this.#loaded || version < this.#version || floor === null || floor > this.#version + 1;
     const origins = new Map<string, boolean>();
+    let touched: Record<Entity, Set<string>> | null = null;
     if (full) {
       this.#adminTokenHash = await selectAdminTokenHash(db);
       await this.#reload(db, AGENTS, this.#agents);
@@ -96,7 +100,7 @@ export class PostgresReader {
         "select entity, entity_id, origin from config_changes where version > $1 and version <= $2",
         [this.#version, version],
       );
-      const touched: Record<Entity, Set<string>> = {
+      touched = {
         settings: new Set(),
         agent: new Set(),
         client: new Set(),
@@ -116,7 +120,7 @@ export class PostgresReader {
     this.#loaded = true;
     return {
       version,
-      full,
+      touched: touched === null ? null : (entity, id) => touched[entity].has(id),
       isLocal: (entity, id) => origins.get(`${entity}:${id}`) ?? false,
       data: {
         version: 1,
@@ -145,6 +149,7 @@ export class PostgresReader {
     ids: ReadonlySet<string>,
   ): Promise<void> {
     if (ids.size === 0) return;
+    if (ids.size > REFRESH_BY_ID) return this.#reload(db, table, into);
     const rows = await selectRows(db, table, [...ids]);
     for (const id of ids) into.delete(id);
     for (const r of rows) into.set(r.record.id, r);

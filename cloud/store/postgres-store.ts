@@ -321,7 +321,7 @@ export class PostgresStore extends SnapshotReads implements Store {
     const before = this.snapshot.data;
     this.snapshot = new ConfigSnapshot(read.data);
     if (this.#state !== "open") return; // the first load tells nobody
-    const changes = diffConfig(before, this.snapshot.data, read.isLocal);
+    const changes = diffConfig(before, this.snapshot.data, read.isLocal, read.touched);
     if (changes.length === 0) return;
     this.#log.debug({ version: read.version, changes: changes.length }, "configuration changes applied");
     for (const listener of this.#listeners) {

@@ -178,6 +178,34 @@ describe("PostgreSQL store, several relays over one database", () => {
     assert.equal(onB.seen.length, before);
   });
 
+  it("an import on one relay reaches the other whole, however many records it names", async () => {
+    const url = await database();
+    const [a, b] = await Promise.all([opened(url), opened(url)]);
+    await a!.addAgent(agentRecord("ag_old"));
+    await a!.addMapping(mappingRecord("mp_old"));
+    await waitFor(async () => (await b!.getMapping("mp_old")) !== undefined, { what: "mp_old at B" });
+    const onB = changesOf(b!);
+    const mappings = Array.from({ length: 1_500 }, (_, i) =>
+      mappingRecord(`mp_${i}`, [1 + i * 10, 5 + i * 10]),
+    );
+    const config = { agents: [agentRecord("ag_new")], clients: [clientRecord("cl_new")], mappings };
+    await a!.importConfig(config);
+    await waitFor(async () => (await b!.listMappings()).length === 1_500, {
+      timeoutMs: 5_000,
+      what: "B to hold all",
+    });
+    assert.deepEqual(await b!.exportConfig(), config);
+    await onB.wait((c) => c.id === "mp_1499");
+    const kinds = (id: string) => onB.seen.filter((x) => x.change.id === id).map((x) => x.change.kind);
+    assert.deepEqual(kinds("ag_old"), ["deleted"]);
+    assert.deepEqual(kinds("mp_old"), ["deleted"]);
+    assert.deepEqual(kinds("ag_new"), ["created"]);
+    assert.equal(
+      onB.seen.filter((x) => x.change.entity === "mapping" && x.change.kind === "created").length,
+      1_500,
+    );
+  });
+
   it("catches up after its listening connection is cut, whatever was notified meanwhile", async () => {
     const url = await database();
     const a = await opened(url);
