@@ -263,7 +263,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       tls: Boolean(config.tls),
       socks: fmt(relay.socksAddress),
       admin: fmt(relay.adminAddress),
-      dataDir: config.dataDir,
+      ...(store instanceof PostgresStore
+        ? { store: "postgres", origin: store.origin }
+        : { dataDir: config.dataDir }),
     },
     "relay listening",
   );
