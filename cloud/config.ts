@@ -9,6 +9,7 @@ import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
 import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
+import { parseDatabaseUrl } from "./store/postgres-url.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -34,6 +35,7 @@ const relayEnv = z.object({
     .optional(),
   UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
+  UNDERPASS_DATABASE_URL: z.string().min(1).optional(),
 });
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
@@ -45,6 +47,8 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     UNDERPASS_SOCKS_LISTEN: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
     UNDERPASS_ADMIN_LISTEN: parseListen(e.UNDERPASS_ADMIN_LISTEN, "UNDERPASS_ADMIN_LISTEN"),
   };
+  // a URL the store could not use is a start-up error naming the variable (postgres-url.ts)
+  if (e.UNDERPASS_DATABASE_URL) parseDatabaseUrl(e.UNDERPASS_DATABASE_URL);
   return {
     tunnelListen: listeners.UNDERPASS_TUNNEL_LISTEN,
     socksListen: listeners.UNDERPASS_SOCKS_LISTEN,
@@ -64,6 +68,7 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     bindTimeoutMs: e.UNDERPASS_BIND_TIMEOUT_MS,
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
+    databaseUrl: e.UNDERPASS_DATABASE_URL,
     logger,
   };
 }

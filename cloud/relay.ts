@@ -19,8 +19,11 @@ import { EventHub } from "./admin/event-hub.js";
 import { startLiveFeed } from "./admin/live-feed.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
+import type { AuditLog } from "./audit/audit-log.js";
 import { FileAuditLog } from "./audit/file-audit-log.js";
 import { writeAuditLog } from "./audit/from-events.js";
+import { PostgresAuditLog } from "./audit/postgres-audit-log.js";
+import { applyRemoteChanges } from "./cluster/change-effects.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
@@ -30,6 +33,7 @@ import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
+import { PostgresStore } from "./store/postgres-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
 import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
@@ -72,6 +76,11 @@ export interface RelayConfig {
   readonly audit?: Logger;
   /** Another store (a shared database); defaults to the file store in `dataDir`. */
   readonly store?: Store;
+  /**
+   * `UNDERPASS_DATABASE_URL`: the store and the audit trail live in this PostgreSQL database,
+   * shared with the other relays of a cluster (unless `store` is given).
+   */
+  readonly databaseUrl?: string | undefined;
 }
 
 export interface Relay {
@@ -96,7 +105,11 @@ export interface Relay {
 export async function startRelay(config: RelayConfig): Promise<Relay> {
   const log = config.logger;
   const audit = config.audit ?? log.child({ audit: true });
-  const store = config.store ?? new FileStore({ dir: config.dataDir, logger: log });
+  const store: Store =
+    config.store ??
+    (config.databaseUrl
+      ? new PostgresStore({ url: config.databaseUrl, logger: log })
+      : new FileStore({ dir: config.dataDir, logger: log }));
   await store.open();
 
   let generatedAdminToken: string | null = null;
@@ -109,7 +122,11 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   } else {
     generatedAdminToken = generateSecret("upadm");
     adminTokenHash = hashSecret(generatedAdminToken);
-    await store.setAdminTokenHash(adminTokenHash);
+    // a database store holds connections open: let them go when the relay cannot start
+    await store.setAdminTokenHash(adminTokenHash).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
   }
 
   const registry = new AgentRegistry();
@@ -145,8 +162,15 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   });
   tunnelServer.on("upgrade", (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
-  const auditLog = new FileAuditLog({ dir: join(config.dataDir, "audit") });
+  // a cluster keeps one trail, in its database
+  const auditLog: AuditLog =
+    store instanceof PostgresStore
+      ? new PostgresAuditLog({ pool: store.pool, logger: log })
+      : new FileAuditLog({ dir: join(config.dataDir, "audit") });
   const stopAudit = writeAuditLog(events, audit, auditLog);
+  // what another relay changed is acted on here too (tunnels closed, connections reset)
+  const stopChangeEffects =
+    store.onChange?.(applyRemoteChanges({ tunnels: registry, connections, logger: log })) ?? (() => {});
   const socksServer = createSocksServer({
     store,
     registry,
@@ -222,6 +246,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     }
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
+    stopChangeEffects();
     stopAudit();
     metrics.close();
     stopLiveFeed();
@@ -252,6 +277,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   };
   let closing: Promise<void> | null = null;
   async function closeAll(): Promise<void> {
+    stopChangeEffects();
     socksServer.close();
     for (const c of connections.list()) connections.kill(c.id);
     gateway.close("relay shutting down");
@@ -278,7 +304,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       admin: fmt(relay.adminAddress),
       ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
       adminTls: Boolean(config.adminTls),
-      dataDir: config.dataDir,
+      ...(store instanceof PostgresStore
+        ? { store: "postgres", origin: store.origin }
+        : { dataDir: config.dataDir }),
     },
     "relay listening",
   );

@@ -169,6 +169,17 @@ export class RateLimitedError extends defineError({
   }
 }
 
+/**
+ * The shared configuration database cannot be reached (stopped, unreachable, refusing
+ * connections). Changes are refused until it is back; relays keep serving the configuration
+ * they hold.
+ */
+export class StoreUnavailableError extends defineError({
+  code: "UP_ERR_STORE_UNAVAILABLE",
+  description:
+    "The configuration database cannot be reached; nothing was changed. Relays keep serving the configuration they hold; try again once it is back.",
+}) {}
+
 /** The coded subclasses; UnderpassError itself is UP_ERR_INTERNAL. */
 const CODED_ERROR_CLASSES = [
   ProtocolError,
@@ -191,6 +202,7 @@ const CODED_ERROR_CLASSES = [
   StoreError,
   ForbiddenError,
   RateLimitedError,
+  StoreUnavailableError,
 ] as const;
 
 /** Every error class, for the README table and for code lookups. */

@@ -120,7 +120,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   });
 
   registerDocs(app, version);
-  app.register(healthRoutes, { metrics: deps.metrics, version });
+  app.register(healthRoutes, { metrics: deps.metrics, version, store });
   app.register(agentRoutes, { store, deps });
   app.register(clientRoutes, { store, deps });
   app.register(mappingRoutes, { store, deps });
