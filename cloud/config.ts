@@ -7,6 +7,7 @@ import { envFlag, parseEnv, parseListen } from "../shared/env.js";
 import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
+import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
@@ -31,6 +32,17 @@ const relayEnv = z.object({
     .optional(),
   UNDERPASS_PING_INTERVAL_MS: ms.default(5_000),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(15_000),
+  // the bounds on what peers can make the relay hold (cloud/limits/bound-variables.ts:
+  // UNDERPASS_SOCKS_PREAUTH_PER_SOURCE, UNDERPASS_SOCKS_PREAUTH_MAX,
+  // UNDERPASS_TUNNEL_PREAUTH_PER_SOURCE, UNDERPASS_TUNNEL_PREAUTH_MAX,
+  // UNDERPASS_TUNNEL_PREAUTH_TIMEOUT_MS, UNDERPASS_ADMIN_PREAUTH_PER_SOURCE,
+  // UNDERPASS_ADMIN_PREAUTH_TIMEOUT_MS, UNDERPASS_SOCKS_CONNECTIONS_PER_CLIENT,
+  // UNDERPASS_SOCKS_CONNECTIONS_PER_SOURCE, UNDERPASS_AUTH_FREE_FAILURES,
+  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
+  // UNDERPASS_TUNNEL_MAX_PENDING_OPENS, UNDERPASS_BIND_PER_CLIENT, UNDERPASS_BIND_PER_AGENT,
+  // UNDERPASS_BUFFER_BUDGET_BYTES, UNDERPASS_CLIENT_BUFFER_BYTES, UNDERPASS_IDLE_TIMEOUT_MS,
+  // UNDERPASS_FTP_IDLE_TIMEOUT_MS, UNDERPASS_LOG_SUMMARY_MS)
+  ...boundsEnvShape,
 });
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
@@ -69,6 +81,7 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     bindTimeoutMs: e.UNDERPASS_BIND_TIMEOUT_MS,
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
+    bounds: boundsFromEnv(e),
     logger,
   };
 }

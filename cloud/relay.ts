@@ -4,9 +4,9 @@
  * and what tests start on port 0.
  */
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Server } from "node:net";
+import type { AddressInfo, Server, Socket } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { UnderpassError } from "../shared/errors.js";
@@ -24,6 +24,13 @@ import { writeAuditLog } from "./audit/from-events.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { BindListeners } from "./limits/bind-listeners.js";
+import { type RelayBounds, relayBounds } from "./limits/bounds.js";
+import { FailureBackoff } from "./limits/failure-backoff.js";
+import { LimitHits } from "./limits/limit-hits.js";
+import { LIMIT } from "./limits/limit-names.js";
+import { PreauthGuard } from "./limits/preauth-guard.js";
+import { socksGuards } from "./limits/socks-guards.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
@@ -70,6 +77,8 @@ export interface RelayConfig {
   readonly audit?: Logger;
   /** Another store (a shared database); defaults to the file store in `dataDir`. */
   readonly store?: Store;
+  /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
+  readonly bounds?: Partial<RelayBounds>;
 }
 
 export interface Relay {
@@ -117,6 +126,32 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
   const checkCredentials = new CheckCredentials();
+  const bounds = relayBounds(config.bounds);
+  const hits = new LimitHits(events, log.child({ component: "limits" }), bounds.summaryPeriodMs);
+  const tunnelGuard = new PreauthGuard({
+    perSource: bounds.tunnelPreauthPerSource,
+    total: bounds.tunnelPreauthTotal,
+    deadlineMs: bounds.tunnelPreauthTimeoutMs,
+    names: {
+      perSource: LIMIT.TUNNEL_PREAUTH_PER_SOURCE,
+      total: LIMIT.TUNNEL_PREAUTH_TOTAL,
+      deadline: LIMIT.TUNNEL_PREAUTH_DEADLINE,
+    },
+    hits,
+    what: "tunnel",
+  });
+  const adminGuard = new PreauthGuard({
+    perSource: bounds.adminPreauthPerSource,
+    total: Number.MAX_SAFE_INTEGER,
+    deadlineMs: bounds.adminPreauthTimeoutMs,
+    names: {
+      perSource: LIMIT.ADMIN_PREAUTH_PER_SOURCE,
+      total: LIMIT.ADMIN_PREAUTH_PER_SOURCE,
+      deadline: LIMIT.ADMIN_PREAUTH_DEADLINE,
+    },
+    hits,
+    what: "admin",
+  });
 
   const gateway = new TunnelGateway({
     store,
@@ -127,10 +162,22 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     timers: config.timers,
     helloTimeoutMs: config.helloTimeoutMs,
     onBindPeer: (stream, address, port) => bindPeers.deliver(stream, address, port),
+    preauth: tunnelGuard,
+    helloBackoff: new FailureBackoff({
+      freeFailures: bounds.authFreeFailures,
+      maxDelayMs: bounds.authBackoffMaxMs,
+    }),
+    hits,
+    bounds,
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
     : createHttpServer();
+  // Node waits for a request's headers for a minute and checks only every 30 s: the guard's
+  // own deadline closes a silent connection in time, these close a slow one
+  tunnelServer.headersTimeout = bounds.tunnelPreauthTimeoutMs;
+  tunnelServer.requestTimeout = bounds.tunnelPreauthTimeoutMs;
+  tunnelServer.on("connection", (socket: Socket) => tunnelGuard.admit(socket));
   tunnelServer.on("request", (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") {
@@ -144,7 +191,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   tunnelServer.on("upgrade", (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
   const auditLog = new FileAuditLog({ dir: join(config.dataDir, "audit") });
-  const stopAudit = writeAuditLog(events, audit, auditLog);
+  const stopAudit = writeAuditLog(events, audit, auditLog, { summaryPeriodMs: bounds.summaryPeriodMs });
   const socksServer = createSocksServer({
     store,
     registry,
@@ -160,6 +207,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     bindPeers,
     ftpExpectations: new FtpDataExpectations(),
     ftpPasvAddress: config.ftpPasvAddress,
+    guards: socksGuards(bounds, hits),
+    bindListeners: new BindListeners(bounds, hits),
   });
 
   const reachability: ReachabilityChecker = {
@@ -190,6 +239,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     version: VERSION,
     events,
   });
+  // the admin port's own bounds, before its first request (its token is checked per request)
+  admin.server.headersTimeout = bounds.adminPreauthTimeoutMs;
+  admin.server.on("connection", (socket: Socket) => adminGuard.admit(socket));
+  admin.server.on("request", (req: IncomingMessage) => adminGuard.slotOf(req.socket)?.admitted());
   const metricsAt = config.metricsListen;
   const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
 
@@ -209,6 +262,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopAudit();
     metrics.close();
+    hits.close();
     stopLiveFeed();
     await usage.close();
     liveEvents.close();
@@ -244,6 +298,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       ]);
       stopAudit();
       metrics.close();
+      hits.close();
       await usage.close();
       await auditLog.close();
       await store.close();
