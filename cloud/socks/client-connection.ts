@@ -99,6 +99,13 @@ export class ClientConnection {
     publishAccepted(this.#o.events, s);
     s.on("data", this.#onData);
     s.on("error", ignore); // 'close' follows
+    s.on("end", () => {
+      // a FIN before the handshake could complete: no more bytes can finish it, so its
+      // slot is given back now rather than at the deadline ("authenticating" still has a
+      // request to read from what came before the FIN)
+      const st = this.#state;
+      if (st === "greeting" || st === "credentials" || st === "request") s.destroy();
+    });
     s.on("close", () => {
       this.#enter("closed");
       this.#access.stop();
