@@ -1,0 +1,79 @@
+/** The pure parts of the relay's bounds: counters, the failure backoff, rate-limited lines, source keys. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { FailureBackoff } from "../../cloud/limits/failure-backoff.js";
+import { KeyedCounter } from "../../cloud/limits/keyed-counter.js";
+import { OVERFLOW_KEY, RateLimited } from "../../cloud/limits/rate-limited.js";
+import { sourceKey } from "../../cloud/limits/source-key.js";
+import { waitFor } from "../helpers/ports.js";
+
+describe("KeyedCounter", () => {
+  it("takes up to max per key and forgets a key that holds none", () => {
+    const c = new KeyedCounter(2);
+    assert.equal(c.tryAcquire("a"), true);
+    assert.equal(c.tryAcquire("a"), true);
+    assert.equal(c.tryAcquire("a"), false);
+    assert.equal(c.tryAcquire("b"), true);
+    c.release("a");
+    assert.equal(c.tryAcquire("a"), true);
+    c.release("a");
+    c.release("a");
+    c.release("b");
+    assert.equal(c.keys, 0);
+  });
+});
+
+describe("FailureBackoff", () => {
+  it("answers the free failures at once, then doubles up to the maximum, by the worst key", () => {
+    let now = 0;
+    const b = new FailureBackoff({ freeFailures: 2, maxDelayMs: 1000 }, () => now);
+    const waits = Array.from({ length: 8 }, () => b.fail(["source:1", "user:x"]));
+    assert.deepEqual(waits, [0, 0, 100, 200, 400, 800, 1000, 1000]);
+    // another source failing on the same username gets the username's wait
+    assert.equal(b.fail(["source:2", "user:x"]), 1000);
+    // a key that stops failing is free again as its count decays (half-life 60 s)
+    now += 10 * 60_000;
+    assert.equal(b.fail(["source:1"]), 0);
+  });
+
+  it("keeps at most maxKeys keys, forgetting the oldest", () => {
+    const b = new FailureBackoff({ freeFailures: 1, maxDelayMs: 1000, maxKeys: 3 });
+    for (const k of ["a", "b", "c", "d"]) b.fail([k]);
+    assert.equal(b.keys, 3);
+    assert.equal(b.failures("a"), 0);
+    assert.ok(b.failures("d") > 0.9);
+  });
+});
+
+describe("RateLimited", () => {
+  it("writes the first of a key, then one summary per period with the count left out", async () => {
+    const summaries: Array<[string, number]> = [];
+    const r = new RateLimited<string>({ periodMs: 50, maxKeys: 2 }, (key, n) => summaries.push([key, n]));
+    let written = 0;
+    for (let i = 0; i < 100; i++) r.note("x", () => written++);
+    assert.equal(written, 1);
+    await waitFor(() => summaries.length > 0, { timeoutMs: 2_000 });
+    assert.deepEqual(summaries, [["x", 99]]);
+    // keys past maxKeys share the overflow key
+    r.note("y", () => written++);
+    r.note("z", () => written++);
+    r.note("w", () => written++);
+    assert.equal(written, 3, "y has its own key; z and w share the overflow key, whose first line is z's");
+    r.close();
+    assert.deepEqual(
+      summaries.find(([k]) => k === OVERFLOW_KEY),
+      [OVERFLOW_KEY, 1],
+      "close writes what is owed",
+    );
+  });
+});
+
+describe("sourceKey", () => {
+  it("counts IPv4 per address, IPv4-mapped as IPv4, IPv6 per /64", () => {
+    assert.equal(sourceKey("198.51.100.7"), "198.51.100.7");
+    assert.equal(sourceKey("::ffff:198.51.100.7"), "198.51.100.7");
+    assert.equal(sourceKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+    assert.equal(sourceKey("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+    assert.equal(sourceKey(undefined), "");
+  });
+});
