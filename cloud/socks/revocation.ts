@@ -16,8 +16,9 @@ import type { Credentials } from "./codec.js";
 import type { LiveConnections, PendingAccess } from "./connections.js";
 
 /**
- * Whether `credentials` still name `who` and `mapping` is still stored as it was granted
- * (a PATCH changes `updatedAt`). Without credentials (authentication off) only the mapping counts.
+ * Whether `credentials` still name `who` and `mapping` still leads where it was granted (a
+ * change of its description alone does not count, as it resets no connection). Without
+ * credentials (authentication off) only the mapping counts.
  */
 export async function stillAllowed(
   store: Store,
@@ -31,7 +32,20 @@ export async function stillAllowed(
     if (again instanceof AuthError || again.clientId !== who.clientId) return false;
   }
   const now = await store.getMapping(mapping.id);
-  return now !== undefined && now.updatedAt === mapping.updatedAt;
+  return now !== undefined && sameTarget(now, mapping);
+}
+
+function sameTarget(a: MappingRecord, b: MappingRecord): boolean {
+  return (
+    a.location === b.location &&
+    a.virtualHost === b.virtualHost &&
+    a.protocol === b.protocol &&
+    a.internalHost === b.internalHost &&
+    a.virtualPort.start === b.virtualPort.start &&
+    a.virtualPort.end === b.virtualPort.end &&
+    a.internalPort.start === b.internalPort.start &&
+    a.internalPort.end === b.internalPort.end
+  );
 }
 
 /** One connection followed for revocation from its authentication to its splice. */
