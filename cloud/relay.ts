@@ -11,7 +11,13 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel/constants.js";
+import {
+  DEFAULT_LIMITS,
+  OPEN_KIND,
+  RESET_CODE,
+  type SessionTimers,
+  type TunnelLimits,
+} from "../shared/tunnel/constants.js";
 import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
@@ -26,6 +32,7 @@ import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
 import { BindListeners } from "./limits/bind-listeners.js";
 import { type RelayBounds, relayBounds } from "./limits/bounds.js";
+import { BufferBudget } from "./limits/buffer-budget.js";
 import { FailureBackoff } from "./limits/failure-backoff.js";
 import { LimitHits } from "./limits/limit-hits.js";
 import { LIMIT } from "./limits/limit-names.js";
@@ -209,6 +216,12 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     ftpPasvAddress: config.ftpPasvAddress,
     guards: socksGuards(bounds, hits),
     bindListeners: new BindListeners(bounds, hits),
+    budget: new BufferBudget({
+      totalBytes: bounds.bufferBudgetBytes,
+      perClientBytes: bounds.clientBufferBytes,
+      windowBytes: (config.limits ?? DEFAULT_LIMITS).initialWindow,
+      hits,
+    }),
   });
 
   const reachability: ReachabilityChecker = {

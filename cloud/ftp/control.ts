@@ -19,6 +19,8 @@ import { abortSocket } from "../../shared/net/socket-abort.js";
 import { OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import type { BindListeners } from "../limits/bind-listeners.js";
+import type { BufferBudget } from "../limits/buffer-budget.js";
+import { clientKey } from "../limits/source-key.js";
 import type { Principal } from "../socks/authenticate.js";
 import { openOnPremises } from "../socks/open.js";
 import { type SpliceDeps, type SpliceFilter, splice } from "../socks/splice.js";
@@ -50,6 +52,8 @@ export interface FtpContext {
   readonly pasvAddress: string | undefined;
   /** Listeners on premises per client and per agent (an active-mode data port is one). */
   readonly bindListeners: BindListeners;
+  /** Bytes held for clients that have not read them (an active-mode data connection holds some). */
+  readonly budget: BufferBudget;
 }
 
 export interface FtpControlSession {
@@ -353,7 +357,7 @@ export class FtpControl implements SpliceFilter {
     this.#cancelActive();
     const s = this.#s;
     const giveBack = this.#ctx.bindListeners.take(
-      s.who.clientId ?? `source ${this.#clientAddress}`,
+      clientKey(s.who.clientId, this.#clientAddress),
       s.tunnel.agentId,
     );
     if (giveBack instanceof UnderpassError) {
@@ -414,6 +418,13 @@ export class FtpControl implements SpliceFilter {
 
   /** The FTP server connected to the agent's listener: carry it to the client's own address. */
   #dialBack(stream: MuxStream, client: HostPort, peer: BindPeer): void {
+    const reservation = this.#ctx.budget.reserve(clientKey(this.#s.who.clientId, this.#clientAddress));
+    if (reservation instanceof UnderpassError) {
+      this.#log.info({ err: reservation.message }, "active-mode data refused: the buffer budget bit");
+      stream.reset(RESET_CODE.CANCELLED, reservation.message);
+      this.#dialed(client, peer, null, reservation.message);
+      return;
+    }
     const socket = connect({ host: client.host, port: client.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => socket.destroy(new Error("timed out")), this.#ctx.dialTimeoutMs);
     socket.once("error", (err) => {
@@ -423,12 +434,14 @@ export class FtpControl implements SpliceFilter {
         "active-mode dial-back failed",
       );
       stream.reset(RESET_CODE.CONNECTION_RESET, `cannot reach the client: ${err.message}`);
+      reservation.release();
       this.#dialed(client, peer, null, err.message);
     });
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
       if (stream.phase === "closed") {
+        reservation.release();
         socket.destroy();
         return;
       }
@@ -449,6 +462,7 @@ export class FtpControl implements SpliceFilter {
           remoteAddress: client.host,
           remotePort: client.port,
           openMs: null,
+          reservation,
         },
         NOTHING,
       );

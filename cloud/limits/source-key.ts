@@ -15,3 +15,8 @@ export function sourceKey(remoteAddress: string | undefined): string {
   if (plain.family === 4) return formatIp(plain);
   return `${formatIp(networkOf(plain, IPV6_SOURCE_PREFIX))}/${IPV6_SOURCE_PREFIX}`;
 }
+
+/** Whom a per-client bound counts: the client's id, or its source without authentication. */
+export function clientKey(clientId: string | null, remoteAddress: string | undefined): string {
+  return clientId ?? `source ${sourceKey(remoteAddress)}`;
+}

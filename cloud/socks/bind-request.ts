@@ -12,6 +12,8 @@ import { UnderpassError } from "../../shared/errors.js";
 import { OPEN_KIND, type OpenKind, RESET_CODE } from "../../shared/tunnel/constants.js";
 import { CAPABILITY } from "../../shared/tunnel/handshake.js";
 import type { OpenResult } from "../../shared/tunnel/mux-session.js";
+import type { BufferReservation } from "../limits/buffer-budget.js";
+import { clientKey } from "../limits/source-key.js";
 import type { MappingRecord } from "../store/store.js";
 import type { BindPeer } from "../tunnel/bind-peers.js";
 import type { Tunnel } from "../tunnel/registry.js";
@@ -72,8 +74,18 @@ export async function serveBind(h: BindHost, req: SocksRequest): Promise<void> {
     o.guards.tunnelsFull,
   );
   if (tunnel instanceof UnderpassError) return h.fail(tunnel);
-  const giveBack = o.bindListeners.take(who.clientId ?? `source ${socket.remoteAddress}`, tunnel.agentId);
-  if (giveBack instanceof UnderpassError) return h.fail(giveBack);
+  const client = clientKey(who.clientId, socket.remoteAddress);
+  const reservation = o.budget.reserve(client);
+  if (reservation instanceof UnderpassError) return h.fail(reservation);
+  const listener = o.bindListeners.take(client, tunnel.agentId);
+  if (listener instanceof UnderpassError) {
+    reservation.release();
+    return h.fail(listener);
+  }
+  const giveBack = (): void => {
+    listener();
+    reservation.release();
+  };
   const { internalHost, internalPort } = control;
   const opened = await h.open(tunnel, OPEN_KIND.BIND, internalHost, internalPort, o.bindTimeoutMs);
   if (!opened) return giveBack();
@@ -96,13 +108,15 @@ export async function serveBind(h: BindHost, req: SocksRequest): Promise<void> {
     }
   });
   const cancel = waitForBindPeer(socket, stream, o.bindPeers, {
-    onOver: () => {
+    onOver: (withPeer) => {
       h.waiting(null);
       forget();
       unlink();
-      giveBack();
+      // the listener is gone either way; with a peer, its window stays reserved for the splice
+      listener();
+      if (!withPeer) reservation.release();
     },
-    onPeer: (peer, early) => bindPeer(h, target, tunnel, opened, peer, early),
+    onPeer: (peer, early) => bindPeer(h, target, tunnel, opened, peer, early, reservation),
     onBroken: (err) => broke(err, SOCKS5_REPLY.HOST_UNREACHABLE),
   });
   h.waiting(cancel);
@@ -116,8 +130,9 @@ function bindPeer(
   opened: OpenResult,
   peer: BindPeer,
   early: Buffer,
+  reservation: BufferReservation,
 ): void {
-  if (!h.enter("spliced")) return;
+  if (!h.enter("spliced")) return reservation.release();
   h.access.stop();
   h.reply(peer.address, peer.port);
   splice(
@@ -135,6 +150,7 @@ function bindPeer(
       socket: h.socket,
       ...peerOf(h.socket),
       openMs: null,
+      reservation,
     },
     h.takeEarly(early),
   );

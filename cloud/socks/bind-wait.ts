@@ -19,8 +19,8 @@ export interface BindWaitEnds {
   onPeer(peer: BindPeer, early: Buffer): void;
   /** The listener broke before a peer came (the client may be gone too). */
   onBroken(err: UnderpassError): void;
-  /** The wait is over, whichever way; before the other two. */
-  onOver(): void;
+  /** The wait is over, whichever way (`withPeer`: onPeer follows); before the other two. */
+  onOver(withPeer: boolean): void;
 }
 
 /** Ends the wait from the relay's side; false when it was over already. */
@@ -53,7 +53,7 @@ export function waitForBindPeer(
   const onEnd = (): void => {
     socket.destroy();
   };
-  const over = (): boolean => {
+  const over = (withPeer = false): boolean => {
     if (!waiting) return false;
     waiting = false;
     socket.off("close", onClientGone);
@@ -61,7 +61,7 @@ export function waitForBindPeer(
     socket.off("end", onEnd);
     socket.pause();
     cancel();
-    ends.onOver();
+    ends.onOver(withPeer);
     return true;
   };
   const onClientGone = (): void => {
@@ -72,9 +72,10 @@ export function waitForBindPeer(
   socket.on("end", onEnd);
   socket.resume();
   cancel = peers.expect(stream, (peer) => {
-    if (!over()) return;
-    if (socket.destroyed) stream.reset(RESET_CODE.CANCELLED, "client went away");
-    else ends.onPeer(peer, Buffer.concat(early));
+    const there = !socket.destroyed;
+    if (!over(there)) return;
+    if (there) ends.onPeer(peer, Buffer.concat(early));
+    else stream.reset(RESET_CODE.CANCELLED, "client went away");
   });
   // until the peer connects, the stream can only break: the splice takes it over after that
   stream.attach({

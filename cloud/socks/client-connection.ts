@@ -23,6 +23,7 @@ import type { OpenResult } from "../../shared/tunnel/mux-session.js";
 import { ftpControlFor } from "../ftp/control.js";
 import { ownerKey } from "../ftp/expectations.js";
 import type { PreauthSlot } from "../limits/preauth-guard.js";
+import { clientKey } from "../limits/source-key.js";
 import type { MappingRecord } from "../store/store.js";
 import type { Tunnel } from "../tunnel/registry.js";
 import { Admission } from "./admission.js";
@@ -276,6 +277,8 @@ export class ClientConnection {
     );
     if (tunnel instanceof UnderpassError) return this.#fail(tunnel);
     const { internalHost, internalPort, mapping } = target;
+    const reservation = this.#o.budget.reserve(clientKey(who.clientId, socket.remoteAddress));
+    if (reservation instanceof UnderpassError) return this.#fail(reservation);
     const opened = await this.#open(
       tunnel,
       OPEN_KIND.CONNECT,
@@ -283,10 +286,10 @@ export class ClientConnection {
       internalPort,
       this.#o.dialTimeoutMs,
     );
-    if (!opened) return;
+    if (!opened) return reservation.release();
     if (!(await this.#stillAllowed(mapping)) || !this.#enter("spliced")) {
       opened.stream.reset(RESET_CODE.CANCELLED, "access revoked");
-      return;
+      return reservation.release();
     }
     this.#access.stop();
     // BND: the agent's address towards the target (socksify puts it into PORT as the control socket's own)
@@ -307,6 +310,7 @@ export class ClientConnection {
         socket,
         ...peerOf(this.#socket),
         openMs: performance.now() - this.#requestAt,
+        reservation,
       },
       this.#takeEarly(),
       target.grant === "connect" && mapping.protocol === "ftp"

@@ -8,6 +8,7 @@ import type { RelayEvents } from "../events.js";
 import type { FtpContext } from "../ftp/control.js";
 import type { FtpDataExpectations } from "../ftp/expectations.js";
 import type { BindListeners } from "../limits/bind-listeners.js";
+import type { BufferBudget } from "../limits/buffer-budget.js";
 import type { SocksGuards } from "../limits/socks-guards.js";
 import type { Store } from "../store/store.js";
 import type { BindPeers } from "../tunnel/bind-peers.js";
@@ -38,6 +39,8 @@ export interface SocksServerOptions extends AuthPolicy {
   readonly guards: SocksGuards;
   /** Listeners on premises per client and per agent. */
   readonly bindListeners: BindListeners;
+  /** Bytes held for clients that have not read them, per client and in all. */
+  readonly budget: BufferBudget;
 }
 
 /** What every connection of one endpoint shares. */
@@ -64,6 +67,7 @@ export function createSocksServer(options: SocksServerOptions): Server {
       bindTimeoutMs: options.bindTimeoutMs,
       pasvAddress: options.ftpPasvAddress,
       bindListeners: options.bindListeners,
+      budget: options.budget,
     },
   };
   return createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {

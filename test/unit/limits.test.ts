@@ -1,10 +1,15 @@
 /** The pure parts of the relay's bounds: counters, the failure backoff, rate-limited lines, source keys. */
 import assert from "node:assert/strict";
+import type { Socket } from "node:net";
 import { describe, it } from "node:test";
+import { BufferBudget, BufferReservation } from "../../cloud/limits/buffer-budget.js";
 import { FailureBackoff } from "../../cloud/limits/failure-backoff.js";
 import { KeyedCounter } from "../../cloud/limits/keyed-counter.js";
+import type { LimitHits } from "../../cloud/limits/limit-hits.js";
 import { OVERFLOW_KEY, RateLimited } from "../../cloud/limits/rate-limited.js";
 import { sourceKey } from "../../cloud/limits/source-key.js";
+import { LimitExceededError } from "../../shared/errors.js";
+import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import { waitFor } from "../helpers/ports.js";
 
 describe("KeyedCounter", () => {
@@ -75,5 +80,74 @@ describe("sourceKey", () => {
     assert.equal(sourceKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
     assert.equal(sourceKey("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
     assert.equal(sourceKey(undefined), "");
+  });
+});
+
+describe("BufferBudget", () => {
+  const MiB = 1024 * 1024;
+  const hits = { hit: () => {} } as unknown as LimitHits;
+
+  /** A stream and socket stand-in: what the agent sent, what the socket still holds, the credit returned. */
+  function spliced(r: BufferReservation): {
+    stream: { bytesIn: number; consumed(n: number): void };
+    socket: { writableLength: number };
+    credit: number[];
+  } {
+    const credit: number[] = [];
+    const stream = { bytesIn: 0, consumed: (n: number) => void credit.push(n) };
+    const socket = { writableLength: 0 };
+    r.attach(stream as unknown as MuxStream, socket as unknown as Socket);
+    return { stream, socket, credit };
+  }
+
+  it("reserves a window per stream and refuses one that does not fit; one always fits", () => {
+    const b = new BufferBudget({ totalBytes: 12 * MiB, perClientBytes: 8 * MiB, windowBytes: 4 * MiB, hits });
+    const one = b.reserve("c1");
+    const two = b.reserve("c1");
+    assert.ok(one instanceof BufferReservation && two instanceof BufferReservation);
+    assert.ok(b.reserve("c1") instanceof LimitExceededError, "the client's third window does not fit");
+    const other = b.reserve("c2");
+    assert.ok(other instanceof BufferReservation, "another client has its own budget");
+    assert.ok(b.reserve("c3") instanceof LimitExceededError, "the relay's 12 MiB are taken");
+    one.release();
+    assert.equal(b.held("c1"), 4 * MiB);
+    const tiny = new BufferBudget({ totalBytes: MiB, perClientBytes: MiB, windowBytes: 4 * MiB, hits });
+    assert.ok(tiny.reserve("c") instanceof BufferReservation, "a budget below a window still serves one");
+  });
+
+  it("returns credit only up to half a window once the budget is half used, and in full again after", () => {
+    const b = new BufferBudget({ totalBytes: 64 * MiB, perClientBytes: 8 * MiB, windowBytes: 4 * MiB, hits });
+    const reader = b.reserve("c") as BufferReservation;
+    const idle = b.reserve("c") as BufferReservation; // a stream that never reads: 4 MiB exposed
+    const r = spliced(reader);
+    // the agent sent the whole window and the client took it all
+    r.stream.bytesIn = 4 * MiB;
+    r.stream.consumed(4 * MiB);
+    assert.deepEqual(r.credit, [2 * MiB], "8 MiB of the client's 8 were exposed: half a window back");
+    assert.equal(b.held("c"), 6 * MiB);
+    assert.ok(b.reserve("c") instanceof LimitExceededError, "no room for a third window yet");
+    idle.release();
+    r.stream.bytesIn += 2 * MiB;
+    r.stream.consumed(2 * MiB);
+    assert.deepEqual(r.credit, [2 * MiB, 4 * MiB], "room again: the withheld credit and this batch");
+    reader.release();
+    assert.equal(b.held(), 0);
+  });
+
+  it("holds back credit while the client's socket still holds bytes", () => {
+    const b = new BufferBudget({
+      totalBytes: 64 * MiB,
+      perClientBytes: 64 * MiB,
+      windowBytes: 4 * MiB,
+      hits,
+    });
+    const r = spliced(b.reserve("c") as BufferReservation);
+    r.stream.bytesIn = 4 * MiB;
+    r.socket.writableLength = 4 * MiB; // the client read nothing: all of it waits in the buffer
+    r.stream.consumed(1024);
+    assert.deepEqual(r.credit, [], "no credit while the window is held");
+    r.socket.writableLength = 0;
+    r.stream.consumed(4 * MiB - 1024);
+    assert.deepEqual(r.credit, [4 * MiB]);
   });
 });
