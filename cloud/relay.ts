@@ -34,6 +34,7 @@ import { BindListeners } from "./limits/bind-listeners.js";
 import { type RelayBounds, relayBounds } from "./limits/bounds.js";
 import { BufferBudget } from "./limits/buffer-budget.js";
 import { FailureBackoff } from "./limits/failure-backoff.js";
+import { sweepIdle } from "./limits/idle-sweep.js";
 import { LimitHits } from "./limits/limit-hits.js";
 import { LIMIT } from "./limits/limit-names.js";
 import { PreauthGuard } from "./limits/preauth-guard.js";
@@ -224,6 +225,12 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     }),
   });
 
+  const stopIdle = sweepIdle({
+    connections,
+    idleTimeoutMs: bounds.idleTimeoutMs,
+    ftpIdleTimeoutMs: bounds.ftpIdleTimeoutMs,
+    hits,
+  });
   const reachability: ReachabilityChecker = {
     check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
   };
@@ -275,6 +282,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopAudit();
     metrics.close();
+    stopIdle();
     hits.close();
     stopLiveFeed();
     await usage.close();
@@ -311,6 +319,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       ]);
       stopAudit();
       metrics.close();
+      stopIdle();
       hits.close();
       await usage.close();
       await auditLog.close();

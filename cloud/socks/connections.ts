@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { normalizeHost } from "../../shared/net/host.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
-import { RESET_CODE } from "../../shared/tunnel/constants.js";
+import { RESET_CODE, type ResetCode } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 
 export interface LiveConnection
@@ -11,6 +11,8 @@ export interface LiveConnection
   readonly startedAt: Date;
   readonly stream: MuxStream;
   readonly socket: Socket;
+  /** The control connection of an `"ftp"` mapping: idle while its transfers run (idle-sweep.ts). */
+  readonly ftpControl?: boolean;
 }
 
 export interface ConnectionInfo {
@@ -182,6 +184,17 @@ export class LiveConnections {
     return true;
   }
 
+  /** Reset a connection that carried nothing for too long (RESET `TIMEOUT`). */
+  expire(c: LiveConnection, reason: string): void {
+    if (this.#live.get(c.id) !== c) return;
+    this.#cut(c, reason, RESET_CODE.TIMEOUT);
+  }
+
+  /** Every live connection, for a sweep. */
+  each(visit: (c: LiveConnection) => void): void {
+    for (const c of [...this.#live.values()]) visit(c);
+  }
+
   killByMapping(mappingId: string): number {
     return this.#killWhere((c) => c.mappingId === mappingId, "mapping changed or deleted");
   }
@@ -212,9 +225,9 @@ export class LiveConnections {
     return n;
   }
 
-  #cut(c: LiveConnection, reason: string): void {
+  #cut(c: LiveConnection, reason: string, code: ResetCode = RESET_CODE.CANCELLED): void {
     this.remove(c.id);
-    c.stream.reset(RESET_CODE.CANCELLED, reason);
+    c.stream.reset(code, reason);
     abortSocket(c.socket);
   }
 }

@@ -85,6 +85,7 @@ class CarriedConnection implements LiveConnection, PipeOptions {
   readonly socket: Socket;
   readonly early: Buffer;
   readonly filter: SpliceFilter | undefined;
+  readonly ftpControl: boolean;
   readonly #deps: SpliceDeps;
   readonly #c: Carriage;
 
@@ -112,6 +113,7 @@ class CarriedConnection implements LiveConnection, PipeOptions {
     this.socket = c.socket;
     this.early = early;
     this.filter = filterFor?.(this.id);
+    this.ftpControl = c.grant === "connect" && c.mapping.protocol === "ftp";
   }
 
   published(): void {
