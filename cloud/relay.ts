@@ -36,7 +36,7 @@ import { BufferBudget } from "./limits/buffer-budget.js";
 import { FailureBackoff } from "./limits/failure-backoff.js";
 import { sweepIdle } from "./limits/idle-sweep.js";
 import { LimitHits } from "./limits/limit-hits.js";
-import { LIMIT } from "./limits/limit-names.js";
+import { LIMIT, type LimitName } from "./limits/limit-names.js";
 import { PreauthGuard } from "./limits/preauth-guard.js";
 import { socksGuards } from "./limits/socks-guards.js";
 import { createMetricsServer } from "./metrics-server.js";
@@ -148,18 +148,16 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     hits,
     what: "tunnel",
   });
-  const adminGuard = new PreauthGuard({
-    perSource: bounds.adminPreauthPerSource,
-    total: Number.MAX_SAFE_INTEGER,
-    deadlineMs: bounds.adminPreauthTimeoutMs,
-    names: {
-      perSource: LIMIT.ADMIN_PREAUTH_PER_SOURCE,
-      total: LIMIT.ADMIN_PREAUTH_PER_SOURCE,
-      deadline: LIMIT.ADMIN_PREAUTH_DEADLINE,
-    },
-    hits,
-    what: "admin",
-  });
+  /** The admin and metrics ports: connections per source before their first request, with a deadline. */
+  const httpGuard = (what: string, perSource: LimitName, deadline: LimitName): PreauthGuard =>
+    new PreauthGuard({
+      perSource: bounds.adminPreauthPerSource,
+      total: Number.MAX_SAFE_INTEGER,
+      deadlineMs: bounds.adminPreauthTimeoutMs,
+      names: { perSource, total: perSource, deadline },
+      hits,
+      what,
+    });
 
   const gateway = new TunnelGateway({
     store,
@@ -260,11 +258,20 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     events,
   });
   // the admin port's own bounds, before its first request (its token is checked per request)
-  admin.server.headersTimeout = bounds.adminPreauthTimeoutMs;
-  admin.server.on("connection", (socket: Socket) => adminGuard.admit(socket));
-  admin.server.on("request", (req: IncomingMessage) => adminGuard.slotOf(req.socket)?.admitted());
+  guardFirstRequest(
+    admin.server,
+    httpGuard("admin", LIMIT.ADMIN_PREAUTH_PER_SOURCE, LIMIT.ADMIN_PREAUTH_DEADLINE),
+    bounds.adminPreauthTimeoutMs,
+  );
   const metricsAt = config.metricsListen;
   const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
+  if (metricsServer) {
+    guardFirstRequest(
+      metricsServer,
+      httpGuard("metrics", LIMIT.METRICS_PREAUTH_PER_SOURCE, LIMIT.METRICS_PREAUTH_DEADLINE),
+      bounds.adminPreauthTimeoutMs,
+    );
+  }
 
   const started: Array<() => Promise<void>> = [];
   try {
@@ -361,6 +368,19 @@ async function checkMapping(
   const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
   opened.stream.reset(RESET_CODE.CANCELLED, "reachability check done");
   return { reachable: true, latencyMs };
+}
+
+/**
+ * An HTTP port's connections count under `guard` from their TCP connection to their first
+ * request; Node's own header timeout is checked only every 30 s, so the guard's deadline is
+ * what closes a silent connection in time.
+ */
+function guardFirstRequest(server: HttpServer, guard: PreauthGuard, headersTimeoutMs: number): void {
+  // within the request timeout, as Node requires of the two
+  server.headersTimeout =
+    server.requestTimeout > 0 ? Math.min(headersTimeoutMs, server.requestTimeout) : headersTimeoutMs;
+  server.on("connection", (socket: Socket) => guard.admit(socket));
+  server.on("request", (req: IncomingMessage) => guard.slotOf(req.socket)?.admitted());
 }
 
 function listen(server: Server, at: ListenAddress): Promise<void> {

@@ -20,6 +20,10 @@ export const LIMIT = {
   ADMIN_PREAUTH_PER_SOURCE: "admin_preauth_per_source",
   /** An admin-port connection sent no complete request in time. */
   ADMIN_PREAUTH_DEADLINE: "admin_preauth_deadline",
+  /** Metrics-port connections (UNDERPASS_METRICS_LISTEN) of one source that have not sent a request yet. */
+  METRICS_PREAUTH_PER_SOURCE: "metrics_preauth_per_source",
+  /** A metrics-port connection sent no complete request in time. */
+  METRICS_PREAUTH_DEADLINE: "metrics_preauth_deadline",
   /** Authenticated SOCKS connections of one client. */
   SOCKS_CONNECTIONS_PER_CLIENT: "socks_connections_per_client",
   /** Authenticated SOCKS connections of one source address. */

@@ -46,9 +46,9 @@ async function socksFrom(stack: Stack, localAddress: string): Promise<number | s
   return b[5] === 0 ? b.subarray(14).toString() : (b[5] ?? "none");
 }
 
-function healthzFrom(port: number, localAddress: string): Promise<number> {
+function healthzFrom(port: number, localAddress: string, path = "/healthz"): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path: "/healthz", localAddress }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path, localAddress }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -69,6 +69,7 @@ describe("connections before authentication, per source", () => {
     stack = await startStack({
       relay: {
         socksHandshakeTimeoutMs: DEADLINE_MS,
+        metricsListen: { host: "127.0.0.1", port: 0 },
         bounds: {
           socksPreauthPerSource: PER_SOURCE,
           tunnelPreauthPerSource: PER_SOURCE,
@@ -94,7 +95,13 @@ describe("connections before authentication, per source", () => {
   });
 
   it("holds at most its bound per port, serves a second source meanwhile, and closes the silent ones at the deadline", async () => {
-    const ports = [stack.socksPort, stack.relay.tunnelAddress.port, stack.relay.adminAddress.port];
+    const metricsPort = stack.relay.metricsAddress?.port ?? 0;
+    const ports = [
+      stack.socksPort,
+      stack.relay.tunnelAddress.port,
+      stack.relay.adminAddress.port,
+      metricsPort,
+    ];
     const silent = 3 * PER_SOURCE;
     const base = openDescriptors();
     const f = flood(ports, silent);
@@ -127,6 +134,7 @@ describe("connections before authentication, per source", () => {
       // a second source is served on every port while the first holds its bound
       assert.equal(await socksFrom(stack, "127.0.0.2"), "ping\r\n");
       assert.equal(await healthzFrom(stack.relay.adminAddress.port, "127.0.0.2"), 200);
+      assert.equal(await healthzFrom(metricsPort, "127.0.0.2", "/metrics"), 200);
       const welcome = await helloFrom(stack.relay.tunnelAddress.port, stack.agentToken, "127.0.0.2");
       assert.ok(
         typeof welcome !== "number" && welcome.type === "welcome",
@@ -153,6 +161,8 @@ describe("connections before authentication, per source", () => {
       LIMIT.SOCKS_HANDSHAKE_DEADLINE,
       LIMIT.TUNNEL_PREAUTH_DEADLINE,
       LIMIT.ADMIN_PREAUTH_DEADLINE,
+      LIMIT.METRICS_PREAUTH_PER_SOURCE,
+      LIMIT.METRICS_PREAUTH_DEADLINE,
     ]) {
       assert.ok(names.has(limit), `${limit} was counted (${[...names].join(", ")})`);
     }
