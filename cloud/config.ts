@@ -8,6 +8,7 @@ import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
 import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
+import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 import { parseDatabaseUrl } from "./store/postgres-url.js";
 
@@ -36,6 +37,17 @@ const relayEnv = z.object({
   UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
   UNDERPASS_DATABASE_URL: z.string().min(1).optional(),
+  // the bounds on what peers can make the relay hold (cloud/limits/bound-variables.ts:
+  // UNDERPASS_SOCKS_PREAUTH_PER_SOURCE, UNDERPASS_SOCKS_PREAUTH_MAX,
+  // UNDERPASS_TUNNEL_PREAUTH_PER_SOURCE, UNDERPASS_TUNNEL_PREAUTH_MAX,
+  // UNDERPASS_TUNNEL_PREAUTH_TIMEOUT_MS, UNDERPASS_ADMIN_PREAUTH_PER_SOURCE,
+  // UNDERPASS_ADMIN_PREAUTH_TIMEOUT_MS, UNDERPASS_SOCKS_CONNECTIONS_PER_CLIENT,
+  // UNDERPASS_SOCKS_CONNECTIONS_PER_SOURCE, UNDERPASS_AUTH_FREE_FAILURES,
+  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
+  // UNDERPASS_TUNNEL_MAX_PENDING_OPENS, UNDERPASS_BIND_PER_CLIENT, UNDERPASS_BIND_PER_AGENT,
+  // UNDERPASS_BUFFER_BUDGET_BYTES, UNDERPASS_CLIENT_BUFFER_BYTES, UNDERPASS_IDLE_TIMEOUT_MS,
+  // UNDERPASS_FTP_IDLE_TIMEOUT_MS, UNDERPASS_LOG_SUMMARY_MS)
+  ...boundsEnvShape,
 });
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
@@ -69,6 +81,7 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     databaseUrl: e.UNDERPASS_DATABASE_URL,
+    bounds: boundsFromEnv(e),
     logger,
   };
 }

@@ -4,14 +4,20 @@
  * and what tests start on port 0.
  */
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Server } from "node:net";
+import type { AddressInfo, Server, Socket } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel/constants.js";
+import {
+  DEFAULT_LIMITS,
+  OPEN_KIND,
+  RESET_CODE,
+  type SessionTimers,
+  type TunnelLimits,
+} from "../shared/tunnel/constants.js";
 import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
@@ -27,6 +33,15 @@ import { applyRemoteChanges } from "./cluster/change-effects.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { BindListeners } from "./limits/bind-listeners.js";
+import { type RelayBounds, relayBounds } from "./limits/bounds.js";
+import { BufferBudget } from "./limits/buffer-budget.js";
+import { FailureBackoff } from "./limits/failure-backoff.js";
+import { sweepIdle } from "./limits/idle-sweep.js";
+import { LimitHits } from "./limits/limit-hits.js";
+import { LIMIT, type LimitName } from "./limits/limit-names.js";
+import { PreauthGuard } from "./limits/preauth-guard.js";
+import { socksGuards } from "./limits/socks-guards.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
@@ -81,6 +96,8 @@ export interface RelayConfig {
    * shared with the other relays of a cluster (unless `store` is given).
    */
   readonly databaseUrl?: string | undefined;
+  /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
+  readonly bounds?: Partial<RelayBounds>;
 }
 
 export interface Relay {
@@ -136,6 +153,30 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
   const checkCredentials = new CheckCredentials();
+  const bounds = relayBounds(config.bounds);
+  const hits = new LimitHits(events, log.child({ component: "limits" }), bounds.summaryPeriodMs);
+  const tunnelGuard = new PreauthGuard({
+    perSource: bounds.tunnelPreauthPerSource,
+    total: bounds.tunnelPreauthTotal,
+    deadlineMs: bounds.tunnelPreauthTimeoutMs,
+    names: {
+      perSource: LIMIT.TUNNEL_PREAUTH_PER_SOURCE,
+      total: LIMIT.TUNNEL_PREAUTH_TOTAL,
+      deadline: LIMIT.TUNNEL_PREAUTH_DEADLINE,
+    },
+    hits,
+    what: "tunnel",
+  });
+  /** The admin and metrics ports: connections per source before their first request, with a deadline. */
+  const httpGuard = (what: string, perSource: LimitName, deadline: LimitName): PreauthGuard =>
+    new PreauthGuard({
+      perSource: bounds.adminPreauthPerSource,
+      total: Number.MAX_SAFE_INTEGER,
+      deadlineMs: bounds.adminPreauthTimeoutMs,
+      names: { perSource, total: perSource, deadline },
+      hits,
+      what,
+    });
 
   const gateway = new TunnelGateway({
     store,
@@ -146,10 +187,22 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     timers: config.timers,
     helloTimeoutMs: config.helloTimeoutMs,
     onBindPeer: (stream, address, port) => bindPeers.deliver(stream, address, port),
+    preauth: tunnelGuard,
+    helloBackoff: new FailureBackoff({
+      freeFailures: bounds.authFreeFailures,
+      maxDelayMs: bounds.authBackoffMaxMs,
+    }),
+    hits,
+    bounds,
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
     : createHttpServer();
+  // Node waits for a request's headers for a minute and checks only every 30 s: the guard's
+  // own deadline closes a silent connection in time, these close a slow one
+  tunnelServer.headersTimeout = bounds.tunnelPreauthTimeoutMs;
+  tunnelServer.requestTimeout = bounds.tunnelPreauthTimeoutMs;
+  tunnelServer.on("connection", (socket: Socket) => tunnelGuard.admit(socket));
   tunnelServer.on("request", (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") {
@@ -167,7 +220,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     store instanceof PostgresStore
       ? new PostgresAuditLog({ pool: store.pool, logger: log })
       : new FileAuditLog({ dir: join(config.dataDir, "audit") });
-  const stopAudit = writeAuditLog(events, audit, auditLog);
+  const stopAudit = writeAuditLog(events, audit, auditLog, { summaryPeriodMs: bounds.summaryPeriodMs });
   // what another relay changed is acted on here too (tunnels closed, connections reset)
   const stopChangeEffects =
     store.onChange?.(applyRemoteChanges({ tunnels: registry, connections, logger: log })) ?? (() => {});
@@ -186,8 +239,22 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     bindPeers,
     ftpExpectations: new FtpDataExpectations(),
     ftpPasvAddress: config.ftpPasvAddress,
+    guards: socksGuards(bounds, hits),
+    bindListeners: new BindListeners(bounds, hits),
+    budget: new BufferBudget({
+      totalBytes: bounds.bufferBudgetBytes,
+      perClientBytes: bounds.clientBufferBytes,
+      windowBytes: (config.limits ?? DEFAULT_LIMITS).initialWindow,
+      hits,
+    }),
   });
 
+  const stopIdle = sweepIdle({
+    connections,
+    idleTimeoutMs: bounds.idleTimeoutMs,
+    ftpIdleTimeoutMs: bounds.ftpIdleTimeoutMs,
+    hits,
+  });
   const reachability: ReachabilityChecker = {
     check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
   };
@@ -229,8 +296,21 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       return { tunnelPort: tunnel.port, tunnelTls: Boolean(config.tls), socksPort: socks.port };
     },
   });
+  // the admin port's own bounds, before its first request (its token is checked per request)
+  guardFirstRequest(
+    admin.server,
+    httpGuard("admin", LIMIT.ADMIN_PREAUTH_PER_SOURCE, LIMIT.ADMIN_PREAUTH_DEADLINE),
+    bounds.adminPreauthTimeoutMs,
+  );
   const metricsAt = config.metricsListen;
   const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
+  if (metricsServer) {
+    guardFirstRequest(
+      metricsServer,
+      httpGuard("metrics", LIMIT.METRICS_PREAUTH_PER_SOURCE, LIMIT.METRICS_PREAUTH_DEADLINE),
+      bounds.adminPreauthTimeoutMs,
+    );
+  }
 
   const started: Array<() => Promise<void>> = [];
   try {
@@ -249,6 +329,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     stopChangeEffects();
     stopAudit();
     metrics.close();
+    stopIdle();
+    hits.close();
     stopLiveFeed();
     await usage.close();
     liveEvents.close();
@@ -292,6 +374,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     ]);
     stopAudit();
     metrics.close();
+    stopIdle();
+    hits.close();
     await usage.close();
     await auditLog.close();
     await store.close();
@@ -334,6 +418,19 @@ async function checkMapping(
   const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
   opened.stream.reset(RESET_CODE.CANCELLED, "reachability check done");
   return { reachable: true, latencyMs };
+}
+
+/**
+ * An HTTP port's connections count under `guard` from their TCP connection to their first
+ * request; Node's own header timeout is checked only every 30 s, so the guard's deadline is
+ * what closes a silent connection in time.
+ */
+function guardFirstRequest(server: HttpServer, guard: PreauthGuard, headersTimeoutMs: number): void {
+  // within the request timeout, as Node requires of the two
+  server.headersTimeout =
+    server.requestTimeout > 0 ? Math.min(headersTimeoutMs, server.requestTimeout) : headersTimeoutMs;
+  server.on("connection", (socket: Socket) => guard.admit(socket));
+  server.on("request", (req: IncomingMessage) => guard.slotOf(req.socket)?.admitted());
 }
 
 function listen(server: Server, at: ListenAddress): Promise<void> {
