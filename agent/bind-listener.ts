@@ -7,7 +7,7 @@
 import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { createServer, isIP, type Server, type Socket } from "node:net";
-import { HostUnreachableError, UnderpassError } from "../shared/errors.js";
+import { HostUnreachableError, LimitExceededError, UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { normalizeHost, unmapIPv4 } from "../shared/net/host.js";
 import type { PortRange } from "../shared/net/port-range.js";
@@ -30,6 +30,14 @@ export interface BindListener {
   /** Stop listening (the relay gave up). */
   close(): void;
 }
+
+/**
+ * Listeners this process holds at once, whatever the relays ask: each holds a port and a
+ * descriptor on premises. A relay keeps its own bounds per client and per agent; this one
+ * holds against a relay that does not (or many relays at once). Past it a BIND is answered
+ * GENERAL_FAILURE (SOCKS 0x01).
+ */
+export const BIND_LISTENERS = { max: 1024, held: 0 };
 
 /** The source address the kernel picks towards `host` (a UDP "connect" sends nothing). */
 export async function localAddressTowards(host: string): Promise<string> {
@@ -68,8 +76,21 @@ export async function listenForPeer(options: {
   readonly waitMs: number;
   readonly log: Logger;
 }): Promise<BindListener> {
+  if (BIND_LISTENERS.held >= BIND_LISTENERS.max) {
+    throw new LimitExceededError(`this agent holds ${BIND_LISTENERS.held} BIND listeners, its limit`);
+  }
+  BIND_LISTENERS.held++;
   const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
-  const port = await listenInRange(server, options.address, options.ports);
+  server.once("close", () => {
+    BIND_LISTENERS.held--;
+  });
+  let port: number;
+  try {
+    port = await listenInRange(server, options.address, options.ports);
+  } catch (err) {
+    server.close(); // emits 'close' even when it never listened: the count goes back
+    throw err;
+  }
   let settle: { resolve(s: Socket): void; reject(e: Error): void } | null = null;
   const accepted = new Promise<Socket>((resolve, reject) => {
     settle = { resolve, reject };

@@ -8,7 +8,9 @@ import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
 import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
+import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
+import { parseDatabaseUrl } from "./store/postgres-url.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -21,6 +23,8 @@ const relayEnv = z.object({
   UNDERPASS_ADMIN_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
   UNDERPASS_TLS_CERT: z.string().optional(),
   UNDERPASS_TLS_KEY: z.string().optional(),
+  UNDERPASS_ADMIN_TLS_CERT: z.string().optional(),
+  UNDERPASS_ADMIN_TLS_KEY: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
@@ -32,23 +36,31 @@ const relayEnv = z.object({
     .optional(),
   UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
+  UNDERPASS_DATABASE_URL: z.string().min(1).optional(),
+  // the bounds on what peers can make the relay hold (cloud/limits/bound-variables.ts:
+  // UNDERPASS_SOCKS_PREAUTH_PER_SOURCE, UNDERPASS_SOCKS_PREAUTH_MAX,
+  // UNDERPASS_TUNNEL_PREAUTH_PER_SOURCE, UNDERPASS_TUNNEL_PREAUTH_MAX,
+  // UNDERPASS_TUNNEL_PREAUTH_TIMEOUT_MS, UNDERPASS_ADMIN_PREAUTH_PER_SOURCE,
+  // UNDERPASS_ADMIN_PREAUTH_TIMEOUT_MS, UNDERPASS_SOCKS_CONNECTIONS_PER_CLIENT,
+  // UNDERPASS_SOCKS_CONNECTIONS_PER_SOURCE, UNDERPASS_AUTH_FREE_FAILURES,
+  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
+  // UNDERPASS_TUNNEL_MAX_PENDING_OPENS, UNDERPASS_BIND_PER_CLIENT, UNDERPASS_BIND_PER_AGENT,
+  // UNDERPASS_BUFFER_BUDGET_BYTES, UNDERPASS_CLIENT_BUFFER_BYTES, UNDERPASS_IDLE_TIMEOUT_MS,
+  // UNDERPASS_FTP_IDLE_TIMEOUT_MS, UNDERPASS_LOG_SUMMARY_MS)
+  ...boundsEnvShape,
 });
 
 export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): RelayConfig {
   const e = parseEnv(relayEnv, env);
-  if (Boolean(e.UNDERPASS_TLS_CERT) !== Boolean(e.UNDERPASS_TLS_KEY)) {
-    const missing = e.UNDERPASS_TLS_CERT ? "UNDERPASS_TLS_KEY" : "UNDERPASS_TLS_CERT";
-    throw new ValidationError(
-      `UNDERPASS_TLS_CERT and UNDERPASS_TLS_KEY go together: set both or neither (${missing} is not set)`,
-      [{ path: missing, message: "is required with the other TLS variable" }],
-    );
-  }
-  if (e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY) checkTlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY);
+  const tls = tlsPair(e.UNDERPASS_TLS_CERT, e.UNDERPASS_TLS_KEY, TUNNEL_TLS);
+  const adminTls = tlsPair(e.UNDERPASS_ADMIN_TLS_CERT, e.UNDERPASS_ADMIN_TLS_KEY, ADMIN_TLS);
   const listeners = {
     UNDERPASS_TUNNEL_LISTEN: parseListen(e.UNDERPASS_TUNNEL_LISTEN, "UNDERPASS_TUNNEL_LISTEN"),
     UNDERPASS_SOCKS_LISTEN: parseListen(e.UNDERPASS_SOCKS_LISTEN, "UNDERPASS_SOCKS_LISTEN"),
     UNDERPASS_ADMIN_LISTEN: parseListen(e.UNDERPASS_ADMIN_LISTEN, "UNDERPASS_ADMIN_LISTEN"),
   };
+  // a URL the store could not use is a start-up error naming the variable (postgres-url.ts)
+  if (e.UNDERPASS_DATABASE_URL) parseDatabaseUrl(e.UNDERPASS_DATABASE_URL);
   return {
     tunnelListen: listeners.UNDERPASS_TUNNEL_LISTEN,
     socksListen: listeners.UNDERPASS_SOCKS_LISTEN,
@@ -59,10 +71,8 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
         : metricsListen(e.UNDERPASS_METRICS_LISTEN, listeners),
     dataDir: e.UNDERPASS_DATA_DIR,
     adminToken: e.UNDERPASS_ADMIN_TOKEN,
-    tls:
-      e.UNDERPASS_TLS_CERT && e.UNDERPASS_TLS_KEY
-        ? { certFile: e.UNDERPASS_TLS_CERT, keyFile: e.UNDERPASS_TLS_KEY }
-        : undefined,
+    tls,
+    adminTls,
     socksNoAuth: envFlag(e.UNDERPASS_SOCKS_NO_AUTH),
     anonymousLocation: e.UNDERPASS_SOCKS_NO_AUTH_LOCATION,
     dialTimeoutMs: e.UNDERPASS_DIAL_TIMEOUT_MS,
@@ -70,6 +80,8 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     bindTimeoutMs: e.UNDERPASS_BIND_TIMEOUT_MS,
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
+    databaseUrl: e.UNDERPASS_DATABASE_URL,
+    bounds: boundsFromEnv(e),
     logger,
   };
 }
@@ -109,12 +121,39 @@ function isAnyAddress(host: string): boolean {
   return host === "0.0.0.0" || host === "::";
 }
 
+/** The variable names of one certificate and key pair. */
+interface TlsNames {
+  readonly cert: string;
+  readonly key: string;
+}
+
+const TUNNEL_TLS: TlsNames = { cert: "UNDERPASS_TLS_CERT", key: "UNDERPASS_TLS_KEY" };
+const ADMIN_TLS: TlsNames = { cert: "UNDERPASS_ADMIN_TLS_CERT", key: "UNDERPASS_ADMIN_TLS_KEY" };
+
+/** Both files or neither; when both, checked now (checkTlsPair). */
+function tlsPair(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  names: TlsNames,
+): { certFile: string; keyFile: string } | undefined {
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    const missing = certFile ? names.key : names.cert;
+    throw new ValidationError(
+      `${names.cert} and ${names.key} go together: set both or neither (${missing} is not set)`,
+      [{ path: missing, message: "is required with the other TLS variable" }],
+    );
+  }
+  if (!certFile || !keyFile) return undefined;
+  checkTlsPair(certFile, keyFile, names);
+  return { certFile, keyFile };
+}
+
 /**
  * Reads the certificate and key now, so that a missing file or a key that does not match
  * its certificate is a configuration error naming the variable, before the store is opened
  * or anything listens.
  */
-function checkTlsPair(certFile: string, keyFile: string): void {
+function checkTlsPair(certFile: string, keyFile: string, names: TlsNames): void {
   const read = (file: string, name: string): Buffer => {
     try {
       return readFileSync(file);
@@ -123,14 +162,14 @@ function checkTlsPair(certFile: string, keyFile: string): void {
       throw new ValidationError(`${name}=${file} cannot be read (${why})`, [{ path: name, message: why }]);
     }
   };
-  const cert = read(certFile, "UNDERPASS_TLS_CERT");
-  const key = read(keyFile, "UNDERPASS_TLS_KEY");
+  const cert = read(certFile, names.cert);
+  const key = read(keyFile, names.key);
   try {
     createSecureContext({ cert, key });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new ValidationError(`UNDERPASS_TLS_CERT / UNDERPASS_TLS_KEY are not a usable PEM pair: ${why}`, [
-      { path: "UNDERPASS_TLS_CERT", message: why },
+    throw new ValidationError(`${names.cert} / ${names.key} are not a usable PEM pair: ${why}`, [
+      { path: names.cert, message: why },
     ]);
   }
 }

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { type Channel, channel, subscribe, unsubscribe } from "node:diagnostics_channel";
 import type { ErrorCode } from "../shared/errors.js";
 import type { GoAwayCode } from "../shared/tunnel/constants.js";
+import type { LimitName } from "./limits/limit-names.js";
 import type { Socks5Reply } from "./socks/reply.js";
 
 /** Every message says which relay of the process published it. */
@@ -243,6 +244,19 @@ export interface AdminAuthFailed extends RelayMessage {
   readonly reason: "missing" | "invalid";
 }
 
+// ---- bounds -------------------------------------------------------------------------------
+
+/** A bound on what one peer can make the relay hold bit (cloud/limits/limit-names.ts). */
+export interface LimitHit extends RelayMessage {
+  readonly limit: LimitName;
+  /** Who hit it: a source address, a client, agent or tunnel id, a username (never a metric label). */
+  readonly key: string;
+  /** The bound, in its unit (connections, listeners, bytes, ms). */
+  readonly max: number;
+  /** What was refused or closed, in words. */
+  readonly detail: string;
+}
+
 // ---- the channels --------------------------------------------------------------------------
 
 /** Channel names, stable: tools outside the relay subscribe by them. */
@@ -265,6 +279,7 @@ export const CHANNEL = {
   tunnelRoundTrip: "underpass:tunnel:round-trip",
   tunnelOpenResult: "underpass:tunnel:open-result",
   adminAuthFailed: "underpass:admin:auth-failed",
+  limitHit: "underpass:limit:hit",
 } as const;
 
 /** The message type of each channel. */
@@ -287,6 +302,7 @@ export interface EventMessages {
   tunnelRoundTrip: TunnelRoundTrip;
   tunnelOpenResult: TunnelOpenResult;
   adminAuthFailed: AdminAuthFailed;
+  limitHit: LimitHit;
 }
 export type EventKey = keyof typeof CHANNEL;
 

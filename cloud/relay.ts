@@ -4,14 +4,20 @@
  * and what tests start on port 0.
  */
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Server } from "node:net";
+import type { AddressInfo, Server, Socket } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { OPEN_KIND, RESET_CODE, type SessionTimers, type TunnelLimits } from "../shared/tunnel/constants.js";
+import {
+  DEFAULT_LIMITS,
+  OPEN_KIND,
+  RESET_CODE,
+  type SessionTimers,
+  type TunnelLimits,
+} from "../shared/tunnel/constants.js";
 import { VERSION } from "../shared/version.js";
 import { buildAdminApi } from "./admin/app.js";
 import type { ReachabilityChecker } from "./admin/deps.js";
@@ -19,17 +25,30 @@ import { EventHub } from "./admin/event-hub.js";
 import { startLiveFeed } from "./admin/live-feed.js";
 import { RelayMetrics } from "./admin/metrics.js";
 import { generateSecret, hashSecret } from "./admin/secrets.js";
+import type { AuditLog } from "./audit/audit-log.js";
 import { FileAuditLog } from "./audit/file-audit-log.js";
 import { writeAuditLog } from "./audit/from-events.js";
+import { PostgresAuditLog } from "./audit/postgres-audit-log.js";
+import { applyRemoteChanges } from "./cluster/change-effects.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
 import { FtpDataExpectations } from "./ftp/expectations.js";
+import { BindListeners } from "./limits/bind-listeners.js";
+import { type RelayBounds, relayBounds } from "./limits/bounds.js";
+import { BufferBudget } from "./limits/buffer-budget.js";
+import { FailureBackoff } from "./limits/failure-backoff.js";
+import { sweepIdle } from "./limits/idle-sweep.js";
+import { LimitHits } from "./limits/limit-hits.js";
+import { LIMIT, type LimitName } from "./limits/limit-names.js";
+import { PreauthGuard } from "./limits/preauth-guard.js";
+import { socksGuards } from "./limits/socks-guards.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
+import { PostgresStore } from "./store/postgres-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
 import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
@@ -53,6 +72,8 @@ export interface RelayConfig {
   readonly adminToken?: string | undefined;
   /** PEM files; when set the tunnel is served over TLS (wss). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** PEM files; when set the admin API and the console are served over HTTPS. */
+  readonly adminTls?: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly socksNoAuth?: boolean;
   /** Location of SOCKS clients when authentication is off. */
   readonly anonymousLocation?: string;
@@ -70,6 +91,13 @@ export interface RelayConfig {
   readonly audit?: Logger;
   /** Another store (a shared database); defaults to the file store in `dataDir`. */
   readonly store?: Store;
+  /**
+   * `UNDERPASS_DATABASE_URL`: the store and the audit trail live in this PostgreSQL database,
+   * shared with the other relays of a cluster (unless `store` is given).
+   */
+  readonly databaseUrl?: string | undefined;
+  /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
+  readonly bounds?: Partial<RelayBounds>;
 }
 
 export interface Relay {
@@ -94,7 +122,11 @@ export interface Relay {
 export async function startRelay(config: RelayConfig): Promise<Relay> {
   const log = config.logger;
   const audit = config.audit ?? log.child({ audit: true });
-  const store = config.store ?? new FileStore({ dir: config.dataDir, logger: log });
+  const store: Store =
+    config.store ??
+    (config.databaseUrl
+      ? new PostgresStore({ url: config.databaseUrl, logger: log })
+      : new FileStore({ dir: config.dataDir, logger: log }));
   await store.open();
 
   let generatedAdminToken: string | null = null;
@@ -107,7 +139,11 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   } else {
     generatedAdminToken = generateSecret("upadm");
     adminTokenHash = hashSecret(generatedAdminToken);
-    await store.setAdminTokenHash(adminTokenHash);
+    // a database store holds connections open: let them go when the relay cannot start
+    await store.setAdminTokenHash(adminTokenHash).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
   }
 
   const registry = new AgentRegistry();
@@ -117,6 +153,30 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
   const checkCredentials = new CheckCredentials();
+  const bounds = relayBounds(config.bounds);
+  const hits = new LimitHits(events, log.child({ component: "limits" }), bounds.summaryPeriodMs);
+  const tunnelGuard = new PreauthGuard({
+    perSource: bounds.tunnelPreauthPerSource,
+    total: bounds.tunnelPreauthTotal,
+    deadlineMs: bounds.tunnelPreauthTimeoutMs,
+    names: {
+      perSource: LIMIT.TUNNEL_PREAUTH_PER_SOURCE,
+      total: LIMIT.TUNNEL_PREAUTH_TOTAL,
+      deadline: LIMIT.TUNNEL_PREAUTH_DEADLINE,
+    },
+    hits,
+    what: "tunnel",
+  });
+  /** The admin and metrics ports: connections per source before their first request, with a deadline. */
+  const httpGuard = (what: string, perSource: LimitName, deadline: LimitName): PreauthGuard =>
+    new PreauthGuard({
+      perSource: bounds.adminPreauthPerSource,
+      total: Number.MAX_SAFE_INTEGER,
+      deadlineMs: bounds.adminPreauthTimeoutMs,
+      names: { perSource, total: perSource, deadline },
+      hits,
+      what,
+    });
 
   const gateway = new TunnelGateway({
     store,
@@ -127,10 +187,22 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     timers: config.timers,
     helloTimeoutMs: config.helloTimeoutMs,
     onBindPeer: (stream, address, port) => bindPeers.deliver(stream, address, port),
+    preauth: tunnelGuard,
+    helloBackoff: new FailureBackoff({
+      freeFailures: bounds.authFreeFailures,
+      maxDelayMs: bounds.authBackoffMaxMs,
+    }),
+    hits,
+    bounds,
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
     : createHttpServer();
+  // Node waits for a request's headers for a minute and checks only every 30 s: the guard's
+  // own deadline closes a silent connection in time, these close a slow one
+  tunnelServer.headersTimeout = bounds.tunnelPreauthTimeoutMs;
+  tunnelServer.requestTimeout = bounds.tunnelPreauthTimeoutMs;
+  tunnelServer.on("connection", (socket: Socket) => tunnelGuard.admit(socket));
   tunnelServer.on("request", (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/healthz") {
@@ -143,8 +215,15 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   });
   tunnelServer.on("upgrade", (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
-  const auditLog = new FileAuditLog({ dir: join(config.dataDir, "audit") });
-  const stopAudit = writeAuditLog(events, audit, auditLog);
+  // a cluster keeps one trail, in its database
+  const auditLog: AuditLog =
+    store instanceof PostgresStore
+      ? new PostgresAuditLog({ pool: store.pool, logger: log })
+      : new FileAuditLog({ dir: join(config.dataDir, "audit") });
+  const stopAudit = writeAuditLog(events, audit, auditLog, { summaryPeriodMs: bounds.summaryPeriodMs });
+  // what another relay changed is acted on here too (tunnels closed, connections reset)
+  const stopChangeEffects =
+    store.onChange?.(applyRemoteChanges({ tunnels: registry, connections, logger: log })) ?? (() => {});
   const socksServer = createSocksServer({
     store,
     registry,
@@ -160,8 +239,22 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     bindPeers,
     ftpExpectations: new FtpDataExpectations(),
     ftpPasvAddress: config.ftpPasvAddress,
+    guards: socksGuards(bounds, hits),
+    bindListeners: new BindListeners(bounds, hits),
+    budget: new BufferBudget({
+      totalBytes: bounds.bufferBudgetBytes,
+      perClientBytes: bounds.clientBufferBytes,
+      windowBytes: (config.limits ?? DEFAULT_LIMITS).initialWindow,
+      hits,
+    }),
   });
 
+  const stopIdle = sweepIdle({
+    connections,
+    idleTimeoutMs: bounds.idleTimeoutMs,
+    ftpIdleTimeoutMs: bounds.ftpIdleTimeoutMs,
+    hits,
+  });
   const reachability: ReachabilityChecker = {
     check: (mapping) => checkMapping(registry, mapping, dialTimeoutMs),
   };
@@ -189,9 +282,35 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     logger: log.child({ component: "admin" }),
     version: VERSION,
     events,
+    tls: config.adminTls && {
+      cert: readFileSync(config.adminTls.certFile),
+      key: readFileSync(config.adminTls.keyFile),
+    },
+    // the ports the console puts into the commands it shows, once the servers listen
+    consoleEndpoints: () => {
+      const tunnel = tunnelServer.address();
+      const socks = socksServer.address();
+      if (tunnel === null || typeof tunnel === "string" || socks === null || typeof socks === "string") {
+        return null;
+      }
+      return { tunnelPort: tunnel.port, tunnelTls: Boolean(config.tls), socksPort: socks.port };
+    },
   });
+  // the admin port's own bounds, before its first request (its token is checked per request)
+  guardFirstRequest(
+    admin.server,
+    httpGuard("admin", LIMIT.ADMIN_PREAUTH_PER_SOURCE, LIMIT.ADMIN_PREAUTH_DEADLINE),
+    bounds.adminPreauthTimeoutMs,
+  );
   const metricsAt = config.metricsListen;
   const metricsServer = metricsAt ? createMetricsServer(metrics, log.child({ component: "metrics" })) : null;
+  if (metricsServer) {
+    guardFirstRequest(
+      metricsServer,
+      httpGuard("metrics", LIMIT.METRICS_PREAUTH_PER_SOURCE, LIMIT.METRICS_PREAUTH_DEADLINE),
+      bounds.adminPreauthTimeoutMs,
+    );
+  }
 
   const started: Array<() => Promise<void>> = [];
   try {
@@ -207,8 +326,11 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     }
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
+    stopChangeEffects();
     stopAudit();
     metrics.close();
+    stopIdle();
+    hits.close();
     stopLiveFeed();
     await usage.close();
     liveEvents.close();
@@ -229,26 +351,35 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     events,
     usage,
     admin,
-    async close() {
-      socksServer.close();
-      for (const c of connections.list()) connections.kill(c.id);
-      gateway.close("relay shutting down");
-      tunnelServer.closeAllConnections();
-      stopLiveFeed();
-      liveEvents.close();
-      await Promise.all([
-        closeServer(tunnelServer),
-        closeServer(socksServer),
-        admin.close(),
-        ...(metricsServer ? [closeServer(metricsServer)] : []),
-      ]);
-      stopAudit();
-      metrics.close();
-      await usage.close();
-      await auditLog.close();
-      await store.close();
+    // once: a second close waits for the first
+    close() {
+      closing ??= closeAll();
+      return closing;
     },
   };
+  let closing: Promise<void> | null = null;
+  async function closeAll(): Promise<void> {
+    stopChangeEffects();
+    socksServer.close();
+    for (const c of connections.list()) connections.kill(c.id);
+    gateway.close("relay shutting down");
+    tunnelServer.closeAllConnections();
+    stopLiveFeed();
+    liveEvents.close();
+    await Promise.all([
+      closeServer(tunnelServer),
+      closeServer(socksServer),
+      admin.close(),
+      ...(metricsServer ? [closeServer(metricsServer)] : []),
+    ]);
+    stopAudit();
+    metrics.close();
+    stopIdle();
+    hits.close();
+    await usage.close();
+    await auditLog.close();
+    await store.close();
+  }
   log.info(
     {
       tunnel: fmt(relay.tunnelAddress),
@@ -256,7 +387,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       socks: fmt(relay.socksAddress),
       admin: fmt(relay.adminAddress),
       ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
-      dataDir: config.dataDir,
+      adminTls: Boolean(config.adminTls),
+      ...(store instanceof PostgresStore
+        ? { store: "postgres", origin: store.origin }
+        : { dataDir: config.dataDir }),
     },
     "relay listening",
   );
@@ -284,6 +418,19 @@ async function checkMapping(
   const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
   opened.stream.reset(RESET_CODE.CANCELLED, "reachability check done");
   return { reachable: true, latencyMs };
+}
+
+/**
+ * An HTTP port's connections count under `guard` from their TCP connection to their first
+ * request; Node's own header timeout is checked only every 30 s, so the guard's deadline is
+ * what closes a silent connection in time.
+ */
+function guardFirstRequest(server: HttpServer, guard: PreauthGuard, headersTimeoutMs: number): void {
+  // within the request timeout, as Node requires of the two
+  server.headersTimeout =
+    server.requestTimeout > 0 ? Math.min(headersTimeoutMs, server.requestTimeout) : headersTimeoutMs;
+  server.on("connection", (socket: Socket) => guard.admit(socket));
+  server.on("request", (req: IncomingMessage) => guard.slotOf(req.socket)?.admitted());
 }
 
 function listen(server: Server, at: ListenAddress): Promise<void> {

@@ -149,6 +149,37 @@ export class StoreError extends defineError({
   description: "The store could not read or write its data; nothing was changed.",
 }) {}
 
+/** A console session's change without its CSRF proof, or from another origin. */
+export class ForbiddenError extends defineError({
+  code: "UP_ERR_FORBIDDEN",
+  description:
+    "A change made with a console session cookie lacks the session's CSRF token or comes from another origin.",
+}) {}
+
+/** Too many failed console sign-ins from one source address; retry after the answer's Retry-After. */
+export class RateLimitedError extends defineError({
+  code: "UP_ERR_RATE_LIMITED",
+  description: "Too many failed sign-ins from this address; retry after the time the answer gives.",
+}) {
+  /** Seconds until the next attempt is considered (the HTTP Retry-After, RFC 9110 §10.2.3). */
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * The shared configuration database cannot be reached (stopped, unreachable, refusing
+ * connections). Changes are refused until it is back; relays keep serving the configuration
+ * they hold.
+ */
+export class StoreUnavailableError extends defineError({
+  code: "UP_ERR_STORE_UNAVAILABLE",
+  description:
+    "The configuration database cannot be reached; nothing was changed. Relays keep serving the configuration they hold; try again once it is back.",
+}) {}
+
 /** The coded subclasses; UnderpassError itself is UP_ERR_INTERNAL. */
 const CODED_ERROR_CLASSES = [
   ProtocolError,
@@ -169,6 +200,9 @@ const CODED_ERROR_CLASSES = [
   ConflictError,
   NotFoundError,
   StoreError,
+  ForbiddenError,
+  RateLimitedError,
+  StoreUnavailableError,
 ] as const;
 
 /** Every error class, for the README table and for code lookups. */

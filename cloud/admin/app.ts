@@ -6,7 +6,13 @@
  * Every route's zod schema validates its input and serializes its answer
  * (fastify-type-provider-zod) and describes it in the document (docs.ts).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import { createServer as createHttpsServer } from "node:https";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  type FastifyServerFactory,
+} from "fastify";
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { AuthError, NotFoundError, ValidationError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
@@ -17,6 +23,7 @@ import { auditRoutes } from "./audit.js";
 import { backupRoutes } from "./backup.js";
 import { clientRoutes } from "./clients.js";
 import { connectionRoutes } from "./connections.js";
+import { consoleAssets } from "./console-assets.js";
 import type { AdminDeps } from "./deps.js";
 import { registerDocs } from "./docs.js";
 import { answerForError } from "./error-answer.js";
@@ -25,6 +32,10 @@ import { ftpCheckRoutes } from "./ftp-check.js";
 import { healthRoutes } from "./health.js";
 import { mappingRoutes } from "./mappings.js";
 import { secretMatches } from "./secrets.js";
+import { ConsoleSessions } from "./session.js";
+import { authenticateByCookie } from "./session-auth.js";
+import { type ConsoleEndpoints, sessionRoutes } from "./session-routes.js";
+import { SignInLimiter } from "./sign-in-limiter.js";
 
 export interface AdminApiOptions {
   readonly store: Store;
@@ -36,6 +47,10 @@ export interface AdminApiOptions {
   readonly version: string;
   /** Where a refused bearer token is published (the relay's metrics count them). */
   readonly events?: Pick<RelayEvents, "adminAuthFailed">;
+  /** Where agents and SOCKS clients reach the relay, for the console's commands (known once it listens). */
+  readonly consoleEndpoints?: () => ConsoleEndpoints | null;
+  /** PEM certificate and key: the admin listener speaks HTTPS (UNDERPASS_ADMIN_TLS_CERT / _KEY). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
 }
 
 /** Largest request body, in bytes; the biggest legitimate body (a mapping) is well under 2 KiB. */
@@ -52,16 +67,32 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       },
     },
   );
-  const app = Fastify({ loggerInstance: logger, bodyLimit: BODY_LIMIT }).withTypeProvider<ZodTypeProvider>();
+  const tls = opts.tls;
+  // An https.Server is an http.Server that speaks TLS: fastify serves it the same way.
+  const serverFactory: FastifyServerFactory | undefined =
+    tls === undefined ? undefined : (handler) => createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: BODY_LIMIT,
+    ...(serverFactory === undefined ? {} : { serverFactory }),
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   acceptJsonOnly(app);
+  const sessions = new ConsoleSessions({
+    onEvict: (actor) =>
+      logger.warn({ actor }, "console: session limit reached, least recently used one ended"),
+  });
+  const signIns = new SignInLimiter();
+  app.addHook("onClose", async () => sessions.close());
 
   // A route is public when its schema says it needs no security (`security: []`), so the
   // document and the check cannot disagree. Runs before the body is read.
   app.addHook("onRequest", async (req, reply) => {
     if (req.routeOptions.schema?.security?.length === 0) return;
     const header = req.headers.authorization;
+    // Without the header, a console session cookie may stand in for the token (session-auth.ts).
+    if (header === undefined && authenticateByCookie(sessions, req, reply)) return;
     const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
     const token = match?.[1];
     if (token === undefined) {
@@ -89,7 +120,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   });
 
   registerDocs(app, version);
-  app.register(healthRoutes, { metrics: deps.metrics, version });
+  app.register(healthRoutes, { metrics: deps.metrics, version, store });
   app.register(agentRoutes, { store, deps });
   app.register(clientRoutes, { store, deps });
   app.register(mappingRoutes, { store, deps });
@@ -98,6 +129,16 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.register(auditRoutes, { store, deps });
   app.register(eventRoutes, { store, deps });
   app.register(backupRoutes, { store, deps });
+  app.register(sessionRoutes, {
+    sessions,
+    limiter: signIns,
+    adminTokenHash,
+    audit: deps.audit,
+    endpoints: opts.consoleEndpoints ?? (() => null),
+  });
+  app.register(consoleAssets, {
+    onMissing: (dir) => logger.warn({ dir }, "console: not built (npm run build); / answers 503"),
+  });
   return app;
 }
 

@@ -1,6 +1,7 @@
 /** `/healthz` (liveness, no token) and `/metrics` (Prometheus text, with the admin token). */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { Store } from "../store/store.js";
 import type { MetricsSource } from "./deps.js";
 import { answers, json } from "./responses.js";
 import { healthAnswer } from "./schemas.js";
@@ -12,9 +13,14 @@ export interface HealthRouteOptions {
   readonly metrics: MetricsSource;
   /** Underpass version, shown by /healthz. */
   readonly version: string;
+  /** A store that can be away (a shared database) says so in /healthz. */
+  readonly store?: Pick<Store, "health">;
 }
 
-export const healthRoutes: FastifyPluginAsyncZod<HealthRouteOptions> = async (app, { metrics, version }) => {
+export const healthRoutes: FastifyPluginAsyncZod<HealthRouteOptions> = async (
+  app,
+  { metrics, version, store },
+) => {
   app.get(
     "/healthz",
     {
@@ -25,7 +31,11 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRouteOptions> = async (ap
         response: { 200: json("Alive.", healthAnswer) },
       },
     },
-    async () => ({ status: "ok" as const, version }),
+    // the relay is alive and serves what it holds either way: status stays "ok"
+    async () => {
+      const health = store?.health?.();
+      return { status: "ok" as const, version, ...(health ? { store: health.state } : {}) };
+    },
   );
 
   app.get(

@@ -24,6 +24,9 @@ export const HTTP_STATUS_FOR_ERROR: Readonly<Record<ErrorCode, number>> = {
   UP_ERR_CONFLICT: 409,
   UP_ERR_NOT_FOUND: 404,
   UP_ERR_STORE: 500,
+  UP_ERR_FORBIDDEN: 403,
+  UP_ERR_RATE_LIMITED: 429,
+  UP_ERR_STORE_UNAVAILABLE: 503,
 };
 
 /** The HTTP status for any coded error. */

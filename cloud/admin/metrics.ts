@@ -9,6 +9,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { GOAWAY_CODE } from "../../shared/tunnel/constants.js";
 import type { RelayEvents } from "../events.js";
+import { LIMIT_NAMES } from "../limits/limit-names.js";
 import type { LiveConnections } from "../socks/connections.js";
 import type { AgentRegistry } from "../tunnel/registry.js";
 import { add, type ByteCount, ByteTotals } from "./byte-totals.js";
@@ -241,6 +242,13 @@ export class RelayMetrics {
       "outcome",
       ["connected", "failed"],
     );
+    const limitHits = countedFromZero(
+      this.registry,
+      "underpass_limit_hits_total",
+      "Times a bound on what one peer can make the relay hold bit, by limit (README: Security).",
+      "limit",
+      LIMIT_NAMES,
+    );
     const bounces = new Counter({
       name: "underpass_ftp_bounces_refused_total",
       help: "PORT/EPRT commands refused for naming an address other than the client's own (FTP bounce).",
@@ -286,6 +294,7 @@ export class RelayMetrics {
       events.ftpPassiveRewrite.subscribe((m) => rewrote(m.announced === null ? "229" : "227")),
       events.ftpActiveDial.subscribe((m) => dialledBack(m.outcome)),
       events.ftpBounceRefused.subscribe(() => bounces.inc()),
+      events.limitHit.subscribe((m) => limitHits(m.limit)),
     );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }

@@ -360,6 +360,12 @@ export const connectionAnswer = z
 export type ConnectionAnswer = z.output<typeof connectionAnswer>;
 
 export const healthAnswer = z
-  .strictObject({ status: z.literal("ok"), version: z.string() })
+  .strictObject({
+    status: z.literal("ok"),
+    version: z.string(),
+    store: z.enum(["available", "unavailable"]).optional().meta({
+      description: "A shared database store: whether it takes writes now (reads come from memory).",
+    }),
+  })
   .meta({ id: "Health" });
 export type HealthAnswer = z.output<typeof healthAnswer>;

@@ -56,8 +56,12 @@ export interface AuditPage {
 }
 
 export interface AuditLog {
-  /** Appends one event; durable (in the operating system's hands) when it returns. */
-  append(entry: AuditEntry): AuditEvent;
+  /**
+   * Appends one event, numbered and stamped by the trail. The file trail has it in the
+   * operating system's hands when this returns; the database trail writes it within
+   * milliseconds, holding a bounded number of events while the database is away.
+   */
+  append(entry: AuditEntry): void;
   query(q: AuditQuery): Promise<AuditPage>;
   close(): Promise<void>;
 }

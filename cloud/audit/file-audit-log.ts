@@ -156,7 +156,10 @@ export class FileAuditLog implements AuditLog {
     return { events: page, nextCursor: more ? String(page[page.length - 1]!.seq) : null };
   }
 
+  /** Closes the file; a second close does nothing. */
   async close(): Promise<void> {
+    if (this.#fd < 0) return;
     closeSync(this.#fd);
+    this.#fd = -1;
   }
 }

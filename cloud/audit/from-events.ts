@@ -7,17 +7,54 @@
  * What an operator must be able to look back on — every refusal, agents coming and going — also
  * goes to the audit trail (`GET /v1/audit`); grants stay in the log lines only, so the trail
  * does not grow with every connection.
+ *
+ * What a peer that has not authenticated can repeat at will (a wrong password, an unknown agent
+ * token, a bound that bites) is rate-limited per source: the first entry is written, then one
+ * summary entry per period (`summary: true`, `suppressed`: how many were left out). Thousands of
+ * wrong passwords make a few lines, not thousands.
  */
 import type { Logger } from "../../shared/logger.js";
 import type { RelayEvents } from "../events.js";
+import { RateLimited } from "../limits/rate-limited.js";
+import { sourceKey } from "../limits/source-key.js";
 import type { AuditLog } from "./audit-log.js";
 
+export interface AuditOptions {
+  /** Period of the summaries of rate-limited entries, in ms (default 60 s). */
+  readonly summaryPeriodMs?: number;
+}
+
 /** Write audit lines (and trail entries) until the returned function is called. */
-export function writeAuditLog(events: RelayEvents, log: Logger, trail: AuditLog): () => void {
+export function writeAuditLog(
+  events: RelayEvents,
+  log: Logger,
+  trail: AuditLog,
+  options: AuditOptions = {},
+): () => void {
   /** A refusal: a warning line and a trail entry with the same fields. */
   const refusal = (fields: { event: string } & Record<string, unknown>, message: string): void => {
     log.warn(fields, message);
     trail.append({ ...fields, message });
+  };
+  /** Rate-limited refusals, keyed `event source`; the summary names both. */
+  const limited = new RateLimited<string>(
+    { periodMs: options.summaryPeriodMs ?? 60_000 },
+    (key, suppressed, periodMs) => {
+      const space = key.indexOf(" ");
+      const event = space < 0 ? "audit" : key.slice(0, space);
+      const source = space < 0 ? "*" : key.slice(space + 1);
+      refusal(
+        { event, summary: true, suppressed, periodMs, source },
+        `${suppressed} more ${event} from ${source} in ${periodMs} ms (not written one by one)`,
+      );
+    },
+  );
+  const limitedRefusal = (
+    source: string,
+    fields: { event: string } & Record<string, unknown>,
+    message: string,
+  ): void => {
+    limited.note(`${fields.event} ${source}`, () => refusal(fields, message));
   };
   const audit = {
     info: (fields: object, message: string) => log.info(fields, message),
@@ -50,15 +87,24 @@ export function writeAuditLog(events: RelayEvents, log: Logger, trail: AuditLog)
       }),
     ),
     events.tunnelRejected.subscribe((m) =>
-      refusal(
+      limitedRefusal(
+        sourceKey(m.remote.slice(0, m.remote.lastIndexOf(":"))),
         { event: "agent.rejected", remote: m.remote, code: m.code, reason: m.reason, tunnelId: m.tunnelId },
         `tunnel refused: ${m.reason}`,
       ),
     ),
     events.socksAuthFailed.subscribe((m) =>
-      audit.warn(
+      limitedRefusal(
+        sourceKey(m.remoteAddress),
         { event: "socks.auth-failed", username: m.username, remote: m.remoteAddress },
         "socks authentication failed",
+      ),
+    ),
+    events.limitHit.subscribe((m) =>
+      limitedRefusal(
+        `${m.limit}:${m.key}`,
+        { event: "limit.hit", limit: m.limit, key: m.key, max: m.max },
+        m.detail,
       ),
     ),
     events.socksDenied.subscribe((m) => {
@@ -151,5 +197,6 @@ export function writeAuditLog(events: RelayEvents, log: Logger, trail: AuditLog)
   ];
   return () => {
     for (const stop of stops) stop();
+    limited.close();
   };
 }

@@ -18,6 +18,9 @@ import type { PipeControl } from "../../shared/net/pipe.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
 import { OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
+import type { BindListeners } from "../limits/bind-listeners.js";
+import type { BufferBudget } from "../limits/buffer-budget.js";
+import { clientKey } from "../limits/source-key.js";
 import type { Principal } from "../socks/authenticate.js";
 import { openOnPremises } from "../socks/open.js";
 import { type SpliceDeps, type SpliceFilter, splice } from "../socks/splice.js";
@@ -47,6 +50,10 @@ export interface FtpContext {
   readonly bindTimeoutMs: number;
   /** IPv4 address announced in rewritten 227 replies; by default the relay address the client reached. */
   readonly pasvAddress: string | undefined;
+  /** Listeners on premises per client and per agent (an active-mode data port is one). */
+  readonly bindListeners: BindListeners;
+  /** Bytes held for clients that have not read them (an active-mode data connection holds some). */
+  readonly budget: BufferBudget;
 }
 
 export interface FtpControlSession {
@@ -96,6 +103,8 @@ export class FtpControl implements SpliceFilter {
   /** The active-mode BIND waiting for the server, cancelled by the next PORT/EPRT/PASV. */
   #activeStream: MuxStream | null = null;
   #activeCancel: (() => void) | null = null;
+  /** Gives back the active-mode listener's place under the BIND bounds. */
+  #activeGiveBack: (() => void) | null = null;
   /** A PASV/EPSV was sent: the next final reply may announce a port. */
   #pasvPending = false;
   /** The code of the multi-line reply being read (its inner lines are text, not replies). */
@@ -346,6 +355,15 @@ export class FtpControl implements SpliceFilter {
       };
     }
     this.#cancelActive();
+    const s = this.#s;
+    const giveBack = this.#ctx.bindListeners.take(
+      clientKey(s.who.clientId, this.#clientAddress),
+      s.tunnel.agentId,
+    );
+    if (giveBack instanceof UnderpassError) {
+      this.#log.info({ err: giveBack.message }, "no active-mode listener: a BIND bound bit");
+      return { reply: "425 Can't open data connection: too many listeners.\r\n" };
+    }
     const listen = await openOnPremises(
       this.#s.tunnel,
       OPEN_KIND.BIND,
@@ -355,22 +373,30 @@ export class FtpControl implements SpliceFilter {
       this.#ctx.splice.events,
     );
     if (listen instanceof UnderpassError) {
+      giveBack();
       this.#log.info({ err: listen.message }, "the agent could not listen for active-mode data");
       return { reply: "425 Can't open data connection.\r\n" };
     }
     if (this.#s.socket.destroyed) {
+      giveBack();
       listen.stream.reset(RESET_CODE.CANCELLED, "control connection closed");
       return {};
     }
     if (verb === "PORT" && !isIPv4(listen.address)) {
+      giveBack();
       listen.stream.reset(RESET_CODE.CANCELLED, "PORT cannot name an IPv6 listener");
       return { reply: "425 Can't open data connection: use EPRT.\r\n" };
     }
     this.#activeStream = listen.stream;
+    this.#activeGiveBack = giveBack;
+    // its place is given back when the peer comes, the next PORT/EPRT/PASV, or the control
+    // connection's end (a listener that timed out on premises counts until then: one at most)
     this.#activeCancel = this.#ctx.bindPeers.expect(listen.stream, (peer) => {
+      giveBack();
       if (this.#activeStream === listen.stream) {
         this.#activeStream = null;
         this.#activeCancel = null;
+        this.#activeGiveBack = null;
       }
       this.#dialBack(listen.stream, target, peer);
     });
@@ -382,6 +408,8 @@ export class FtpControl implements SpliceFilter {
   }
 
   #cancelActive(): void {
+    this.#activeGiveBack?.();
+    this.#activeGiveBack = null;
     this.#activeCancel?.();
     this.#activeCancel = null;
     this.#activeStream?.reset(RESET_CODE.CANCELLED, "no longer wanted");
@@ -390,6 +418,13 @@ export class FtpControl implements SpliceFilter {
 
   /** The FTP server connected to the agent's listener: carry it to the client's own address. */
   #dialBack(stream: MuxStream, client: HostPort, peer: BindPeer): void {
+    const reservation = this.#ctx.budget.reserve(clientKey(this.#s.who.clientId, this.#clientAddress));
+    if (reservation instanceof UnderpassError) {
+      this.#log.info({ err: reservation.message }, "active-mode data refused: the buffer budget bit");
+      stream.reset(RESET_CODE.CANCELLED, reservation.message);
+      this.#dialed(client, peer, null, reservation.message);
+      return;
+    }
     const socket = connect({ host: client.host, port: client.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => socket.destroy(new Error("timed out")), this.#ctx.dialTimeoutMs);
     socket.once("error", (err) => {
@@ -399,12 +434,14 @@ export class FtpControl implements SpliceFilter {
         "active-mode dial-back failed",
       );
       stream.reset(RESET_CODE.CONNECTION_RESET, `cannot reach the client: ${err.message}`);
+      reservation.release();
       this.#dialed(client, peer, null, err.message);
     });
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
       if (stream.phase === "closed") {
+        reservation.release();
         socket.destroy();
         return;
       }
@@ -425,6 +462,7 @@ export class FtpControl implements SpliceFilter {
           remoteAddress: client.host,
           remotePort: client.port,
           openMs: null,
+          reservation,
         },
         NOTHING,
       );

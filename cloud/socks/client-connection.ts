@@ -10,6 +10,7 @@
 import type { Socket } from "node:net";
 import {
   AuthError,
+  NotAllowedError,
   SocksHandshakeError,
   toUnderpassError,
   UnderpassError,
@@ -18,14 +19,17 @@ import {
 import type { Logger } from "../../shared/logger.js";
 import { unmapIPv4 } from "../../shared/net/host.js";
 import { OPEN_KIND, type OpenKind, RESET_CODE } from "../../shared/tunnel/constants.js";
-import { CAPABILITY } from "../../shared/tunnel/handshake.js";
 import type { OpenResult } from "../../shared/tunnel/mux-session.js";
 import { ftpControlFor } from "../ftp/control.js";
 import { ownerKey } from "../ftp/expectations.js";
-import type { BindPeer } from "../tunnel/bind-peers.js";
+import type { PreauthSlot } from "../limits/preauth-guard.js";
+import { clientKey } from "../limits/source-key.js";
+import type { MappingRecord } from "../store/store.js";
 import type { Tunnel } from "../tunnel/registry.js";
+import { Admission } from "./admission.js";
 import { anonymous, authenticate, type Principal } from "./authenticate.js";
-import { waitForBindPeer } from "./bind-wait.js";
+import { serveBind } from "./bind-request.js";
+import type { CancelBindWait } from "./bind-wait.js";
 import {
   type Credentials,
   encodeAuthReply,
@@ -42,13 +46,13 @@ import {
   publishAccepted,
   publishAuthenticated,
   publishAuthFailed,
-  publishBindListening,
   publishDenied,
   publishRefused,
   publishRequested,
 } from "./publish.js";
 import { socksReplyFor } from "./reply.js";
-import { type BindTarget, resolveBind, resolveConnect } from "./resolve.js";
+import { resolveConnect } from "./resolve.js";
+import { AccessWatch } from "./revocation.js";
 import type { SocksServerOptions, SocksShared } from "./server.js";
 import { splice } from "./splice.js";
 import { HANDSHAKE_STATES, nextState, REPLYING_STATES, type SocksState } from "./state.js";
@@ -73,13 +77,21 @@ export class ClientConnection {
   /** When the TCP connection was accepted, and when the request was complete (performance.now(), ms). */
   #acceptedAt = 0;
   #requestAt = 0;
+  readonly #admission: Admission;
+  /** Followed for revocation from authentication to splice (revocation.ts). */
+  readonly #access: AccessWatch;
+  /** A BIND waiting for its peer, and what ends that wait. */
+  #cancelBind: CancelBindWait | null = null;
   readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
 
-  constructor(socket: Socket, shared: SocksShared) {
+  constructor(socket: Socket, shared: SocksShared, slot: PreauthSlot) {
     this.#socket = socket;
     this.#shared = shared;
     this.#o = shared.o;
     this.#log = shared.o.logger;
+    this.#admission = new Admission(shared.o.guards, slot, socket);
+    // before any store lookup: a revocation from here on is seen (revocation.ts)
+    this.#access = new AccessWatch(shared.o.connections, (reason) => this.#revoked(reason));
   }
 
   start(): void {
@@ -88,10 +100,20 @@ export class ClientConnection {
     publishAccepted(this.#o.events, s);
     s.on("data", this.#onData);
     s.on("error", ignore); // 'close' follows
-    s.on("close", () => this.#enter("closed"));
+    s.on("end", () => {
+      // a FIN before the handshake could complete: no more bytes can finish it, so its
+      // slot is given back now rather than at the deadline ("authenticating" still has a
+      // request to read from what came before the FIN)
+      const st = this.#state;
+      if (st === "greeting" || st === "credentials" || st === "request") s.destroy();
+    });
+    s.on("close", () => {
+      this.#enter("closed");
+      this.#access.stop();
+    });
     this.#timer = setTimeout(() => {
       if (!HANDSHAKE_STATES.has(this.#state)) return;
-      this.#log.debug({ remote: s.remoteAddress }, "socks handshake timed out");
+      this.#admission.deadlineRanOut(this.#o.handshakeTimeoutMs);
       this.#enter("closed");
       s.destroy();
     }, this.#o.handshakeTimeoutMs);
@@ -163,6 +185,8 @@ export class ClientConnection {
           publishRequested(this.#o.events, this.#socket, this.#principal!, step.request, handshakeMs);
           this.#socket.off("data", this.#onData);
           this.#socket.pause();
+          const over = this.#admission.establish(this.#principal!);
+          if (over) return this.#fail(over);
           this.#serve(step.request).catch((err: unknown) => this.#fail(toUnderpassError(err)));
           return;
         }
@@ -179,19 +203,45 @@ export class ClientConnection {
     if (this.#state !== "authenticating") return; // gone or timed out meanwhile
     if (who instanceof AuthError) {
       publishAuthFailed(this.#o.events, this.#socket, credentials.username);
-      this.#enter("closed");
-      this.#refuse(encodeAuthReply(USERPASS_STATUS.FAILURE));
+      // the failure, not the success, waits: the right password is answered at once
+      this.#admission.answerFailure(credentials.username, () => {
+        if (this.#enter("closed")) this.#refuse(encodeAuthReply(USERPASS_STATUS.FAILURE));
+      });
       return;
     }
     this.#socket.write(encodeAuthReply(USERPASS_STATUS.SUCCESS));
-    this.#authenticated(who, "password");
+    this.#authenticated(who, "password", credentials);
     this.#consume(); // a request that came with the credentials
   }
 
-  #authenticated(who: Principal, method: "password" | "none"): void {
+  #authenticated(who: Principal, method: "password" | "none", credentials: Credentials | null = null): void {
     this.#principal = who;
     this.#enter("request");
+    this.#admission.authenticated();
+    this.#access.follow(who, credentials);
     publishAuthenticated(this.#o.events, this.#socket, who, method);
+  }
+
+  // ---- revocation (revocation.ts) ----------------------------------------------------------
+
+  /** Its client or mapping was deleted or changed: refuse it, whatever it waits for. */
+  #revoked(reason: string): void {
+    const err = new NotAllowedError(`access revoked: ${reason}`);
+    if (this.#state === "bound") {
+      if (!this.#cancelBind?.(reason)) return;
+      publishRefused(this.#o.events, this.#socket, this.#principal!, SOCKS5_REPLY.NOT_ALLOWED, err);
+      if (this.#enter("closed") && !this.#socket.destroyed)
+        this.#refuse(encodeReply(SOCKS5_REPLY.NOT_ALLOWED));
+      return;
+    }
+    this.#fail(err);
+  }
+
+  /** Before a success reply (revocation.ts); false when it was refused. */
+  async #stillAllowed(mapping: MappingRecord): Promise<boolean> {
+    const ok = await this.#access.stillAllowed(this.#o.store, this.#o, this.#principal!, mapping);
+    if (!ok) this.#fail(new NotAllowedError("access revoked while the connection was set up"));
+    return ok && this.#state !== "closed";
   }
 
   // ---- CONNECT: resolve, pick, open, reply, splice ------------------------------------------
@@ -218,9 +268,17 @@ export class ClientConnection {
       publishDenied(this.#o.events, socket, who, "connect", req, target.nearest);
       return this.#fail(target.error);
     }
-    const tunnel = pickTunnel(registry, target.mapping.location, { agentId: target.agentId });
+    this.#access.mappingId = target.mapping.id;
+    const tunnel = pickTunnel(
+      registry,
+      target.mapping.location,
+      { agentId: target.agentId },
+      this.#o.guards.tunnelsFull,
+    );
     if (tunnel instanceof UnderpassError) return this.#fail(tunnel);
     const { internalHost, internalPort, mapping } = target;
+    const reservation = this.#o.budget.reserve(clientKey(who.clientId, socket.remoteAddress));
+    if (reservation instanceof UnderpassError) return this.#fail(reservation);
     const opened = await this.#open(
       tunnel,
       OPEN_KIND.CONNECT,
@@ -228,7 +286,12 @@ export class ClientConnection {
       internalPort,
       this.#o.dialTimeoutMs,
     );
-    if (!opened || !this.#enter("spliced")) return;
+    if (!opened) return reservation.release();
+    if (!(await this.#stillAllowed(mapping)) || !this.#enter("spliced")) {
+      opened.stream.reset(RESET_CODE.CANCELLED, "access revoked");
+      return reservation.release();
+    }
+    this.#access.stop();
     // BND: the agent's address towards the target (socksify puts it into PORT as the control socket's own)
     this.#reply(unmapIPv4(opened.address) || "0.0.0.0", opened.port);
     const { stream } = opened;
@@ -247,6 +310,7 @@ export class ClientConnection {
         socket,
         ...peerOf(this.#socket),
         openMs: performance.now() - this.#requestAt,
+        reservation,
       },
       this.#takeEarly(),
       target.grant === "connect" && mapping.protocol === "ftp"
@@ -290,73 +354,32 @@ export class ClientConnection {
     this.#socket.write(encodeReply(SOCKS5_REPLY.SUCCEEDED, address, port));
   }
 
-  // ---- BIND (RFC 1928 §6, FTP active mode) ---------------------------------------------------
+  // ---- BIND (RFC 1928 §6, FTP active mode): bind-request.ts --------------------------------
 
-  /**
-   * The agent that carries the BIND's connection (resolve.ts) listens on premises where that
-   * connection's internal host can reach it; the first reply names the listener, the second
-   * the peer that connected.
-   */
-  async #serveBind(req: SocksRequest): Promise<void> {
-    const who = this.#principal!;
-    const { store, connections, registry } = this.#o;
-    const target = await resolveBind(store, connections, who, this.#socket.remoteAddress ?? "", req);
-    if (target instanceof UnderpassError) return this.#fail(target);
-    if ("error" in target) {
-      publishDenied(this.#o.events, this.#socket, who, "bind", req, target.nearest);
-      return this.#fail(target.error);
-    }
-    const { control } = target;
-    const tunnel = pickTunnel(registry, control.location, {
-      capability: CAPABILITY.BIND,
-      agentId: control.agentId,
-    });
-    if (tunnel instanceof UnderpassError) return this.#fail(tunnel);
-    const { internalHost, internalPort } = control;
-    const opened = await this.#open(
-      tunnel,
-      OPEN_KIND.BIND,
-      internalHost,
-      internalPort,
-      this.#o.bindTimeoutMs,
-    );
-    if (!opened || !this.#enter("bound")) return;
-    const { stream, address, port } = opened;
-    const forget = this.#o.ftpExpectations.noteBindListen(this.#owner, address, port);
-    publishBindListening(this.#o.events, who, control, tunnel, opened);
-    this.#reply(address, port);
-    waitForBindPeer(this.#socket, stream, this.#o.bindPeers, {
-      onOver: forget,
-      onPeer: (peer) => this.#bindPeer(target, tunnel, opened, peer),
-      onBroken: (err) => {
-        publishRefused(this.#o.events, this.#socket, who, SOCKS5_REPLY.HOST_UNREACHABLE, err);
-        if (this.#enter("closed") && !this.#socket.destroyed) {
-          this.#refuse(encodeReply(SOCKS5_REPLY.HOST_UNREACHABLE));
-        }
-      },
-    });
-  }
-
-  #bindPeer({ control, mapping }: BindTarget, tunnel: Tunnel, opened: OpenResult, peer: BindPeer): void {
-    if (!this.#enter("spliced")) return;
-    this.#reply(peer.address, peer.port);
-    splice(
-      this.#shared.splice,
+  #serveBind(req: SocksRequest): Promise<void> {
+    return serveBind(
       {
-        grant: "bind",
-        who: this.#principal!,
-        mapping,
-        virtualHost: control.virtualHost,
-        virtualPort: control.virtualPort,
-        internalHost: peer.address,
-        internalPort: peer.port,
-        tunnel,
-        stream: opened.stream,
+        o: this.#o,
+        splice: this.#shared.splice,
         socket: this.#socket,
-        ...peerOf(this.#socket),
-        openMs: null,
+        who: this.#principal!,
+        owner: this.#owner,
+        access: this.#access,
+        fail: (err) => this.#fail(err),
+        open: (tunnel, kind, host, port, timeoutMs) => this.#open(tunnel, kind, host, port, timeoutMs),
+        stillAllowed: (mapping) => this.#stillAllowed(mapping),
+        enter: (state) => this.#enter(state),
+        reply: (address, port) => this.#reply(address, port),
+        refuse: (reply) => this.#refuse(reply),
+        takeEarly: (more) => {
+          if (more.length > 0) this.#buf = Buffer.concat([this.#buf, more]);
+          return this.#takeEarly();
+        },
+        waiting: (cancel) => {
+          this.#cancelBind = cancel;
+        },
       },
-      this.#takeEarly(),
+      req,
     );
   }
 

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { normalizeHost } from "../../shared/net/host.js";
 import { abortSocket } from "../../shared/net/socket-abort.js";
-import { RESET_CODE } from "../../shared/tunnel/constants.js";
+import { RESET_CODE, type ResetCode } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 
 export interface LiveConnection
@@ -11,6 +11,8 @@ export interface LiveConnection
   readonly startedAt: Date;
   readonly stream: MuxStream;
   readonly socket: Socket;
+  /** The control connection of an `"ftp"` mapping: idle while its transfers run (idle-sweep.ts). */
+  readonly ftpControl?: boolean;
 }
 
 export interface ConnectionInfo {
@@ -34,8 +36,26 @@ export interface ConnectionInfo {
   readonly ageMs: number;
 }
 
+/**
+ * A connection past its authentication and before its splice (resolving, opening, a BIND
+ * waiting for its peer): revoking its client or its mapping must reach it as well as the live
+ * ones, or an OPEN still pending when the client is deleted would complete with `0x00`.
+ */
+export interface PendingAccess {
+  readonly clientId: string | null;
+  /** Set once the destination resolved to a mapping. */
+  readonly mappingId: string | null;
+  /** The client or the mapping that allowed it was deleted or changed: refuse it now. */
+  revoke(reason: string): void;
+}
+
 export class LiveConnections {
   readonly #live = new Map<string, LiveConnection>();
+  readonly #pending = new Set<PendingAccess>();
+  /** Who waits for a live connection to go (a BIND for its control connection), by id. */
+  readonly #watchers = new Map<string, Set<() => void>>();
+  /** Bumped by every revocation: a connection that saw it move re-checks before its reply. */
+  #revision = 0;
 
   newId(): string {
     return `cn_${randomBytes(8).toString("hex")}`;
@@ -47,7 +67,44 @@ export class LiveConnections {
 
   /** Off the list (its bytes are published when its splice closes: cloud/socks/splice.ts). */
   remove(id: string): void {
-    this.#live.delete(id);
+    if (!this.#live.delete(id)) return;
+    const watchers = this.#watchers.get(id);
+    if (!watchers) return;
+    this.#watchers.delete(id);
+    for (const gone of watchers) gone();
+  }
+
+  /** Call `gone` once when the live connection `id` leaves the list; returns what cancels. */
+  whenGone(id: string, gone: () => void): () => void {
+    if (!this.#live.has(id)) {
+      queueMicrotask(gone);
+      return () => {};
+    }
+    let set = this.#watchers.get(id);
+    if (!set) this.#watchers.set(id, (set = new Set()));
+    set.add(gone);
+    return () => {
+      set.delete(gone);
+      if (set.size === 0 && this.#watchers.get(id) === set) this.#watchers.delete(id);
+    };
+  }
+
+  /** Follow a connection until its splice (or its end); returns what stops following it. */
+  watch(access: PendingAccess): () => void {
+    this.#pending.add(access);
+    return () => {
+      this.#pending.delete(access);
+    };
+  }
+
+  /** Changes with every revocation (killByClient, killByMapping). */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Connections between authentication and splice. */
+  get pendingCount(): number {
+    return this.#pending.size;
   }
 
   get size(): number {
@@ -127,6 +184,17 @@ export class LiveConnections {
     return true;
   }
 
+  /** Reset a connection that carried nothing for too long (RESET `TIMEOUT`). */
+  expire(c: LiveConnection, reason: string): void {
+    if (this.#live.get(c.id) !== c) return;
+    this.#cut(c, reason, RESET_CODE.TIMEOUT);
+  }
+
+  /** Every live connection, for a sweep. */
+  each(visit: (c: LiveConnection) => void): void {
+    for (const c of [...this.#live.values()]) visit(c);
+  }
+
   killByMapping(mappingId: string): number {
     return this.#killWhere((c) => c.mappingId === mappingId, "mapping changed or deleted");
   }
@@ -135,8 +203,19 @@ export class LiveConnections {
     return this.#killWhere((c) => c.clientId === clientId, "client deleted");
   }
 
-  #killWhere(pred: (c: LiveConnection) => boolean, reason: string): number {
+  #killWhere(
+    pred: (c: { clientId: string | null; mappingId: string | null }) => boolean,
+    reason: string,
+  ): number {
+    this.#revision++;
     let n = 0;
+    for (const p of [...this.#pending]) {
+      if (pred(p)) {
+        this.#pending.delete(p);
+        p.revoke(reason);
+        n++;
+      }
+    }
     for (const c of [...this.#live.values()]) {
       if (pred(c)) {
         this.#cut(c, reason);
@@ -146,9 +225,9 @@ export class LiveConnections {
     return n;
   }
 
-  #cut(c: LiveConnection, reason: string): void {
+  #cut(c: LiveConnection, reason: string, code: ResetCode = RESET_CODE.CANCELLED): void {
     this.remove(c.id);
-    c.stream.reset(RESET_CODE.CANCELLED, reason);
+    c.stream.reset(code, reason);
     abortSocket(c.socket);
   }
 }

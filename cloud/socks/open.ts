@@ -2,7 +2,7 @@
  * The tunnel and the stream: pick a live tunnel of the location, then have its agent dial the
  * internal target (CONNECT) or listen for it (BIND). Each answers a value or a coded error.
  */
-import { NoAgentError, toUnderpassError, UnderpassError } from "../../shared/errors.js";
+import { LimitExceededError, NoAgentError, toUnderpassError, UnderpassError } from "../../shared/errors.js";
 import { OPEN_KIND, type OpenKind } from "../../shared/tunnel/constants.js";
 import { CAPABILITY } from "../../shared/tunnel/handshake.js";
 import type { OpenResult } from "../../shared/tunnel/mux-session.js";
@@ -16,14 +16,29 @@ export interface TunnelWish {
   readonly agentId?: string | undefined;
 }
 
-/** The live tunnel with the fewest streams among the location's (see AgentRegistry.pick). */
+/** Told when every tunnel of a location is at its bounds (cloud/limits). */
+export type TunnelsFull = (location: string, tunnel: Tunnel) => void;
+
+/**
+ * The live tunnel with the fewest streams among the location's (see AgentRegistry.pick), among
+ * those under their bounds on streams and pending opens. When all are at their bounds, the
+ * refusal is immediate (`UP_ERR_LIMIT_EXCEEDED`, SOCKS `0x01`): nothing waits in a queue.
+ */
 export function pickTunnel(
   registry: AgentRegistry,
   location: string,
   wish: TunnelWish = {},
-): Tunnel | NoAgentError {
-  const tunnel = registry.pick(location, wish);
+  onFull: TunnelsFull | null = null,
+): Tunnel | NoAgentError | LimitExceededError {
+  const tunnel = registry.pick(location, { ...wish, roomy: true });
   if (tunnel) return tunnel;
+  const full = registry.pick(location, wish);
+  if (full) {
+    onFull?.(location, full);
+    return new LimitExceededError(
+      `every tunnel of location ${location} is at its bound (${full.maxStreams} streams, ${full.maxPendingOpens} pending opens)`,
+    );
+  }
   return new NoAgentError(
     wish.capability === CAPABILITY.BIND
       ? `no agent serving BIND for location ${location}`
@@ -46,10 +61,13 @@ export async function openOnPremises(
 ): Promise<OpenResult | UnderpassError> {
   const sentAt = performance.now();
   let result: OpenResult | UnderpassError;
+  tunnel.opens.pending++;
   try {
     result = await tunnel.session.open(kind, host, port, timeoutMs);
   } catch (err) {
     result = toUnderpassError(err);
+  } finally {
+    tunnel.opens.pending--;
   }
   const ch = events?.tunnelOpenResult;
   if (ch?.active) {

@@ -7,6 +7,9 @@ import type { Logger } from "../../shared/logger.js";
 import type { RelayEvents } from "../events.js";
 import type { FtpContext } from "../ftp/control.js";
 import type { FtpDataExpectations } from "../ftp/expectations.js";
+import type { BindListeners } from "../limits/bind-listeners.js";
+import type { BufferBudget } from "../limits/buffer-budget.js";
+import type { SocksGuards } from "../limits/socks-guards.js";
 import type { Store } from "../store/store.js";
 import type { BindPeers } from "../tunnel/bind-peers.js";
 import type { AgentRegistry } from "../tunnel/registry.js";
@@ -32,6 +35,12 @@ export interface SocksServerOptions extends AuthPolicy {
   readonly ftpExpectations: FtpDataExpectations;
   /** IPv4 address announced in rewritten 227 replies; by default the relay address the client reached. */
   readonly ftpPasvAddress?: string | undefined;
+  /** Bounds before and after authentication (cloud/limits/socks-guards.ts). */
+  readonly guards: SocksGuards;
+  /** Listeners on premises per client and per agent. */
+  readonly bindListeners: BindListeners;
+  /** Bytes held for clients that have not read them, per client and in all. */
+  readonly budget: BufferBudget;
 }
 
 /** What every connection of one endpoint shares. */
@@ -57,9 +66,13 @@ export function createSocksServer(options: SocksServerOptions): Server {
       dialTimeoutMs: options.dialTimeoutMs,
       bindTimeoutMs: options.bindTimeoutMs,
       pasvAddress: options.ftpPasvAddress,
+      bindListeners: options.bindListeners,
+      budget: options.budget,
     },
   };
   return createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    new ClientConnection(socket, shared).start();
+    // over a bound before authentication: closed before a byte is read
+    const slot = options.guards.preauth.admit(socket);
+    if (slot) new ClientConnection(socket, shared, slot).start();
   });
 }

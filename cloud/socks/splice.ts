@@ -11,6 +11,7 @@ import type { Logger } from "../../shared/logger.js";
 import { type PipeFilter, type PipeOptions, pipeSocketStream } from "../../shared/net/pipe.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import type { ConnectionGrant, RelayEvents } from "../events.js";
+import type { BufferReservation } from "../limits/buffer-budget.js";
 import type { MappingRecord } from "../store/store.js";
 import type { Tunnel } from "../tunnel/registry.js";
 import type { Principal } from "./authenticate.js";
@@ -41,6 +42,8 @@ export interface Carriage {
   readonly remotePort: number;
   /** From the complete request to the success reply, in ms; null where no request preceded. */
   readonly openMs: number | null;
+  /** Its place in the buffer budget (cloud/limits/buffer-budget.ts), given back at its close. */
+  readonly reservation: BufferReservation;
 }
 
 /** A filter that is told when its connection is over. */
@@ -58,6 +61,8 @@ export function splice(
   const carried = new CarriedConnection(deps, c, early, filterFor);
   deps.connections.add(carried);
   carried.published();
+  // before the pipe: the stream's early bytes are credited through the budget too
+  c.reservation.attach(c.stream, c.socket);
   pipeSocketStream(c.socket, c.stream, carried);
   return carried;
 }
@@ -80,6 +85,7 @@ class CarriedConnection implements LiveConnection, PipeOptions {
   readonly socket: Socket;
   readonly early: Buffer;
   readonly filter: SpliceFilter | undefined;
+  readonly ftpControl: boolean;
   readonly #deps: SpliceDeps;
   readonly #c: Carriage;
 
@@ -107,6 +113,7 @@ class CarriedConnection implements LiveConnection, PipeOptions {
     this.socket = c.socket;
     this.early = early;
     this.filter = filterFor?.(this.id);
+    this.ftpControl = c.grant === "connect" && c.mapping.protocol === "ftp";
   }
 
   published(): void {
@@ -136,6 +143,7 @@ class CarriedConnection implements LiveConnection, PipeOptions {
 
   onClose(outcome: { error: UnderpassError | null; localError: Error | null }): void {
     this.#deps.connections.remove(this.id);
+    this.#c.reservation.release();
     this.filter?.closed();
     const broke = outcome.error ?? outcome.localError;
     if (broke) this.#deps.logger.debug({ connectionId: this.id, err: broke.message }, "connection broke");

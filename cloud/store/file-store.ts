@@ -7,7 +7,8 @@
  * when that succeeded is the copy swapped in, so a failed write leaves memory unchanged. Writes
  * run one at a time through a queue, and each checks its preconditions (unique ids, tokens and
  * usernames; no overlapping mapping) against the data as the writes before it left it, so a
- * check and its write cannot be split by another write. Reads are answered from memory.
+ * check and its write cannot be split by another write. Reads are answered from memory
+ * (snapshot.ts).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open as openFile, readdir, readFile, rename, unlink } from "node:fs/promises";
@@ -17,6 +18,7 @@ import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js
 import type { Logger } from "../../shared/logger.js";
 import { checkConfig, configSchema, hash } from "./config-check.js";
 import { refuseOverlap } from "./overlap.js";
+import { ConfigSnapshot, SnapshotReads } from "./snapshot.js";
 import type {
   AgentRecord,
   ClientRecord,
@@ -49,59 +51,6 @@ const storeFile = configSchema.extend({
   adminTokenHash: hash.nullable(),
 });
 
-function emptyData(): StoreData {
-  return { version: 1, adminTokenHash: null, agents: [], clients: [], mappings: [] };
-}
-
-/** Records handed out are frozen: readers share them and must not change them behind the store's back. */
-function freezeData(d: StoreData): StoreData {
-  return Object.freeze({
-    version: d.version,
-    adminTokenHash: d.adminTokenHash,
-    agents: Object.freeze(d.agents.map((a) => Object.freeze({ ...a }))),
-    clients: Object.freeze(d.clients.map((c) => Object.freeze({ ...c }))),
-    mappings: Object.freeze(
-      d.mappings.map((m) =>
-        Object.freeze({
-          ...m,
-          virtualPort: Object.freeze({ ...m.virtualPort }),
-          internalPort: Object.freeze({ ...m.internalPort }),
-        }),
-      ),
-    ),
-  });
-}
-
-/** The lookups served on the SOCKS hot path, rebuilt whenever new data is swapped in. */
-interface Indexes {
-  readonly agentsById: ReadonlyMap<string, AgentRecord>;
-  readonly agentsByTokenHash: ReadonlyMap<string, AgentRecord>;
-  readonly clientsById: ReadonlyMap<string, ClientRecord>;
-  readonly clientsByUsername: ReadonlyMap<string, ClientRecord>;
-  readonly mappingsById: ReadonlyMap<string, MappingRecord>;
-  readonly mappingsByLocation: ReadonlyMap<string, readonly MappingRecord[]>;
-}
-
-function buildIndexes(d: StoreData): Indexes {
-  const mappingsByLocation = new Map<string, MappingRecord[]>();
-  for (const m of d.mappings) {
-    const list = mappingsByLocation.get(m.location);
-    if (list) list.push(m);
-    else mappingsByLocation.set(m.location, [m]);
-  }
-  for (const list of mappingsByLocation.values()) Object.freeze(list);
-  return {
-    agentsById: new Map(d.agents.map((a) => [a.id, a])),
-    agentsByTokenHash: new Map(d.agents.map((a) => [a.tokenHash, a])),
-    clientsById: new Map(d.clients.map((c) => [c.id, c])),
-    clientsByUsername: new Map(d.clients.map((c) => [c.username, c])),
-    mappingsById: new Map(d.mappings.map((m) => [m.id, m])),
-    mappingsByLocation,
-  };
-}
-
-const NO_MAPPINGS: readonly MappingRecord[] = Object.freeze([]);
-
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -112,18 +61,17 @@ function errnoCode(err: unknown): string | undefined {
 
 // ---------------------------------------------------------------------------------------------
 
-export class FileStore implements Store {
+export class FileStore extends SnapshotReads implements Store {
   /** Absolute or relative path of the data file. */
   readonly path: string;
   private readonly dir: string;
   private readonly logger: Logger;
-  private data: StoreData = freezeData(emptyData());
-  private index: Indexes = buildIndexes(this.data);
   private state: "new" | "open" | "closed" = "new";
   /** Tail of the write queue; each write starts when the previous one settled. */
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: FileStoreOptions) {
+    super();
     this.dir = options.dir;
     this.path = join(options.dir, STORE_FILE);
     this.logger = options.logger.child({ component: "file-store" });
@@ -150,18 +98,13 @@ export class FileStore implements Store {
     }
     if (text === undefined) {
       // Write the empty file now, so that an unwritable data directory shows at start-up.
-      await this.persist(this.data);
+      await this.persist(this.snapshot.data);
       this.logger.info({ path: this.path }, "created a new store");
     } else {
-      this.data = freezeData(parseStoreFile(this.path, text));
-      this.index = buildIndexes(this.data);
+      this.snapshot = new ConfigSnapshot(parseStoreFile(this.path, text));
+      const { agents, clients, mappings } = this.snapshot.data;
       this.logger.info(
-        {
-          path: this.path,
-          agents: this.data.agents.length,
-          clients: this.data.clients.length,
-          mappings: this.data.mappings.length,
-        },
+        { path: this.path, agents: agents.length, clients: clients.length, mappings: mappings.length },
         "store loaded",
       );
     }
@@ -175,48 +118,6 @@ export class FileStore implements Store {
     await this.tail.catch(() => undefined);
   }
 
-  // -- reads: from memory, answered at once ------------------------------------------------
-
-  async adminTokenHash(): Promise<string | null> {
-    return this.data.adminTokenHash;
-  }
-
-  async listAgents(): Promise<readonly AgentRecord[]> {
-    return this.data.agents;
-  }
-
-  async getAgent(id: string): Promise<AgentRecord | undefined> {
-    return this.index.agentsById.get(id);
-  }
-
-  async findAgentByTokenHash(tokenHash: string): Promise<AgentRecord | undefined> {
-    return this.index.agentsByTokenHash.get(tokenHash);
-  }
-
-  async listClients(): Promise<readonly ClientRecord[]> {
-    return this.data.clients;
-  }
-
-  async findClientByUsername(username: string): Promise<ClientRecord | undefined> {
-    return this.index.clientsByUsername.get(username);
-  }
-
-  async listMappings(): Promise<readonly MappingRecord[]> {
-    return this.data.mappings;
-  }
-
-  async getMapping(id: string): Promise<MappingRecord | undefined> {
-    return this.index.mappingsById.get(id);
-  }
-
-  async mappingsOf(location: string): Promise<readonly MappingRecord[]> {
-    return this.mappingsIn(location);
-  }
-
-  private mappingsIn(location: string): readonly MappingRecord[] {
-    return this.index.mappingsByLocation.get(location) ?? NO_MAPPINGS;
-  }
-
   // -- writes: durable when they resolve, no change when they reject -------------------------
 
   setAdminTokenHash(hash: string): Promise<void> {
@@ -225,8 +126,8 @@ export class FileStore implements Store {
 
   addAgent(agent: AgentRecord): Promise<void> {
     return this.write((d) => {
-      if (this.index.agentsById.has(agent.id)) throw new ConflictError(`agent ${agent.id} already exists`);
-      if (this.index.agentsByTokenHash.has(agent.tokenHash)) {
+      if (this.snapshot.agentsById.has(agent.id)) throw new ConflictError(`agent ${agent.id} already exists`);
+      if (this.snapshot.agentsByTokenHash.has(agent.tokenHash)) {
         throw new ConflictError("another agent already has this token");
       }
       return { ...d, agents: [...d.agents, agent] };
@@ -235,8 +136,8 @@ export class FileStore implements Store {
 
   replaceAgent(agent: AgentRecord): Promise<void> {
     return this.write((d) => {
-      if (!this.index.agentsById.has(agent.id)) throw new NotFoundError(`no agent ${agent.id}`);
-      const holder = this.index.agentsByTokenHash.get(agent.tokenHash);
+      if (!this.snapshot.agentsById.has(agent.id)) throw new NotFoundError(`no agent ${agent.id}`);
+      const holder = this.snapshot.agentsByTokenHash.get(agent.tokenHash);
       if (holder && holder.id !== agent.id) throw new ConflictError("another agent already has this token");
       return { ...d, agents: d.agents.map((a) => (a.id === agent.id ? agent : a)) };
     });
@@ -251,9 +152,9 @@ export class FileStore implements Store {
 
   addClient(client: ClientRecord): Promise<void> {
     return this.write((d) => {
-      if (this.index.clientsById.has(client.id))
+      if (this.snapshot.clientsById.has(client.id))
         throw new ConflictError(`client ${client.id} already exists`);
-      if (this.index.clientsByUsername.has(client.username)) {
+      if (this.snapshot.clientsByUsername.has(client.username)) {
         throw new ConflictError(`username ${client.username} is taken`);
       }
       return { ...d, clients: [...d.clients, client] };
@@ -262,8 +163,8 @@ export class FileStore implements Store {
 
   replaceClient(client: ClientRecord): Promise<void> {
     return this.write((d) => {
-      if (!this.index.clientsById.has(client.id)) throw new NotFoundError(`no client ${client.id}`);
-      const holder = this.index.clientsByUsername.get(client.username);
+      if (!this.snapshot.clientsById.has(client.id)) throw new NotFoundError(`no client ${client.id}`);
+      const holder = this.snapshot.clientsByUsername.get(client.username);
       if (holder && holder.id !== client.id) throw new ConflictError(`username ${client.username} is taken`);
       return { ...d, clients: d.clients.map((c) => (c.id === client.id ? client : c)) };
     });
@@ -278,17 +179,17 @@ export class FileStore implements Store {
 
   addMapping(mapping: MappingRecord): Promise<void> {
     return this.write((d) => {
-      if (this.index.mappingsById.has(mapping.id))
+      if (this.snapshot.mappingsById.has(mapping.id))
         throw new ConflictError(`mapping ${mapping.id} already exists`);
-      refuseOverlap(this.mappingsIn(mapping.location), mapping);
+      refuseOverlap(this.snapshot.mappingsIn(mapping.location), mapping);
       return { ...d, mappings: [...d.mappings, mapping] };
     });
   }
 
   replaceMapping(mapping: MappingRecord): Promise<void> {
     return this.write((d) => {
-      if (!this.index.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
-      refuseOverlap(this.mappingsIn(mapping.location), mapping);
+      if (!this.snapshot.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
+      refuseOverlap(this.snapshot.mappingsIn(mapping.location), mapping);
       return { ...d, mappings: d.mappings.map((m) => (m.id === mapping.id ? mapping : m)) };
     });
   }
@@ -306,8 +207,8 @@ export class FileStore implements Store {
       const clients = new Map<string, UsageNote>();
       for (const n of notes) (n.kind === "agent" ? agents : clients).set(n.id, n);
       if (
-        ![...agents.keys()].some((id) => this.index.agentsById.has(id)) &&
-        ![...clients.keys()].some((id) => this.index.clientsById.has(id))
+        ![...agents.keys()].some((id) => this.snapshot.agentsById.has(id)) &&
+        ![...clients.keys()].some((id) => this.snapshot.clientsById.has(id))
       ) {
         return undefined;
       }
@@ -325,11 +226,6 @@ export class FileStore implements Store {
     });
   }
 
-  async exportConfig(): Promise<ConfigData> {
-    const { agents, clients, mappings } = this.data;
-    return { agents, clients, mappings };
-  }
-
   importConfig(config: ConfigData): Promise<void> {
     return this.write((d) => {
       checkConfig(config);
@@ -344,12 +240,11 @@ export class FileStore implements Store {
     if (this.state === "new") return Promise.reject(new StoreError(`store ${this.path} is not open`));
     if (this.state === "closed") return Promise.reject(new StoreError(`store ${this.path} is closed`));
     return this.enqueue(async () => {
-      const next = change(this.data);
+      const next = change(this.snapshot.data);
       if (next === undefined) return;
-      const frozen = freezeData(next);
-      await this.persist(frozen);
-      this.data = frozen;
-      this.index = buildIndexes(frozen);
+      const snapshot = new ConfigSnapshot(next);
+      await this.persist(snapshot.data);
+      this.snapshot = snapshot;
     });
   }
 

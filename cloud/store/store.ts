@@ -4,6 +4,7 @@
  * as hashes (`tokenHash`, `passwordHash`, SHA-256 hex of high-entropy generated secrets).
  */
 import type { PortRange } from "../../shared/net/port-range.js";
+import type { ConfigChangeListener, StoreHealth } from "./changes.js";
 
 export type MappingProtocol = "tcp" | "ftp";
 
@@ -124,4 +125,13 @@ export interface Store {
    * ids, token hashes and usernames; no overlapping mappings). The admin token stays.
    */
   importConfig(config: ConfigData): Promise<void>;
+
+  /**
+   * A store that several relays share tells each of them what the others changed, once its
+   * snapshot holds the change; returns the function that stops listening. A store that only
+   * one relay uses has nothing to tell and leaves it out.
+   */
+  onChange?(listener: ConfigChangeListener): () => void;
+  /** Whether writes can be taken now; a store without this one is always available. */
+  health?(): StoreHealth;
 }

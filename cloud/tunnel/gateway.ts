@@ -3,6 +3,12 @@
  * within a deadline with a supported version and a valid agent token (matched by its hash);
  * otherwise it gets a GOAWAY with the reason and is closed. Accepted tunnels join the registry.
  * What happens to tunnels is published on the relay's events.
+ *
+ * Bounds (README: Security): a connection counts under the tunnel port's pre-authentication
+ * guard until its hello is admitted; one hello per connection; a hello with a token no agent
+ * holds is answered after the backoff of its source and its token; an agent keeps at most so
+ * many tunnels; the relay keeps at most so many streams and pending opens on a tunnel,
+ * whatever the agent announced.
  */
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
@@ -23,7 +29,14 @@ import { type Hello, mergeLimits } from "../../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../../shared/tunnel/mux-session.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
+import { hashSecret } from "../admin/secrets.js";
 import type { RelayEvents } from "../events.js";
+import type { RelayBounds } from "../limits/bounds.js";
+import type { FailureBackoff } from "../limits/failure-backoff.js";
+import type { LimitHits } from "../limits/limit-hits.js";
+import { LIMIT } from "../limits/limit-names.js";
+import type { PreauthGuard, PreauthSlot } from "../limits/preauth-guard.js";
+import { sourceKey } from "../limits/source-key.js";
 import type { Store } from "../store/store.js";
 import { authenticateAgent } from "./agent-auth.js";
 import { checkHello, helloTimedOut, type TunnelRefusal } from "./hello-check.js";
@@ -42,6 +55,15 @@ export interface GatewayOptions {
   readonly helloTimeoutMs?: number;
   /** Where BIND_PEER frames go (the on-premise peer of a BIND connected). */
   readonly onBindPeer?: (stream: MuxStream, address: string, port: number) => void;
+  /** The tunnel port's bounds before a hello is admitted; none in tests that upgrade by hand. */
+  readonly preauth?: PreauthGuard | undefined;
+  /** Failed hellos, by `source:` and `token:` keys. */
+  readonly helloBackoff: FailureBackoff;
+  readonly hits: LimitHits;
+  readonly bounds: Pick<
+    RelayBounds,
+    "tunnelsPerAgent" | "tunnelMaxStreams" | "tunnelMaxPendingOpens" | "authBackoffMaxMs"
+  >;
 }
 
 export class TunnelGateway {
@@ -91,7 +113,9 @@ export class TunnelGateway {
     });
     this.#sessions.add(session);
     session.onBindPeer = this.#o.onBindPeer ?? null;
-    const arrival = new Arrival(id, remote, session, log, this.#o, this.#limits);
+    const slot = this.#o.preauth?.slotOf(req.socket) ?? null;
+    const arrival = new Arrival(id, remote, session, log, this.#o, this.#limits, slot);
+    arrival.source = sourceKey(req.socket.remoteAddress);
 
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (!isBinary) {
@@ -127,7 +151,13 @@ class Arrival {
   readonly #o: GatewayOptions;
   readonly #limits: TunnelLimits;
   readonly #helloTimer: NodeJS.Timeout;
+  readonly #slot: PreauthSlot | null;
   #tunnel: Tunnel | null = null;
+  /** One hello per connection: a second one would be a second guess at a token. */
+  #helloSeen = false;
+  #tarpit: NodeJS.Timeout | null = null;
+  /** The source key of the connection (cloud/limits/source-key.ts). */
+  source = "";
 
   constructor(
     id: string,
@@ -136,6 +166,7 @@ class Arrival {
     log: Logger,
     options: GatewayOptions,
     limits: TunnelLimits,
+    slot: PreauthSlot | null,
   ) {
     this.#id = id;
     this.#remote = remote;
@@ -143,27 +174,82 @@ class Arrival {
     this.#log = log;
     this.#o = options;
     this.#limits = limits;
+    this.#slot = slot;
     this.#helloTimer = setTimeout(() => this.#refuse(helloTimedOut()), options.helloTimeoutMs ?? 10_000);
   }
 
   hello(frame: Frame): void {
     clearTimeout(this.#helloTimer);
+    if (this.#helloSeen) {
+      this.#session.close(GOAWAY_CODE.PROTOCOL_ERROR, "one hello per tunnel");
+      return;
+    }
+    this.#helloSeen = true;
     const checked = checkHello(frame);
-    if (!checked.ok) return this.#refuse(checked.refusal, announcedVersions(frame));
+    if (!checked.ok) {
+      if (checked.refusal.goaway === GOAWAY_CODE.AUTH_FAILED) return this.#refuseToken(checked.refusal, null);
+      return this.#refuse(checked.refusal, announcedVersions(frame));
+    }
     void this.#admit(checked.value);
   }
 
+  /**
+   * A token no agent holds: refused after the backoff of the source and of the token (the
+   * right token is admitted at once, whatever the failures before it); the connection keeps its
+   * pre-authentication slot until then, even if it hangs up.
+   */
+  #refuseToken(refusal: TunnelRefusal, token: string | null, details: Record<string, unknown> = {}): void {
+    const keys = [
+      `source:${this.source}`,
+      ...(token === null ? [] : [`token:${hashSecret(token).slice(0, 16)}`]),
+    ];
+    const delayMs = this.#o.helloBackoff.fail(keys);
+    if (delayMs === 0) return this.#refuse(refusal, details);
+    this.#slot?.holdUntil(Date.now() + delayMs);
+    this.#o.hits.hit(
+      LIMIT.AGENT_HELLO_BACKOFF,
+      this.source,
+      this.#o.bounds.authBackoffMaxMs,
+      `tunnel: repeated unknown agent tokens from ${this.source}; answered after ${delayMs} ms`,
+    );
+    this.#tarpit = setTimeout(() => {
+      this.#tarpit = null;
+      if (!this.#session.closed) this.#refuse(refusal, details);
+    }, delayMs);
+  }
+
   async #admit(hello: Hello): Promise<void> {
+    const registry = this.#o.registry;
+    const revision = registry.revision;
     const agent = await authenticateAgent(this.#o.store, hello);
     if (this.#session.closed) return;
-    if (!agent.ok) return this.#refuse(agent.refusal, { agentVersion: hello.agentVersion });
+    if (!agent.ok) return this.#refuseToken(agent.refusal, hello.token, { agentVersion: hello.agentVersion });
     const { id: agentId, name: agentName, location } = agent.value;
+    const bounds = this.#o.bounds;
+    if (registry.tunnelsOf(agentId) >= bounds.tunnelsPerAgent) {
+      const max = bounds.tunnelsPerAgent;
+      this.#o.hits.hit(
+        LIMIT.TUNNELS_PER_AGENT,
+        agentId,
+        max,
+        `tunnel: agent ${agentName} holds ${max} tunnels; refused`,
+      );
+      this.#log.warn({ agentId, max }, "agent holds too many tunnels");
+      this.#session.close(GOAWAY_CODE.LIMIT_EXCEEDED, `agent holds ${max} tunnels, the relay's limit`);
+      return;
+    }
     const session = this.#session;
     session.sendHandshake({
       type: "welcome",
       body: { version: PROTOCOL_VERSION, agentId, location, limits: this.#limits },
     });
-    session.establish(mergeLimits(hello.limits));
+    // the agent's announced limits, within the relay's own: a rogue agent that announces a
+    // million pending opens does not make the relay queue them
+    const peer = mergeLimits(hello.limits);
+    const maxStreams = Math.min(peer.maxStreams, bounds.tunnelMaxStreams);
+    const maxPendingOpens = Math.min(peer.maxPendingOpens, bounds.tunnelMaxPendingOpens);
+    session.establish({ ...peer, maxStreams, maxPendingOpens });
+    this.#slot?.admitted();
     const tunnel: Tunnel = {
       id: this.#id,
       agentId,
@@ -174,9 +260,13 @@ class Arrival {
       remoteAddress: this.#remote,
       agentVersion: hello.agentVersion,
       capabilities: hello.capabilities,
+      opens: { pending: 0 },
+      maxStreams,
+      maxPendingOpens,
     };
     this.#tunnel = tunnel;
-    this.#o.registry.add(tunnel);
+    registry.add(tunnel);
+    if (registry.revision !== revision) void this.#recheck(agentId, agent.value.tokenHash);
     this.#log.info(
       { agentId, agent: agentName, location, agentVersion: hello.agentVersion },
       "agent tunnel up",
@@ -200,8 +290,21 @@ class Arrival {
     };
   }
 
+  /**
+   * An agent was revoked while this hello's token was looked up: the lookup may have read the
+   * agent before its deletion or rotation, whose disconnect then ran before this tunnel joined
+   * the registry. Checked again now that it is registered (a later revocation reaches it there).
+   */
+  async #recheck(agentId: string, tokenHash: string): Promise<void> {
+    const now = await this.#o.store.getAgent(agentId);
+    if (now?.tokenHash === tokenHash) return;
+    this.#log.info({ agentId }, "agent revoked while its hello was checked; closing the tunnel");
+    this.#session.close(GOAWAY_CODE.REVOKED, "agent revoked");
+  }
+
   closed(info: SessionCloseInfo): void {
     clearTimeout(this.#helloTimer);
+    if (this.#tarpit) clearTimeout(this.#tarpit);
     const tunnel = this.#tunnel;
     if (!tunnel) return;
     this.#o.registry.remove(tunnel);

@@ -17,6 +17,16 @@ export interface Tunnel {
   readonly remoteAddress: string;
   readonly agentVersion: string;
   readonly capabilities: readonly string[];
+  /** OPENs of the relay waiting for their OPEN_RESULT on this tunnel (counted in open.ts). */
+  readonly opens: { pending: number };
+  /** Streams and pending opens the relay keeps on this tunnel: the agent's and the relay's bounds, the smaller. */
+  readonly maxStreams: number;
+  readonly maxPendingOpens: number;
+}
+
+/** A tunnel can take one more stream now: under both its bounds. */
+export function hasRoom(t: Tunnel): boolean {
+  return t.session.streamCount < t.maxStreams && t.opens.pending < t.maxPendingOpens;
 }
 
 export interface AgentStatus {
@@ -35,6 +45,17 @@ export class AgentRegistry {
   readonly #byLocation = new Map<string, Tunnel[]>();
   readonly #byAgent = new Map<string, Set<Tunnel>>();
   #rotor = 0;
+  /** Bumped by every revocation of an agent: a hello checked meanwhile is checked again. */
+  #revision = 0;
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Live tunnels of one agent. */
+  tunnelsOf(agentId: string): number {
+    return this.#byAgent.get(agentId)?.size ?? 0;
+  }
 
   add(t: Tunnel): void {
     const list = this.#byLocation.get(t.location);
@@ -62,9 +83,13 @@ export class AgentRegistry {
   /**
    * The live tunnel for a new stream in `location`, or undefined when no agent is connected.
    * With `agentId`, that agent's tunnels come first (an FTP data connection goes to the host
-   * its control connection came from); with `capability`, only tunnels that serve it count.
+   * its control connection came from); with `capability`, only tunnels that serve it count;
+   * with `roomy`, only tunnels under their bounds on streams and pending opens.
    */
-  pick(location: string, want: { capability?: string; agentId?: string } = {}): Tunnel | undefined {
+  pick(
+    location: string,
+    want: { capability?: string; agentId?: string; roomy?: boolean } = {},
+  ): Tunnel | undefined {
     const list = this.#byLocation.get(location);
     if (!list || list.length === 0) return undefined;
     const n = list.length;
@@ -75,6 +100,7 @@ export class AgentRegistry {
       const t = list[(start + k) % n]!;
       if (t.session.closed || !t.session.established) continue;
       if (want.capability && !t.capabilities.includes(want.capability)) continue;
+      if (want.roomy && !hasRoom(t)) continue;
       const preferred = want.agentId !== undefined && t.agentId === want.agentId;
       if (
         !best ||
@@ -109,6 +135,7 @@ export class AgentRegistry {
   }
 
   disconnectAgent(agentId: string, reason: string): void {
+    this.#revision++;
     for (const t of [...(this.#byAgent.get(agentId) ?? [])]) t.session.close(GOAWAY_CODE.REVOKED, reason);
   }
 }

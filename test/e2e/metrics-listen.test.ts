@@ -156,9 +156,11 @@ describe("underpass cloud: GET /metrics on UNDERPASS_METRICS_LISTEN, without the
       async () => {
         const m = await scrape();
         const closed = delta(before, m)("underpass_connection_duration_seconds_count") === sizes.length;
-        return closed && m.value("underpass_connections") === 0 ? m : null;
+        // and the tunnel's latest round trip is in, whenever its next ping came
+        const rtt = m.value("underpass_tunnel_rtt_latest_seconds", { location: "default" }) !== undefined;
+        return closed && rtt && m.value("underpass_connections") === 0 ? m : null;
       },
-      { timeoutMs: 15_000, what: "every connection closed and counted" },
+      { timeoutMs: 30_000, what: "every connection closed and counted, and a round trip measured" },
     );
     const d = delta(before, later);
     const here = { location: "default" };

@@ -338,6 +338,9 @@ describe("SOCKS stages", () => {
         remoteAddress: "127.0.0.1:1",
         agentVersion: "0.1.0",
         capabilities,
+        opens: { pending: 0 },
+        maxStreams: 32_768,
+        maxPendingOpens: 1024,
       };
     }
     const never: MuxSession["open"] = () => new Promise(() => {});
