@@ -178,6 +178,13 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       what,
     });
 
+  // one budget for what the relay holds for clients: its tunnels' receive windows take from it
+  const budget = new BufferBudget({
+    totalBytes: bounds.bufferBudgetBytes,
+    perClientBytes: bounds.clientBufferBytes,
+    windowBytes: (config.limits ?? DEFAULT_LIMITS).initialWindow,
+    hits,
+  });
   const gateway = new TunnelGateway({
     store,
     registry,
@@ -194,6 +201,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     }),
     hits,
     bounds,
+    windowBudget: budget.process,
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
@@ -241,12 +249,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     ftpPasvAddress: config.ftpPasvAddress,
     guards: socksGuards(bounds, hits),
     bindListeners: new BindListeners(bounds, hits),
-    budget: new BufferBudget({
-      totalBytes: bounds.bufferBudgetBytes,
-      perClientBytes: bounds.clientBufferBytes,
-      windowBytes: (config.limits ?? DEFAULT_LIMITS).initialWindow,
-      hits,
-    }),
+    budget,
   });
 
   const stopIdle = sweepIdle({

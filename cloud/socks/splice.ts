@@ -62,7 +62,7 @@ export function splice(
   deps.connections.add(carried);
   carried.published();
   // before the pipe: the stream's early bytes are credited through the budget too
-  c.reservation.attach(c.stream, c.socket);
+  c.reservation.attach(c.stream);
   pipeSocketStream(c.socket, c.stream, carried);
   return carried;
 }

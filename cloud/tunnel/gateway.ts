@@ -28,6 +28,7 @@ import type { Frame } from "../../shared/tunnel/frame.js";
 import { type Hello, mergeLimits } from "../../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../../shared/tunnel/mux-session.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
+import type { WindowBudget } from "../../shared/tunnel/window-budget.js";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { hashSecret } from "../admin/secrets.js";
 import type { RelayEvents } from "../events.js";
@@ -60,6 +61,8 @@ export interface GatewayOptions {
   /** Failed hellos, by `source:` and `token:` keys. */
   readonly helloBackoff: FailureBackoff;
   readonly hits: LimitHits;
+  /** The budget the tunnels' receive windows take from (the relay's buffer budget); default the process's. */
+  readonly windowBudget?: WindowBudget;
   readonly bounds: Pick<
     RelayBounds,
     "tunnelsPerAgent" | "tunnelMaxStreams" | "tunnelMaxPendingOpens" | "authBackoffMaxMs"
@@ -110,6 +113,7 @@ export class TunnelGateway {
       limits: this.#limits,
       timers: this.#o.timers ?? DEFAULT_TIMERS,
       logger: log,
+      processWindowBudget: this.#o.windowBudget,
     });
     this.#sessions.add(session);
     session.onBindPeer = this.#o.onBindPeer ?? null;

@@ -6,18 +6,24 @@
  * ping). An epoch starts at every growth check; when the consumer has taken more than half the
  * window within the epoch, and did so in less than GROW_RTTS × fraction × RTT (that is,
  * it drains faster than window / (GROW_RTTS × RTT), so the window, not the consumer, sets the
- * pace), the window doubles, up to the stream's maximum and as far as the tunnel's and the process's budgets
- * (window-budget.ts) allow.
+ * pace), the window doubles, up to the stream's maximum and as far as its budgets allow.
+ *
+ * The window is the one place a stream's memory is decided: everything it lets the peer make
+ * this process hold (the credit the peer holds and the bytes waiting for the consumer, at least
+ * the target once credit is topped up) is counted in its budgets (window-budget.ts): its
+ * tunnel's and the process's, and on the relay its client's as well (join()).
  *
  * A window shrinks by holding back credit, never by taking it back: credit the peer holds is its
  * to use (DATA beyond it stays a protocol error). A stream whose consumer took nothing over a
- * sweep (idle, or not reading) halves its target, down to the initial size; what waits for the
- * consumer stays held against the budget until it drains.
+ * sweep (idle, or not reading) halves its target, down to the initial size; a budget that runs
+ * short takes such windows back to the initial size at once; a budget under pressure holds every
+ * window of its streams to half the initial size. What waits for the consumer stays held
+ * against the budgets until it drains.
  *
  * Credit is returned once the consumer has taken the bytes, in batches of at least a quarter of
  * the target: what the peer may send and what waits here are topped up to the target.
  */
-import type { WindowBudget, WindowHolder } from "./window-budget.js";
+import { grantAcross, type WindowBudget, type WindowHolder } from "./window-budget.js";
 
 /** What the streams of one tunnel share: sizes, the budget, the round trip and the clock. */
 export interface WindowContext {
@@ -41,8 +47,10 @@ const GROW_RTTS = 2;
 
 export class ReceiveWindow implements WindowHolder {
   readonly #ctx: WindowContext;
-  /** The window as announced in the hello: the floor of every shrink, outside the budget. */
+  /** The window as announced in the hello: the floor of every sweep and reclaim. */
   readonly #initial: number;
+  /** The budgets it is counted in: the tunnel's (and, through it, the process's), a client's. */
+  readonly #budgets: WindowBudget[];
   /** The window the stream tops its credit up to, in bytes. */
   #target: number;
   /** Bytes the peer may still send. */
@@ -50,11 +58,11 @@ export class ReceiveWindow implements WindowHolder {
   /** Bytes received that the consumer has not taken yet. */
   #buffered = 0;
   /**
-   * Bytes of the budget held: max(target, buffered) above the initial window. Credit the peer
-   * holds beyond a shrunk target is not counted: a stream whose sender is done (a half-closed
-   * transfer) may never use it, and counting it would starve the streams that move data.
+   * Bytes of the budgets held: at least credit + buffered (what the peer can make us hold), and
+   * the target as long as the window is topped up to it. 0 once closed.
    */
-  #reserved = 0;
+  #reserved: number;
+  #closed = false;
   #epochStart: number;
   #epochConsumed = 0;
   /** The consumer took bytes since the last sweep. */
@@ -63,9 +71,13 @@ export class ReceiveWindow implements WindowHolder {
   constructor(ctx: WindowContext, initial: number) {
     this.#ctx = ctx;
     this.#initial = initial;
+    this.#budgets = [ctx.budget];
     this.#target = initial;
     this.#credit = initial;
+    this.#reserved = initial;
     this.#epochStart = ctx.now();
+    // the peer may use the initial window at once: it is counted from the start
+    ctx.budget.charge(this, initial);
   }
 
   /** The target window, in bytes. */
@@ -83,6 +95,24 @@ export class ReceiveWindow implements WindowHolder {
     return !this.#active;
   }
 
+  /**
+   * Count this window in `budget` too from now on (the relay: its client's), with what it holds
+   * now; the caller made sure it fit before the stream opened.
+   */
+  join(budget: WindowBudget): void {
+    if (this.#closed || this.#budgets.includes(budget)) return;
+    this.#budgets.push(budget);
+    budget.charge(this, this.#reserved);
+  }
+
+  /** Stop counting this window in `budget` (joined before): what it holds there goes back. */
+  leave(budget: WindowBudget): void {
+    const i = this.#budgets.indexOf(budget);
+    if (i <= 0) return;
+    this.#budgets.splice(i, 1);
+    budget.giveBack(this, this.#reserved, true);
+  }
+
   /** DATA of `n` bytes arrived; false when it goes beyond the window (a protocol error). */
   receive(n: number): boolean {
     if (n > this.#credit) return false;
@@ -93,15 +123,32 @@ export class ReceiveWindow implements WindowHolder {
 
   /** The consumer took `n` bytes: the credit to return now, in bytes (0: none yet). */
   consumed(n: number): number {
+    if (this.#closed) return 0;
     this.#buffered = Math.max(0, this.#buffered - n);
     this.#epochConsumed += n;
     this.#active = true;
-    if (this.#target - this.#credit - this.#buffered < this.#target >>> 2) {
+    let cap = this.#cap();
+    if (cap - this.#credit - this.#buffered < cap >>> 2) {
       this.#settle();
       return 0;
     }
-    this.#maybeGrow();
-    const delta = this.#target - this.#credit - this.#buffered;
+    if (cap === this.#target) {
+      this.#maybeGrow();
+      cap = this.#target;
+    }
+    let delta = cap - this.#credit - this.#buffered;
+    // credit beyond what the budgets hold for this window needs their grant first (a window
+    // that gave back room under pressure, or after a shrink, tops up again only if it fits)
+    const need = this.#credit + this.#buffered + delta - this.#reserved;
+    if (need > 0) {
+      const got = grantAcross(this.#budgets, this, need);
+      this.#reserved += got;
+      delta -= need - got;
+    }
+    if (delta <= 0) {
+      this.#settle();
+      return 0;
+    }
     this.#credit += delta;
     this.#settle();
     return delta;
@@ -122,16 +169,25 @@ export class ReceiveWindow implements WindowHolder {
   }
 
   shrink(): void {
+    if (this.#target <= this.#initial) return;
     this.#target = this.#initial;
     this.#settle();
   }
 
-  /** No more DATA will come (FIN) or the stream closed: everything goes back to the budget. */
+  /** No more DATA will come (FIN) or the stream closed: everything goes back to the budgets. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#target = this.#initial;
     this.#credit = 0;
     this.#buffered = 0;
     this.#settle();
+  }
+
+  /** What credit is topped up to: the target, or half the initial window under pressure. */
+  #cap(): number {
+    for (const b of this.#budgets) if (b.pressured) return Math.min(this.#target, this.#initial >>> 1);
+    return this.#target;
   }
 
   #maybeGrow(): void {
@@ -147,10 +203,11 @@ export class ReceiveWindow implements WindowHolder {
       now - this.#epochStart < GROW_RTTS * fraction * rtt
     ) {
       const want = Math.min(this.#target * 2, this.#ctx.maxWindow) - this.#target;
-      // credit + buffered is below the target here (a window update is due): the growth is new
-      const got = this.#ctx.budget.grant(this, want);
+      // the budgets hold at least the target: the growth is new
+      const extra = this.#target + want - this.#reserved;
+      const got = extra > 0 ? grantAcross(this.#budgets, this, extra) : 0;
       this.#reserved += got;
-      this.#target += got;
+      this.#target = Math.min(this.#target + want, Math.max(this.#target, this.#reserved));
     }
     this.#epochStart = now;
     this.#epochConsumed = 0;
@@ -158,10 +215,10 @@ export class ReceiveWindow implements WindowHolder {
 
   /** Give back what the window no longer holds. */
   #settle(): void {
-    const held = Math.max(0, Math.max(this.#target, this.#buffered) - this.#initial);
+    const held = this.#closed ? 0 : Math.max(this.#credit + this.#buffered, this.#cap());
     if (held >= this.#reserved) return;
     const freed = this.#reserved - held;
     this.#reserved = held;
-    this.#ctx.budget.giveBack(this, freed);
+    for (const b of this.#budgets) b.giveBack(this, freed);
   }
 }

@@ -6,6 +6,7 @@
 import { silentLogger } from "../../shared/logger.js";
 import { DEFAULT_LIMITS, type TunnelLimits } from "../../shared/tunnel/constants.js";
 import { type FrameTransport, MuxSession, type SessionOptions } from "../../shared/tunnel/mux-session.js";
+import type { WindowBudget } from "../../shared/tunnel/window-budget.js";
 
 /** A virtual clock in ms, moved forward by the deliveries of a distant memory pair. */
 export interface VirtualClock {
@@ -74,6 +75,8 @@ export function memoryPair(
     agentLimits?: TunnelLimits;
     /** Simulated distance (see above); the sessions read this clock. */
     distance?: { clock: VirtualClock; rttMs: number };
+    /** The agent's process window budget, when it is not the relay's (`processWindowBudget`). */
+    agentWindowBudget?: WindowBudget;
   } & Partial<SessionOptions> = {},
 ): Pair {
   const rt = new MemoryTransport();
@@ -100,6 +103,7 @@ export function memoryPair(
   const agent = new MuxSession(at, {
     ...options,
     ...(now === undefined ? {} : { now }),
+    ...(options.agentWindowBudget === undefined ? {} : { processWindowBudget: options.agentWindowBudget }),
     role: "agent",
     limits: agentLimits,
     logger: silentLogger(),

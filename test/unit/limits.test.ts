@@ -1,6 +1,5 @@
 /** The pure parts of the relay's bounds: counters, the failure backoff, rate-limited lines, source keys. */
 import assert from "node:assert/strict";
-import type { Socket } from "node:net";
 import { describe, it } from "node:test";
 import { BufferBudget, BufferReservation } from "../../cloud/limits/buffer-budget.js";
 import { FailureBackoff } from "../../cloud/limits/failure-backoff.js";
@@ -9,7 +8,10 @@ import type { LimitHits } from "../../cloud/limits/limit-hits.js";
 import { OVERFLOW_KEY, RateLimited } from "../../cloud/limits/rate-limited.js";
 import { sourceKey } from "../../cloud/limits/source-key.js";
 import { LimitExceededError } from "../../shared/errors.js";
+import { DEFAULT_LIMITS, OPEN_KIND, RESET_CODE } from "../../shared/tunnel/constants.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
+import { WindowBudget } from "../../shared/tunnel/window-budget.js";
+import { memoryPair, type Pair } from "../helpers/memory-pair.js";
 import { waitFor } from "../helpers/ports.js";
 
 describe("KeyedCounter", () => {
@@ -85,19 +87,48 @@ describe("sourceKey", () => {
 
 describe("BufferBudget", () => {
   const MiB = 1024 * 1024;
+  const KiB = 1024;
   const hits = { hit: () => {} } as unknown as LimitHits;
+  const LIMITS = { ...DEFAULT_LIMITS, initialWindow: 4 * MiB, maxFramePayload: 64 * KiB };
 
-  /** A stream and socket stand-in: what the agent sent, what the socket still holds, the credit returned. */
-  function spliced(r: BufferReservation): {
-    stream: { bytesIn: number; consumed(n: number): void };
-    socket: { writableLength: number };
-    credit: number[];
-  } {
-    const credit: number[] = [];
-    const stream = { bytesIn: 0, consumed: (n: number) => void credit.push(n) };
-    const socket = { writableLength: 0 };
-    r.attach(stream as unknown as MuxStream, socket as unknown as Socket);
-    return { stream, socket, credit };
+  /** A relay session whose windows take from `b`, and an agent that writes what it is told. */
+  function relayOf(b: BufferBudget): Pair {
+    return memoryPair({
+      relayLimits: LIMITS,
+      agentLimits: LIMITS,
+      processWindowBudget: b.process,
+      agentWindowBudget: new WindowBudget(1024 * MiB),
+    });
+  }
+
+  /** A stream towards the client, spliced under `r`: the agent's end writes, the relay's holds. */
+  async function spliced(
+    pair: Pair,
+    r: BufferReservation,
+  ): Promise<{ stream: MuxStream; agentEnd: MuxStream; got: () => number; take(n: number): void }> {
+    let agentEnd: MuxStream | null = null;
+    pair.agent.onOpen = (s) => {
+      agentEnd = s;
+      s.attach({ onData() {}, onEnd() {}, onReset() {}, onDrain() {} });
+      pair.agent.accept(s, "", 0);
+    };
+    const { stream } = await pair.relay.open(OPEN_KIND.CONNECT, "h", 1, 1000);
+    let got = 0;
+    stream.attach({ onData: (c) => void (got += c.length), onEnd() {}, onReset() {}, onDrain() {} });
+    r.attach(stream);
+    return { stream, agentEnd: agentEnd!, got: () => got, take: (n) => stream.consumed(n) };
+  }
+
+  /** The agent writes `n` bytes; resolves once the relay received what the credit let through. */
+  async function send(end: MuxStream, pair: Pair, n: number): Promise<void> {
+    if (n > 0) end.write(Buffer.alloc(n, 1));
+    await waitFor(
+      () => pair.agentTransport.bufferedAmount === 0 && pair.relayTransport.bufferedAmount === 0,
+      {
+        timeoutMs: 5_000,
+        what: "the bytes delivered",
+      },
+    );
   }
 
   it("reserves a window per stream and refuses one that does not fit; one always fits", () => {
@@ -115,39 +146,65 @@ describe("BufferBudget", () => {
     assert.ok(tiny.reserve("c") instanceof BufferReservation, "a budget below a window still serves one");
   });
 
-  it("returns credit only up to half a window once the budget is half used, and in full again after", () => {
+  it("counts an open stream's window in its client's budget and the relay's, and gives it back at the close", async () => {
     const b = new BufferBudget({ totalBytes: 64 * MiB, perClientBytes: 8 * MiB, windowBytes: 4 * MiB, hits });
+    const pair = relayOf(b);
+    const r = b.reserve("c") as BufferReservation;
+    const s = await spliced(pair, r);
+    assert.equal(b.held("c"), 4 * MiB, "the window, not the reservation and the window twice");
+    assert.equal(b.held(), 4 * MiB);
+    s.stream.reset(RESET_CODE.CANCELLED, "over");
+    r.release();
+    assert.equal(b.held("c"), 0);
+    assert.equal(b.held(), 0);
+    pair.relay.close(0, "test over");
+  });
+
+  it("returns credit only up to half a window once the budget is half used, and in full again after", async () => {
+    const b = new BufferBudget({ totalBytes: 64 * MiB, perClientBytes: 8 * MiB, windowBytes: 4 * MiB, hits });
+    const pair = relayOf(b);
     const reader = b.reserve("c") as BufferReservation;
     const idle = b.reserve("c") as BufferReservation; // a stream that never reads: 4 MiB exposed
-    const r = spliced(reader);
-    // the agent sent the whole window and the client took it all
-    r.stream.bytesIn = 4 * MiB;
-    r.stream.consumed(4 * MiB);
-    assert.deepEqual(r.credit, [2 * MiB], "8 MiB of the client's 8 were exposed: half a window back");
+    const r = await spliced(pair, reader);
+    // the agent sends the whole window and the client takes it all
+    await send(r.agentEnd, pair, 4 * MiB);
+    assert.equal(r.got(), 4 * MiB);
+    r.take(4 * MiB);
+    await waitFor(() => r.agentEnd.credit > 0, { timeoutMs: 5_000, what: "credit back" });
+    assert.equal(r.agentEnd.credit, 2 * MiB, "8 MiB of the client's 8 were exposed: half a window back");
     assert.equal(b.held("c"), 6 * MiB);
     assert.ok(b.reserve("c") instanceof LimitExceededError, "no room for a third window yet");
     idle.release();
-    r.stream.bytesIn += 2 * MiB;
-    r.stream.consumed(2 * MiB);
-    assert.deepEqual(r.credit, [2 * MiB, 4 * MiB], "room again: the withheld credit and this batch");
+    await send(r.agentEnd, pair, 2 * MiB);
+    r.take(2 * MiB);
+    await waitFor(() => r.agentEnd.credit > 0, { timeoutMs: 5_000, what: "credit back" });
+    assert.equal(r.agentEnd.credit, 4 * MiB, "room again: a whole window");
+    r.stream.reset(RESET_CODE.CANCELLED, "over");
     reader.release();
     assert.equal(b.held(), 0);
+    pair.relay.close(0, "test over");
   });
 
-  it("holds back credit while the client's socket still holds bytes", () => {
+  it("holds back credit while the client's socket still holds bytes", async () => {
     const b = new BufferBudget({
       totalBytes: 64 * MiB,
       perClientBytes: 64 * MiB,
       windowBytes: 4 * MiB,
       hits,
     });
-    const r = spliced(b.reserve("c") as BufferReservation);
-    r.stream.bytesIn = 4 * MiB;
-    r.socket.writableLength = 4 * MiB; // the client read nothing: all of it waits in the buffer
-    r.stream.consumed(1024);
-    assert.deepEqual(r.credit, [], "no credit while the window is held");
-    r.socket.writableLength = 0;
-    r.stream.consumed(4 * MiB - 1024);
-    assert.deepEqual(r.credit, [4 * MiB]);
+    const pair = relayOf(b);
+    const reservation = b.reserve("c") as BufferReservation;
+    const r = await spliced(pair, reservation);
+    await send(r.agentEnd, pair, 4 * MiB); // the client read nothing: all of it waits in the buffer
+    r.take(1024);
+    await send(r.agentEnd, pair, 0);
+    assert.equal(r.agentEnd.credit, 0, "no credit while the window is held");
+    assert.equal(b.held("c"), 4 * MiB, "what waits for the client stays counted");
+    r.take(4 * MiB - 1024);
+    await waitFor(() => r.agentEnd.credit > 0, { timeoutMs: 5_000, what: "credit back" });
+    assert.equal(r.agentEnd.credit, 4 * MiB);
+    r.stream.reset(RESET_CODE.CANCELLED, "over");
+    reservation.release();
+    pair.relay.close(0, "test over");
   });
 });
