@@ -20,9 +20,14 @@ export interface RunContext {
   readonly scratch: string;
   /**
    * Start a new instance of a peer, with the target exposed; the caller stops it.
-   * `tunnelRttMs` puts a delay link on its tunnel hop (PeerContext).
+   * `tunnelRttMs` puts a delay link on its tunnel hop (PeerContext); `relayEnv` adds to the
+   * relay's environment (Underpass only).
    */
-  launch(id: PeerId, tunnelRttMs?: number): Promise<{ peer: Peer; route: TargetRoute }>;
+  launch(
+    id: PeerId,
+    tunnelRttMs?: number,
+    relayEnv?: Readonly<Record<string, string>>,
+  ): Promise<{ peer: Peer; route: TargetRoute }>;
   log(message: string): void;
 }
 

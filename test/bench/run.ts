@@ -156,6 +156,7 @@ export async function runBench(
       id: PeerId,
       dir: string,
       tunnelRttMs: number | null = null,
+      relayEnv: Readonly<Record<string, string>> = {},
     ): Promise<{ peer: Peer; route: TargetRoute }> => {
       await mkdir(dir, { recursive: true });
       const peer = await startPeer(id, {
@@ -164,6 +165,7 @@ export async function runBench(
         cli: cliOf(id, options) ?? CLI,
         nodeFlags: options.nodeFlags,
         tunnelRttMs,
+        relayEnv,
       });
       try {
         const first = await peer.expose({
@@ -204,7 +206,8 @@ export async function runBench(
       peers,
       routes,
       scratch: runDir,
-      launch: (id, tunnelRttMs) => launch(id, join(runDir, `${id}-${++launches}`), tunnelRttMs ?? null),
+      launch: (id, tunnelRttMs, relayEnv) =>
+        launch(id, join(runDir, `${id}-${++launches}`), tunnelRttMs ?? null, relayEnv),
       log,
     };
     await runThroughput(ctx);

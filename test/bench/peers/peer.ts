@@ -67,6 +67,8 @@ export interface PeerContext {
    * delay-link.ts in front of the relay's tunnel port); null for none. Underpass only.
    */
   readonly tunnelRttMs: number | null;
+  /** More environment for the relay (Underpass only). */
+  readonly relayEnv: Readonly<Record<string, string>>;
 }
 
 /** Peers that need no set-up on the target's side. */

@@ -64,6 +64,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
           UNDERPASS_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
           UNDERPASS_DATA_DIR: join(ctx.dir, "relay-data"),
           UNDERPASS_ADMIN_TOKEN: adminToken,
+          ...ctx.relayEnv,
           ...(certs ? { UNDERPASS_TLS_CERT: certs.certFile, UNDERPASS_TLS_KEY: certs.keyFile } : {}),
         },
       },

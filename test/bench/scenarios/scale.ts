@@ -5,6 +5,7 @@
  */
 import type { Socket } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
+import { DEFAULT_LIMITS } from "../../../shared/tunnel/constants.js";
 import type { RunContext, TargetRoute } from "../context.js";
 import { scaleFigures } from "../figures.js";
 import type { Peer, PeerId } from "../peers/peer.js";
@@ -108,6 +109,16 @@ export async function scaleStep(
   }
 }
 
+/**
+ * The relay's buffer budget for `count` held streams: each counts its initial window (what its
+ * agent may send at once), so the defaults (64 MiB per client, 256 MiB in all) admit 256 streams
+ * of one client; the scale figure holds them all and measures what they really cost.
+ */
+function scaleBudget(count: number): Record<string, string> {
+  const bytes = String(Math.max(256 * 1024 * 1024, 2 * count * DEFAULT_LIMITS.initialWindow));
+  return { UNDERPASS_BUFFER_BUDGET_BYTES: bytes, UNDERPASS_CLIENT_BUFFER_BYTES: bytes };
+}
+
 export async function runScale(ctx: RunContext): Promise<void> {
   if (!ctx.options.figures.has("scale")) return;
   for (const count of ctx.options.scaleCounts) {
@@ -115,7 +126,7 @@ export async function runScale(ctx: RunContext): Promise<void> {
       for (const peer of ctx.peers) {
         if (!SCALE_PEERS.has(peer.id)) continue;
         try {
-          const fresh = await ctx.launch(peer.id);
+          const fresh = await ctx.launch(peer.id, undefined, scaleBudget(count));
           try {
             await scaleStep(ctx, fresh.peer, fresh.route, count);
           } finally {
