@@ -5,7 +5,10 @@
  * `kill -9` of one relay: only the downloads it carried end, each as an error in curl (never a
  * clean short file), the others arrive whole (SHA-256), new connections succeed through the
  * balancer within 2 s, the agent keeps its tunnels to the survivors; the relay started again on
- * its ports gets the agent back by itself.
+ * its ports gets the agent back by itself. PostgreSQL stopped for 30 s: every relay goes on
+ * serving the configuration it holds, answers writes with a coded 503 and says so in /healthz;
+ * once the database is back every relay resyncs, and what happened meanwhile (audit events) is
+ * in the database's trail.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -27,7 +30,7 @@ import { waitFor } from "../helpers/ports.js";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.js";
 import { type CliProcess, type CloudProcess, startAgentProcess, startCloud } from "../helpers/processes.js";
 import type { Json } from "../helpers/stack.js";
-import { socksConnect } from "../helpers/stack.js";
+import { socksConnect, socksReply } from "../helpers/stack.js";
 import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
 
 const ADMIN_TOKEN = "cluster-faults-admin-token-0123456789";
@@ -41,6 +44,8 @@ const TRANSFERS = 8;
 const PROBES_PER_SECOND = 20;
 /** How soon after the kill every new connection must succeed, in ms. */
 const RECOVERY_MS = 2_000;
+/** How long the database stays down, in ms. */
+const OUTAGE_MS = 30_000;
 
 /** An HTTP server that sends the same random blob to everyone, paced, with its length. */
 function startBlobServer(blob: Buffer): Promise<{ port: number; server: Server; close(): Promise<void> }> {
@@ -80,7 +85,7 @@ interface Probe {
   readonly error?: string;
 }
 
-describe("three relays behind haproxy, one killed with SIGKILL", () => {
+describe("three relays behind haproxy: one killed with SIGKILL, the database stopped for 30 s", () => {
   const registry = new ChildRegistry();
   const dirs: string[] = [];
   let pg: PostgresCluster;
@@ -189,6 +194,13 @@ describe("three relays behind haproxy, one killed with SIGKILL", () => {
     } finally {
       s?.destroy();
     }
+  }
+
+  /** The REP byte a CONNECT to `host`:1 gets straight from relay `r`. */
+  async function socksReplyCode(r: CloudProcess, host: string): Promise<number | string> {
+    const { reply, socket } = await socksReply(r.ports.socks, client, host, 1);
+    socket.destroy();
+    return reply;
   }
 
   it("ends only the killed relay's transfers, each as an error; the rest arrive whole; new connections recover within 2 s", async (t) => {
@@ -343,5 +355,93 @@ describe("three relays behind haproxy, one killed with SIGKILL", () => {
       intervalMs: 100,
       what: "the restarted relay back in haproxy's rotation",
     });
+  });
+
+  it("PostgreSQL stopped for 30 s: relays serve what they hold, refuse writes with 503, resync after", async (t) => {
+    const store = async (r: CloudProcess): Promise<unknown> =>
+      ((await r.admin.expect("GET", "/healthz", undefined, 200)) as Json).store;
+    const mappingIds = async (r: CloudProcess): Promise<string[]> =>
+      ((await r.admin.expect("GET", "/v1/mappings", undefined, 200)) as Json[])
+        .map((m) => m.id as string)
+        .sort();
+    const before = await mappingIds(relays[0]!);
+    for (const r of relays) assert.deepEqual(await mappingIds(r), before);
+
+    await pg.stop();
+    const stoppedAt = Date.now();
+    for (const r of relays)
+      await waitFor(async () => ((await store(r)) === "unavailable" ? true : undefined), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: "every relay to see the database gone",
+      });
+    let rounds = 0;
+    while (Date.now() - stoppedAt < OUTAGE_MS) {
+      const r = relays[rounds % relays.length]!;
+      rounds++;
+      const p = await probe();
+      assert.ok(p.ok, `a connection through the balancer during the outage: ${p.error}`);
+      const refused = await r.admin.request("POST", "/v1/mappings", {
+        virtualHost: `refused-${rounds}.corp`,
+        virtualPort: 1,
+        internalHost: "127.0.0.1",
+        internalPort: echo.port,
+      });
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.equal((refused.body as Json).error, "UP_ERR_STORE_UNAVAILABLE");
+      assert.deepEqual(await mappingIds(r), before, "reads answer from what the relay holds");
+      // a refusal audited while the database is away: held, written once it is back
+      const denied = await socksReplyCode(r, `outage-${rounds}.corp`);
+      assert.equal(denied, 0x02, "a CONNECT no mapping covers is refused by the ruleset");
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+    t.diagnostic(
+      `${rounds} rounds of traffic, refused writes and denials in ${Date.now() - stoppedAt} ms down`,
+    );
+
+    await pg.start();
+    const backAt = Date.now();
+    for (const r of relays)
+      await waitFor(async () => ((await store(r)) === "available" ? true : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: "every relay to reach the database again",
+      });
+    const resyncMs = Date.now() - backAt;
+    const added = await relays[1]!.admin.addMapping({
+      virtualHost: "after.corp",
+      virtualPort: 7,
+      internalHost: "127.0.0.1",
+      internalPort: echo.port,
+    });
+    const addedAt = Date.now();
+    for (const r of relays)
+      await waitFor(async () => ((await mappingIds(r)).includes(added.id) ? true : undefined), {
+        timeoutMs: 5_000,
+        intervalMs: 20,
+        what: "the first change after the outage on every relay",
+      });
+    const spreadMs = Date.now() - addedAt;
+    assert.ok(spreadMs < 1_000, `the first change after the outage reached every relay in ${spreadMs} ms`);
+    for (const r of relays)
+      assert.deepEqual(await mappingIds(r), [...before, added.id].sort(), "nothing refused was stored");
+    // every denial of the outage, from every relay, is in the cluster's one trail
+    await waitFor(
+      async () => {
+        const page = (await relays[0]!.admin.expect(
+          "GET",
+          "/v1/audit?event=socks.denied&limit=1000",
+          undefined,
+          200,
+        )) as Json;
+        const hosts = new Set((page.events as Json[]).map((e) => e.host));
+        for (let i = 1; i <= rounds; i++) if (!hosts.has(`outage-${i}.corp`)) return undefined;
+        return true;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: "every denial made during the outage in the audit trail" },
+    );
+    t.diagnostic(
+      `every relay back ${resyncMs} ms after the database; the next change on every relay in ${spreadMs} ms`,
+    );
   });
 });
