@@ -15,9 +15,10 @@
  * - once the stream is open its window joins the client's budget and the reservation ends; the
  *   window grows (as fast streams across a distance need) only by grants every level has room
  *   for, and when a level is short the windows of idle or non-reading streams shrink first;
- * - past half of a client's budget, or half of the relay's, those windows stop growing and
- *   return credit only up to half the initial window: a stream that reads keeps flowing with a
- *   smaller window and gives room back as it drains; a stream that does not read gets no more.
+ * - windows grow only up to half of a client's budget and half of the relay's; past that mark
+ *   (the initial windows of many connections, bytes a client does not read) they return credit
+ *   only up to half the initial window: a stream that reads keeps flowing with a smaller window
+ *   and gives room back as it drains; a stream that does not read gets no more.
  */
 import { LimitExceededError } from "../../shared/errors.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";

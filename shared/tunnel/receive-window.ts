@@ -16,8 +16,9 @@
  * A window shrinks by holding back credit, never by taking it back: credit the peer holds is its
  * to use (DATA beyond it stays a protocol error). A stream whose consumer took nothing over a
  * sweep (idle, or not reading) halves its target, down to the initial size; a budget that runs
- * short takes such windows back to the initial size at once; a budget under pressure holds every
- * window of its streams to half the initial size. What waits for the consumer stays held
+ * short takes such windows back to the initial size at once; a window grows only up to its
+ * budgets' pressure marks, and a budget above its mark holds every window of its streams to half
+ * the initial size. What waits for the consumer stays held
  * against the budgets until it drains.
  *
  * Credit is returned once the consumer has taken the bytes, in batches of at least a quarter of
@@ -141,7 +142,7 @@ export class ReceiveWindow implements WindowHolder {
     // that gave back room under pressure, or after a shrink, tops up again only if it fits)
     const need = this.#credit + this.#buffered + delta - this.#reserved;
     if (need > 0) {
-      const got = grantAcross(this.#budgets, this, need);
+      const got = grantAcross(this.#budgets, this, need, cap > this.#initial);
       this.#reserved += got;
       delta -= need - got;
     }
@@ -205,7 +206,7 @@ export class ReceiveWindow implements WindowHolder {
       const want = Math.min(this.#target * 2, this.#ctx.maxWindow) - this.#target;
       // the budgets hold at least the target: the growth is new
       const extra = this.#target + want - this.#reserved;
-      const got = extra > 0 ? grantAcross(this.#budgets, this, extra) : 0;
+      const got = extra > 0 ? grantAcross(this.#budgets, this, extra, true) : 0;
       this.#reserved += got;
       this.#target = Math.min(this.#target + want, Math.max(this.#target, this.#reserved));
     }

@@ -12,9 +12,10 @@
  * - When a grant falls short, the level first takes the growth back from its idle or
  *   non-reading holders (their windows fall to the initial size as their consumers take what
  *   they hold), and only then grants less than was asked.
- * - A level may come under pressure (`pressureAt`, a fraction of its limit): while it is over,
- *   its windows stop growing and return credit only up to half the initial window, so a reading
- *   stream keeps flowing with a smaller window and a non-reading one gets no more.
+ * - A level may have a pressure mark (`pressureAt`, a fraction of its limit): windows grow only
+ *   up to it, and while initial windows or bytes nobody reads keep the level above it, its
+ *   windows return credit only up to half the initial window, so a reading stream keeps flowing
+ *   with a smaller window and a non-reading one gets no more.
  */
 
 import { DEFAULT_PROCESS_WINDOW_BUDGET } from "./constants.js";
@@ -74,10 +75,13 @@ export class WindowBudget {
     return this.#used > this.#pressure || (this.parent?.pressured ?? false);
   }
 
-  /** Bytes free here and on every level above (negative when initial windows overran it). */
-  room(): number {
-    const own = this.limit - this.#used;
-    return this.parent === null ? own : Math.min(own, this.parent.room());
+  /**
+   * Bytes free here and on every level above (negative when initial windows overran it); for
+   * `growth`, below the pressure mark.
+   */
+  room(growth = false): number {
+    const own = (growth ? Math.min(this.limit, this.#pressure) : this.limit) - this.#used;
+    return this.parent === null ? own : Math.min(own, this.parent.room(growth));
   }
 
   /** True when `bytes` more fit here and above, or this level holds nothing yet. */
@@ -90,8 +94,8 @@ export class WindowBudget {
    * Up to `bytes` more for `holder`; returns what it got (less, or 0, when this budget or one
    * above is short even after taking back the growth of idle holders).
    */
-  grant(holder: WindowHolder, bytes: number): number {
-    return grantAcross([this], holder, bytes);
+  grant(holder: WindowHolder, bytes: number, growth = false): number {
+    return grantAcross([this], holder, bytes, growth);
   }
 
   /** `bytes` for `holder` whether they fit or not: an initial window the peer was promised. */
@@ -126,13 +130,19 @@ export class WindowBudget {
 /**
  * Up to `bytes` for `holder` from every one of `budgets` at once (a relay's stream: its tunnel's
  * chain and its client's): what the tightest has free, after reclaiming where it is short.
+ * `growth` (a window above its initial size) stops at the pressure marks.
  */
-export function grantAcross(budgets: readonly WindowBudget[], holder: WindowHolder, bytes: number): number {
+export function grantAcross(
+  budgets: readonly WindowBudget[],
+  holder: WindowHolder,
+  bytes: number,
+  growth = false,
+): number {
   if (bytes <= 0) return 0;
   let room = Number.POSITIVE_INFINITY;
   for (const b of budgets) {
-    if (b.room() < bytes) b.reclaim(holder);
-    room = Math.min(room, b.room());
+    if (b.room(growth) < bytes) b.reclaim(holder);
+    room = Math.min(room, b.room(growth));
   }
   const n = Math.max(0, Math.min(bytes, room));
   if (n < bytes) for (const b of budgets) b.short(n);

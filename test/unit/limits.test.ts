@@ -185,6 +185,67 @@ describe("BufferBudget", () => {
     pair.relay.close(0, "test over");
   });
 
+  it("grows a fast stream's window within its client's share, and further with a larger share", async () => {
+    const KIB256 = 256 * KiB;
+    /** A client that reads at once, of a share of `share` bytes: its stream's largest window. */
+    const fast = async (share: number, total: number): Promise<number> => {
+      const b = new BufferBudget({ totalBytes: 256 * MiB, perClientBytes: share, windowBytes: KIB256, hits });
+      const pair = memoryPair({
+        relayLimits: { ...LIMITS, initialWindow: KIB256 },
+        agentLimits: { ...LIMITS, initialWindow: KIB256 },
+        processWindowBudget: b.process,
+        agentWindowBudget: new WindowBudget(1024 * MiB),
+        windowTuning: { maxWindow: 4 * MiB, tunnelBudget: 64 * MiB, sweepIntervalMs: 3_600_000 },
+      });
+      const r = b.reserve("c") as BufferReservation;
+      let agentEnd: MuxStream | null = null;
+      pair.agent.onOpen = (s) => {
+        agentEnd = s;
+        pair.agent.accept(s, "", 0);
+      };
+      const { stream } = await pair.relay.open(OPEN_KIND.CONNECT, "h", 1, 1000);
+      let got = 0;
+      let largest = 0;
+      let mostHeld = 0;
+      const done = new Promise<void>((resolve) => {
+        stream.attach({
+          onData: (c) => {
+            got += c.length;
+            largest = Math.max(largest, stream.receiveWindow);
+            mostHeld = Math.max(mostHeld, b.held("c"));
+            stream.consumed(c.length);
+            if (got >= total) resolve();
+          },
+          onEnd() {},
+          onReset() {},
+          onDrain() {},
+        });
+      });
+      r.attach(stream);
+      const chunk = Buffer.alloc(64 * KiB, 3);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          sent += chunk.length;
+          if (!agentEnd!.write(Buffer.from(chunk))) return;
+        }
+      };
+      agentEnd!.attach({ onData() {}, onEnd() {}, onReset() {}, onDrain: pump });
+      pump();
+      await done;
+      assert.ok(mostHeld <= share, `the client held ${mostHeld} bytes, beyond its share of ${share}`);
+      stream.reset(RESET_CODE.CANCELLED, "over");
+      r.release();
+      assert.equal(b.held(), 0, "everything given back");
+      pair.relay.close(0, "test over");
+      return largest;
+    };
+    const capped = await fast(2 * MiB, 64 * MiB);
+    assert.ok(capped > KIB256, `the window grew (${capped} bytes)`);
+    assert.ok(capped <= MiB, `and only to half the client's 2 MiB share: ${capped} bytes`);
+    assert.equal(await fast(64 * MiB, 64 * MiB), 4 * MiB, "with a 64 MiB share, to the stream's maximum");
+  });
+
   it("holds back credit while the client's socket still holds bytes", async () => {
     const b = new BufferBudget({
       totalBytes: 64 * MiB,
