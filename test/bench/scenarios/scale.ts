@@ -110,13 +110,21 @@ export async function scaleStep(
 }
 
 /**
- * The relay's buffer budget for `count` held streams: each counts its initial window (what its
- * agent may send at once), so the defaults (64 MiB per client, 256 MiB in all) admit 256 streams
- * of one client; the scale figure holds them all and measures what they really cost.
+ * The relay's bounds for `count` held streams of one client from one address: every stream
+ * counts its initial window (what its agent may send at once) in the buffer budget, whose
+ * defaults (64 MiB per client, 256 MiB in all) admit 256 streams of one client, and the
+ * connections per client and per source stop at 4 096 and 8 192. The scale figure holds them
+ * all and measures what they really cost.
  */
-function scaleBudget(count: number): Record<string, string> {
+function scaleBounds(count: number): Record<string, string> {
   const bytes = String(Math.max(256 * 1024 * 1024, 2 * count * DEFAULT_LIMITS.initialWindow));
-  return { UNDERPASS_BUFFER_BUDGET_BYTES: bytes, UNDERPASS_CLIENT_BUFFER_BYTES: bytes };
+  const connections = String(Math.max(8192, 2 * count));
+  return {
+    UNDERPASS_BUFFER_BUDGET_BYTES: bytes,
+    UNDERPASS_CLIENT_BUFFER_BYTES: bytes,
+    UNDERPASS_SOCKS_CONNECTIONS_PER_CLIENT: connections,
+    UNDERPASS_SOCKS_CONNECTIONS_PER_SOURCE: connections,
+  };
 }
 
 export async function runScale(ctx: RunContext): Promise<void> {
@@ -126,7 +134,7 @@ export async function runScale(ctx: RunContext): Promise<void> {
       for (const peer of ctx.peers) {
         if (!SCALE_PEERS.has(peer.id)) continue;
         try {
-          const fresh = await ctx.launch(peer.id, undefined, scaleBudget(count));
+          const fresh = await ctx.launch(peer.id, undefined, scaleBounds(count));
           try {
             await scaleStep(ctx, fresh.peer, fresh.route, count);
           } finally {
