@@ -2,9 +2,10 @@
  * The bytes the relay can be made to hold for clients, per client and in all: the same budget
  * as the tunnels' receive windows (shared/tunnel/window-budget.ts), with two more levels.
  *
- * Every stream towards a client has a receive window (shared/tunnel/receive-window.ts): the
- * credit its agent holds plus the bytes that arrived and wait in the client's socket buffer,
- * at least the window's target. That is what the stream can make the relay hold, and it is
+ * Every stream towards a client has a receive window (shared/tunnel/receive-window.ts): its
+ * target, which the credit its agent holds plus the bytes waiting in the client's socket buffer
+ * never pass once topped up, or those bytes when more wait. That is what the stream can make the
+ * relay hold, and it is
  * counted in its tunnel's budget, in the relay's (`totalBytes`, the process level every tunnel
  * of this relay takes from) and in its client's (`perClientBytes`):
  * - a new connection first reserves one initial window in its client's budget and the relay's

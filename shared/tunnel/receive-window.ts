@@ -8,9 +8,9 @@
  * it drains faster than window / (GROW_RTTS × RTT), so the window, not the consumer, sets the
  * pace), the window doubles, up to the stream's maximum and as far as its budgets allow.
  *
- * The window is the one place a stream's memory is decided: everything it lets the peer make
- * this process hold (the credit the peer holds and the bytes waiting for the consumer, at least
- * the target once credit is topped up) is counted in its budgets (window-budget.ts): its
+ * The window is the one place a stream's memory is decided: what it lets the peer make this
+ * process hold (its target, which credit plus the bytes waiting for the consumer never pass once
+ * topped up, or more while more waits) is counted in its budgets (window-budget.ts): its
  * tunnel's and the process's, and on the relay its client's as well (join()).
  *
  * A window shrinks by holding back credit, never by taking it back: credit the peer holds is its
@@ -59,8 +59,11 @@ export class ReceiveWindow implements WindowHolder {
   /** Bytes received that the consumer has not taken yet. */
   #buffered = 0;
   /**
-   * Bytes of the budgets held: at least credit + buffered (what the peer can make us hold), and
-   * the target as long as the window is topped up to it. 0 once closed.
+   * Bytes of the budgets held: the target (or the pressure cap) and at least what waits for the
+   * consumer; 0 once closed. Credit the peer holds beyond a target that shrank is not counted: a
+   * stream whose sender is done but has not ended (a finished transfer kept open) may never use
+   * it, and counting it kept a finished 32 MiB window's credit against its client's share, whose
+   * other streams then held to half the initial window (5 MiB/s at 25 ms).
    */
   #reserved: number;
   #closed = false;
@@ -140,7 +143,7 @@ export class ReceiveWindow implements WindowHolder {
     let delta = cap - this.#credit - this.#buffered;
     // credit beyond what the budgets hold for this window needs their grant first (a window
     // that gave back room under pressure, or after a shrink, tops up again only if it fits)
-    const need = this.#credit + this.#buffered + delta - this.#reserved;
+    const need = cap - this.#reserved;
     if (need > 0) {
       const got = grantAcross(this.#budgets, this, need, cap > this.#initial);
       this.#reserved += got;
@@ -216,7 +219,7 @@ export class ReceiveWindow implements WindowHolder {
 
   /** Give back what the window no longer holds. */
   #settle(): void {
-    const held = this.#closed ? 0 : Math.max(this.#credit + this.#buffered, this.#cap());
+    const held = this.#closed ? 0 : Math.max(this.#buffered, this.#cap());
     if (held >= this.#reserved) return;
     const freed = this.#reserved - held;
     this.#reserved = held;

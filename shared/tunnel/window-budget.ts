@@ -1,7 +1,7 @@
 /**
- * The memory budget of receive windows: everything a stream's window lets its peer make this
- * process hold (the credit the peer holds and the bytes that arrived and wait for the consumer)
- * is counted in the budgets the window belongs to: its tunnel's, the process's above it, and, on
+ * The memory budget of receive windows: what a stream's window lets its peer make this process
+ * hold (its target, or the bytes that arrived and wait for the consumer when more wait; credit
+ * left beyond a target that shrank is not counted, receive-window.ts) is counted in the budgets the window belongs to: its tunnel's, the process's above it, and, on
  * the relay, its client's (cloud/limits/buffer-budget.ts). One notion of a window, one budget.
  *
  * - A stream's initial window is charged when the stream is created (the hello promised it to
