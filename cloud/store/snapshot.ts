@@ -8,20 +8,27 @@ import type { AgentRecord, ClientRecord, ConfigData, MappingRecord, StoreData } 
 
 const NO_MAPPINGS: readonly MappingRecord[] = Object.freeze([]);
 
+/** A record already frozen by an earlier snapshot is shared as it is; others are copied and frozen. */
+function frozen<T extends object>(r: T, freeze: (r: T) => T): T {
+  return Object.isFrozen(r) ? r : freeze(r);
+}
+
 /** Records handed out are frozen: readers share them and must not change them behind the store's back. */
 function freezeData(d: StoreData): StoreData {
   return Object.freeze({
     version: d.version,
     adminTokenHash: d.adminTokenHash,
-    agents: Object.freeze(d.agents.map((a) => Object.freeze({ ...a }))),
-    clients: Object.freeze(d.clients.map((c) => Object.freeze({ ...c }))),
+    agents: Object.freeze(d.agents.map((a) => frozen(a, (x) => Object.freeze({ ...x })))),
+    clients: Object.freeze(d.clients.map((c) => frozen(c, (x) => Object.freeze({ ...x })))),
     mappings: Object.freeze(
       d.mappings.map((m) =>
-        Object.freeze({
-          ...m,
-          virtualPort: Object.freeze({ ...m.virtualPort }),
-          internalPort: Object.freeze({ ...m.internalPort }),
-        }),
+        Object.isFrozen(m.virtualPort) && Object.isFrozen(m.internalPort)
+          ? frozen(m, (x) => Object.freeze({ ...x }))
+          : Object.freeze({
+              ...m,
+              virtualPort: Object.freeze({ ...m.virtualPort }),
+              internalPort: Object.freeze({ ...m.internalPort }),
+            }),
       ),
     ),
   });
