@@ -311,7 +311,6 @@ export class FileStore extends SnapshotReads implements Store {
     return this.enqueue(async () => {
       const changes = change(this.snapshot);
       if (changes === undefined) return;
-      const next = new ConfigSnapshot(applyChanges(this.snapshot.data, changes));
       const seq = this.sequence + 1;
       try {
         await this.journal.append({ seq, changes });
@@ -319,8 +318,9 @@ export class FileStore extends SnapshotReads implements Store {
         this.logger.error({ err, path: this.journal.path }, "store write failed; nothing was changed");
         throw err;
       }
+      // Durable now: the change goes into memory at once, in this same turn, for every reader.
       this.sequence = seq;
-      this.snapshot = next;
+      this.snapshot = this.snapshot.withChanges(changes);
       this.compactWhenDue();
     });
   }
