@@ -256,7 +256,7 @@ export class FileStore extends SnapshotReads implements Store {
   addMapping(mapping: MappingRecord): Promise<void> {
     return this.write((s) => {
       if (s.mappingsById.has(mapping.id)) throw new ConflictError(`mapping ${mapping.id} already exists`);
-      refuseOverlap(s.mappingsIn(mapping.location), mapping);
+      refuseOverlap(s.mappingsOnHost(mapping.location, mapping.virtualHost), mapping);
       return [{ op: "put", entity: "mappings", record: mapping }];
     });
   }
@@ -264,7 +264,7 @@ export class FileStore extends SnapshotReads implements Store {
   replaceMapping(mapping: MappingRecord): Promise<void> {
     return this.write((s) => {
       if (!s.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
-      refuseOverlap(s.mappingsIn(mapping.location), mapping);
+      refuseOverlap(s.mappingsOnHost(mapping.location, mapping.virtualHost), mapping);
       return [{ op: "put", entity: "mappings", record: mapping }];
     });
   }

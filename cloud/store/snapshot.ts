@@ -46,23 +46,39 @@ interface Indexes {
   readonly clientsByUsername: Map<string, ClientRecord>;
   readonly mappingsById: Map<string, MappingRecord>;
   readonly mappingsByLocation: Map<string, readonly MappingRecord[]>;
+  /** By location and lower-case virtual host (`hostKey`), in the order of all mappings. */
+  readonly mappingsByHost: Map<string, readonly MappingRecord[]>;
+}
+
+function hostKey(location: string, virtualHost: string): string {
+  return `${location}\u0000${virtualHost.toLowerCase()}`;
+}
+
+/** Group `mappings` by `key`, each group frozen, in their order. */
+function groupBy(
+  mappings: readonly MappingRecord[],
+  key: (m: MappingRecord) => string,
+): Map<string, readonly MappingRecord[]> {
+  const groups = new Map<string, MappingRecord[]>();
+  for (const m of mappings) {
+    const k = key(m);
+    const list = groups.get(k);
+    if (list) list.push(m);
+    else groups.set(k, [m]);
+  }
+  for (const list of groups.values()) Object.freeze(list);
+  return groups;
 }
 
 function buildIndexes(d: StoreData): Indexes {
-  const byLocation = new Map<string, MappingRecord[]>();
-  for (const m of d.mappings) {
-    const list = byLocation.get(m.location);
-    if (list) list.push(m);
-    else byLocation.set(m.location, [m]);
-  }
-  for (const list of byLocation.values()) Object.freeze(list);
   return {
     agentsById: new Map(d.agents.map((a) => [a.id, a])),
     agentsByTokenHash: new Map(d.agents.map((a) => [a.tokenHash, a])),
     clientsById: new Map(d.clients.map((c) => [c.id, c])),
     clientsByUsername: new Map(d.clients.map((c) => [c.username, c])),
     mappingsById: new Map(d.mappings.map((m) => [m.id, m])),
-    mappingsByLocation: byLocation,
+    mappingsByLocation: groupBy(d.mappings, (m) => m.location),
+    mappingsByHost: groupBy(d.mappings, (m) => hostKey(m.location, m.virtualHost)),
   };
 }
 
@@ -95,6 +111,60 @@ function apply<T extends { readonly id: string }>(
   const copy = list.slice();
   copy[at] = record;
   return { list: copy, old };
+}
+
+/**
+ * A grouping of the mappings (by location, by host) kept in step with puts and deletes, each
+ * group in the order of all mappings: a new record goes at the end, a replaced one stays where
+ * it was, and a group a replaced record moved into is regrouped from all mappings at the end.
+ */
+class Grouping {
+  readonly #groups: Map<string, readonly MappingRecord[]>;
+  readonly #key: (m: MappingRecord) => string;
+  readonly #moved = new Set<string>();
+
+  constructor(groups: Map<string, readonly MappingRecord[]>, key: (m: MappingRecord) => string) {
+    this.#groups = groups;
+    this.#key = key;
+  }
+
+  change(old: MappingRecord | undefined, record: MappingRecord | null): void {
+    const to = record ? this.#key(record) : null;
+    if (old) {
+      const from = this.#key(old);
+      const list = this.#groups.get(from) ?? [];
+      if (record && to === from) {
+        this.#set(
+          from,
+          list.map((m) => (m === old ? record : m)),
+        );
+        return;
+      }
+      this.#set(
+        from,
+        list.filter((m) => m !== old),
+      );
+    }
+    if (record && to !== null) {
+      if (old) this.#moved.add(to);
+      else this.#set(to, [...(this.#groups.get(to) ?? []), record]);
+    }
+  }
+
+  /** Regroups the groups a replaced record moved into, from `all` in its order. */
+  finish(all: readonly MappingRecord[]): void {
+    for (const k of this.#moved) {
+      this.#set(
+        k,
+        all.filter((m) => this.#key(m) === k),
+      );
+    }
+  }
+
+  #set(key: string, list: readonly MappingRecord[]): void {
+    if (list.length > 0) this.#groups.set(key, Object.freeze(list));
+    else this.#groups.delete(key);
+  }
 }
 
 export class ConfigSnapshot {
@@ -131,7 +201,8 @@ export class ConfigSnapshot {
     }
     const ix = this.#indexes;
     let { adminTokenHash, agents, clients, mappings } = this.data;
-    const locations = new Set<string>();
+    const byLocation = new Grouping(ix.mappingsByLocation, (m) => m.location);
+    const byHost = new Grouping(ix.mappingsByHost, (m) => hostKey(m.location, m.virtualHost));
     for (const c of changes) {
       if (c.op === "admin") {
         adminTokenHash = c.adminTokenHash;
@@ -147,16 +218,12 @@ export class ConfigSnapshot {
         const record = c.op === "put" ? freezeMapping(c.record) : null;
         const done = apply(mappings, ix.mappingsById, null, null, c, record);
         mappings = done.list;
-        if (done.old) locations.add(done.old.location);
-        if (record) locations.add(record.location);
+        byLocation.change(done.old, record);
+        byHost.change(done.old, record);
       }
     }
-    // A touched location's list, in the order of all mappings: one pass, no hashing.
-    for (const location of locations) {
-      const list = mappings.filter((m) => m.location === location);
-      if (list.length > 0) ix.mappingsByLocation.set(location, Object.freeze(list));
-      else ix.mappingsByLocation.delete(location);
-    }
+    byLocation.finish(mappings);
+    byHost.finish(mappings);
     const data: StoreData = Object.freeze({
       version: this.data.version,
       adminTokenHash,
@@ -174,6 +241,11 @@ export class ConfigSnapshot {
   /** The mappings of one location, in the order they were added. */
   mappingsIn(location: string): readonly MappingRecord[] {
     return this.#indexes.mappingsByLocation.get(location) ?? NO_MAPPINGS;
+  }
+
+  /** The mappings of one location whose virtual host is `virtualHost`, whatever its case, in the order they were added. */
+  mappingsOnHost(location: string, virtualHost: string): readonly MappingRecord[] {
+    return this.#indexes.mappingsByHost.get(hostKey(location, virtualHost)) ?? NO_MAPPINGS;
   }
 }
 

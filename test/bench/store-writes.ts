@@ -2,7 +2,8 @@
  * What one admin write costs the embedded file store at 10 000 mappings: bytes handed to
  * write(2) (the process's `wchar` in /proc/self/io, so the figure does not depend on the page
  * cache) and wall time per create and per delete. Usage: node dist/test/bench/store-writes.js
- * [mappings] [writes]. Linux only (/proc).
+ * [mappings] [writes] [hosts]: the mappings spread over `hosts` virtual hosts (default 1: every
+ * mapping on one host, the worst case for the overlap check). Linux only (/proc).
  */
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -14,11 +15,11 @@ import { silentLogger } from "../../shared/logger.js";
 
 const T = "2026-01-02T03:04:05.000Z";
 
-function mappingAt(i: number): MappingRecord {
-  const port = 1 + (i % 60_000);
+function mappingAt(i: number, hosts: number): MappingRecord {
+  const port = 1 + Math.floor(i / hosts);
   return {
     id: `mp_${i.toString(16).padStart(16, "0")}`,
-    virtualHost: `host-${Math.floor(i / 60_000)}.corp.example`,
+    virtualHost: `host-${i % hosts}.corp.example`,
     virtualPort: { start: port, end: port },
     internalHost: "10.0.0.5",
     internalPort: { start: port, end: port },
@@ -45,6 +46,7 @@ function median(xs: readonly number[]): number {
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 10_000);
   const writes = Number(process.argv[3] ?? 50);
+  const hosts = Number(process.argv[4] ?? 1);
   const dir = await mkdtemp(join(tmpdir(), "underpass-store-bench-"));
   try {
     const data: StoreData = {
@@ -52,7 +54,7 @@ async function main(): Promise<void> {
       adminTokenHash: null,
       agents: [],
       clients: [],
-      mappings: Array.from({ length: count }, (_, i) => mappingAt(i)),
+      mappings: Array.from({ length: count }, (_, i) => mappingAt(i, hosts)),
     };
     await writeFile(join(dir, STORE_FILE), `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
     const store = new FileStore({ dir, logger: silentLogger() });
@@ -69,12 +71,12 @@ async function main(): Promise<void> {
       }
       return { ms: median(ms), bytes: median(bytes), maxBytes: Math.max(...bytes) };
     };
-    const create = await measure((i) => store.addMapping(mappingAt(count + i)));
-    const remove = await measure((i) => store.deleteMapping(mappingAt(count + i).id));
+    const create = await measure((i) => store.addMapping(mappingAt(count + i, hosts)));
+    const remove = await measure((i) => store.deleteMapping(mappingAt(count + i, hosts).id));
     await store.close();
     const line = (what: string, r: { ms: number; bytes: number; maxBytes: number }) =>
       `${what}: median ${r.ms.toFixed(2)} ms, median ${r.bytes} bytes written (max ${r.maxBytes})`;
-    console.log(`file store at ${count} mappings, ${writes} writes each`);
+    console.log(`file store at ${count} mappings on ${hosts} host(s), ${writes} writes each`);
     console.log(line("create", create));
     console.log(line("delete", remove));
   } finally {

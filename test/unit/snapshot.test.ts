@@ -7,10 +7,16 @@ import { seededRandom } from "../helpers/seeded-random.js";
 import { agentRecord, clientRecord, mappingRecord } from "./store-conformance.js";
 
 const LOCATIONS = ["default", "plant-1", "plant-2"];
+const HOSTS = ["a.example", "b.example"];
 
 /** Every lookup a snapshot answers, as plain values to compare. */
 function lookups(s: ConfigSnapshot): unknown {
   const byLocation = Object.fromEntries(LOCATIONS.map((l) => [l, s.mappingsIn(l).map((m) => m.id)]));
+  const byHost = Object.fromEntries(
+    LOCATIONS.flatMap((l) =>
+      HOSTS.map((h) => [`${l} ${h}`, s.mappingsOnHost(l, h.toUpperCase()).map((m) => m.id)]),
+    ),
+  );
   const entries = (m: ReadonlyMap<string, { id: string }>) => [...m].map(([k, v]) => [k, v.id]).sort();
   return {
     data: s.data,
@@ -20,6 +26,7 @@ function lookups(s: ConfigSnapshot): unknown {
     clientsByUsername: entries(s.clientsByUsername),
     mappingsById: entries(s.mappingsById),
     byLocation,
+    byHost,
   };
 }
 
@@ -40,7 +47,12 @@ function randomChange(next: () => number): JournalChange {
     case 2:
     case 3: {
       const port = 1 + ((n >>> 9) % 50);
-      return { op: "put", entity: "mappings", record: mappingRecord(id, [port, port], { location }) };
+      const virtualHost = HOSTS[(n >>> 15) % HOSTS.length] ?? "a.example";
+      return {
+        op: "put",
+        entity: "mappings",
+        record: mappingRecord(id, [port, port], { location, virtualHost }),
+      };
     }
     case 4:
       return { op: "delete", entity: "agents", id };
