@@ -11,11 +11,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { FileStore, STORE_FILE } from "../../cloud/store/file-store.js";
+import { FileStore, JOURNAL_FILE, STORE_FILE } from "../../cloud/store/file-store.js";
+import { readJournal } from "../../cloud/store/journal.js";
 import { silentLogger } from "../../shared/logger.js";
 import { seededRandom } from "../helpers/seeded-random.js";
+import { mappingRecord } from "../unit/store-conformance.js";
 
 const WRITER = fileURLToPath(new URL("../helpers/store-writer.js", import.meta.url));
+const FILLER = fileURLToPath(new URL("../helpers/store-filler.js", import.meta.url));
+/** The filler's file size limit, in KiB: a few journal records. */
+const LIMIT_KIB = 4;
 const ROUNDS = 8;
 /** Small, so that the journal is compacted every few dozen writes. */
 const JOURNAL_LIMIT = 4096;
@@ -73,15 +78,20 @@ function runAndKill(dir: string, round: number, acks: number, children: Set<Chil
 
 describe("file store under kill -9", () => {
   const children = new Set<ChildProcess>();
-  let dir: string | undefined;
+  const dirs: string[] = [];
+  const tempDir = async (prefix: string): Promise<string> => {
+    const made = await mkdtemp(join(tmpdir(), prefix));
+    dirs.push(made);
+    return made;
+  };
 
   after(async () => {
     for (const c of children) c.kill("SIGKILL");
-    if (dir) await rm(dir, { recursive: true, force: true });
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
   it("keeps every acknowledged write through kills at random moments", async () => {
-    dir = await mkdtemp(join(tmpdir(), "underpass-crash-"));
+    const dir = await tempDir("underpass-crash-");
     const seed = Date.now() >>> 0 || 1;
     const random = seededRandom(seed);
     /** Mappings that must be there (acknowledged adds) and must not (acknowledged deletes). */
@@ -137,5 +147,75 @@ describe("file store under kill -9", () => {
       sequences.some((s, i) => i > 0 && s !== sequences[i - 1]),
       `seed ${seed}: no compaction happened in ${ROUNDS} rounds (snapshot sequences ${sequences.join(", ")})`,
     );
+  });
+
+  it("a write the file system refuses half-way leaves no torn record behind", async () => {
+    const dir = await tempDir("underpass-efbig-");
+    const first = new FileStore({ dir, logger: silentLogger() });
+    await first.open(); // the snapshot, written here, without a limit
+    await first.close();
+    // RLIMIT_FSIZE (in KiB blocks for bash): an append that crosses it writes part of its record,
+    // then fails with EFBIG (Node ignores SIGXFSZ) — a torn record inside a live process.
+    const child = spawn(
+      "bash",
+      ["-c", `ulimit -f ${LIMIT_KIB} && exec "$0" "$@"`, process.execPath, FILLER, dir, "3"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    children.add(child);
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => {
+      out += c;
+    });
+    child.stderr.setEncoding("utf8").on("data", (c: string) => {
+      err += c;
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`the filler did not finish: ${out} ${err}`)),
+        ROUND_TIMEOUT_MS,
+      );
+      child.on("error", reject);
+      child.on("close", (c) => {
+        clearTimeout(timer);
+        children.delete(child);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 0, err);
+    const lines = out.trim().split("\n");
+    const added = lines.filter((l) => l.startsWith("add ")).map((l) => l.split(" ")[1]);
+    const refused = lines.filter((l) => l.startsWith("fail "));
+    assert.ok(added.length > 0, out);
+    assert.equal(refused.length, 3, out);
+    for (const l of refused) assert.match(l, /EFBIG/);
+
+    const journal = await readFile(join(dir, JOURNAL_FILE));
+    const read = readJournal(journal);
+    assert.ok(read.kind === "ok");
+    assert.equal(read.tornBytes, 0, "the refused append was cut off again");
+    assert.equal(read.records.length, added.length);
+    assert.ok(journal.length <= LIMIT_KIB * 1024);
+
+    const store = new FileStore({ dir, logger: silentLogger() });
+    await store.open();
+    try {
+      assert.deepEqual(
+        (await store.listMappings()).map((m) => m.id),
+        added,
+      );
+      await store.addMapping(mappingRecord("mp_after", [60000, 60000])); // the disk has room again
+    } finally {
+      await store.close();
+    }
+    const again = new FileStore({ dir, logger: silentLogger() });
+    await again.open();
+    assert.deepEqual(
+      (await again.listMappings()).map((m) => m.id),
+      [...added, "mp_after"],
+    );
+    await again.close();
   });
 });
