@@ -165,7 +165,12 @@ export class FileStore extends SnapshotReads implements Store {
     if (text === undefined) {
       // Write the snapshot now, so that an unwritable data directory shows at start-up.
       await this.compactNow();
-      this.logger.info({ path: this.path }, "created a new store");
+      if (pending.length === 0) this.logger.info({ path: this.path }, "created a new store");
+      else
+        this.logger.warn(
+          { path: this.path, replayed: pending.length },
+          "the snapshot was missing: rebuilt it from the journal",
+        );
     } else {
       const { agents, clients, mappings } = this.snapshot.data;
       this.logger.info(

@@ -116,7 +116,11 @@ export class JournalFile {
     this.dirty = false;
   }
 
-  /** Truncates the file to `length` bytes, durably. */
+  /**
+   * Truncates the file to `length` bytes, durably; never lengthens it (a file shorter than
+   * `length`, after a truncation whose fsync failed, is left as it is rather than padded with
+   * zeros that would read as damage).
+   */
   private async cut(length: number): Promise<void> {
     let file: Awaited<ReturnType<typeof openFile>>;
     try {
@@ -126,7 +130,7 @@ export class JournalFile {
       throw new StoreError(`cannot open ${this.path}: ${errorMessage(err)}`, { cause: err });
     }
     try {
-      await file.truncate(length);
+      if ((await file.stat()).size > length) await file.truncate(length);
       await file.sync();
     } catch (err) {
       throw new StoreError(`cannot truncate ${this.path}: ${errorMessage(err)}`, { cause: err });
