@@ -20,8 +20,6 @@ export class JournalFile {
   private readonly syncDir: () => Promise<boolean>;
   /** Bytes of whole records in the file. */
   private bytes = 0;
-  /** Whole records in the file, the ones a snapshot already holds included. */
-  private count = 0;
   /** Whether the file's directory entry is known to be durable. */
   private exists = false;
   /** A failed append may have left bytes past `bytes`. */
@@ -35,10 +33,6 @@ export class JournalFile {
 
   get size(): number {
     return this.bytes;
-  }
-
-  get records(): number {
-    return this.count;
   }
 
   /** Every whole record; a torn last record is cut off the file (it was never acknowledged). */
@@ -66,7 +60,6 @@ export class JournalFile {
       await this.cut(read.validBytes);
     }
     this.bytes = read.validBytes;
-    this.count = read.records.length;
     return read.records;
   }
 
@@ -104,7 +97,6 @@ export class JournalFile {
       this.exists = await this.syncDir();
     }
     this.bytes += bytes.length;
-    this.count++;
   }
 
   /** Empties the journal: its records are all in a durable snapshot now. */
@@ -112,7 +104,6 @@ export class JournalFile {
     if (this.bytes === 0 && !this.dirty) return;
     await this.cut(0);
     this.bytes = 0;
-    this.count = 0;
     this.dirty = false;
   }
 

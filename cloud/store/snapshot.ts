@@ -2,7 +2,8 @@
  * The configuration in memory, frozen, with the lookups the SOCKS and tunnel hot paths use.
  * Both stores answer every read from one of these: the file store from what it last wrote, the
  * PostgreSQL store from what its change feed last applied. A new snapshot replaces the old one
- * as a whole, so a reader never sees half a change.
+ * as a whole, so a reader never sees half a change; the file store derives the next one from
+ * the last and what its write changed (`withChanges`), the PostgreSQL store builds it afresh.
  */
 import { applyChanges, type JournalChange } from "./journal.js";
 import type { AgentRecord, ClientRecord, ConfigData, MappingRecord, StoreData } from "./store.js";
@@ -175,6 +176,8 @@ export class ConfigSnapshot {
   readonly clientsByUsername: ReadonlyMap<string, ClientRecord>;
   readonly mappingsById: ReadonlyMap<string, MappingRecord>;
   readonly #indexes: Indexes;
+  /** Its indexes went to the next snapshot (`withChanges`). */
+  #handedOn = false;
 
   /** `indexes` only from `withChanges`, for data it froze itself. */
   constructor(data: StoreData, indexes?: Indexes) {
@@ -199,6 +202,8 @@ export class ConfigSnapshot {
     if (changes.length > INCREMENTAL_CHANGES || changes.some((c) => c.op === "import")) {
       return new ConfigSnapshot(applyChanges(this.data, changes));
     }
+    if (this.#handedOn) throw new Error("this snapshot's indexes were handed on: derive from the newest one");
+    this.#handedOn = true;
     const ix = this.#indexes;
     let { adminTokenHash, agents, clients, mappings } = this.data;
     const byLocation = new Grouping(ix.mappingsByLocation, (m) => m.location);

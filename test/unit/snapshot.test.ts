@@ -115,5 +115,6 @@ describe("ConfigSnapshot.withChanges", () => {
       ["m2", "m3"],
     );
     assert.equal(next.data.mappings[0], all[1], "an untouched record is shared, not copied");
+    assert.throws(() => s.withChanges([]), /handed on/, "an older snapshot cannot be derived from twice");
   });
 });
