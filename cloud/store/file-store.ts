@@ -18,37 +18,24 @@
  * the writes before it left it, so a check and its write cannot be split by another write.
  * Reads are answered from memory (snapshot.ts).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open as openFile, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
-import { checkConfig, configSchema, hash } from "./config-check.js";
-import { errnoCode, errorMessage } from "./fs-errors.js";
+import { checkConfig } from "./config-check.js";
+import { errorMessage } from "./fs-errors.js";
 import { applyChanges, type JournalChange, recordsAfter } from "./journal.js";
 import { JournalFile } from "./journal-file.js";
 import { refuseOverlap } from "./overlap.js";
 import { ConfigSnapshot, SnapshotReads } from "./snapshot.js";
-import type {
-  AgentRecord,
-  ClientRecord,
-  ConfigData,
-  MappingRecord,
-  Store,
-  StoreData,
-  UsageNote,
-} from "./store.js";
+import { parseStoreFile, SnapshotFile, type StoreFile, snapshotText } from "./snapshot-file.js";
+import type { AgentRecord, ClientRecord, ConfigData, MappingRecord, Store, UsageNote } from "./store.js";
 
-/** Name of the snapshot inside the data directory. */
-export const STORE_FILE = "underpass.json";
+export { STORE_FILE } from "./snapshot-file.js";
 /** Name of the journal inside the data directory. */
 export const JOURNAL_FILE = "underpass.journal";
 /** The journal is compacted once it is larger than the snapshot and than this, in bytes (1 MiB). */
 const DEFAULT_JOURNAL_LIMIT = 1024 * 1024;
-/** Temporary files are `underpass.json.<random>.tmp`; leftovers of a crash are removed on open. */
-const TMP_PREFIX = `${STORE_FILE}.`;
-const TMP_SUFFIX = ".tmp";
 
 export interface FileStoreOptions {
   /** Data directory; created with mode 0700 when missing. */
@@ -61,37 +48,12 @@ export interface FileStoreOptions {
   readonly journalLimit?: number;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The file format, validated on load
-
-const storeFile = configSchema.extend({
-  version: z.literal(1, {
-    error: (i) => `unsupported store version ${JSON.stringify(i.input)} (expected 1)`,
-  }),
-  /** The last journal record the snapshot holds; a file from before the journal holds none. */
-  sequence: z.number().int().min(0).default(0),
-  adminTokenHash: hash.nullable(),
-});
-
-/** What the snapshot file holds: the data, and the number of the last change in it. */
-export interface StoreFile {
-  readonly data: StoreData;
-  readonly sequence: number;
-}
-
-/** The snapshot's text: the documented JSON, indented for the operator who reads it. */
-function snapshotText(data: StoreData, sequence: number): string {
-  const { version, adminTokenHash, agents, clients, mappings } = data;
-  return `${JSON.stringify({ version, sequence, adminTokenHash, agents, clients, mappings }, null, 2)}\n`;
-}
-
-// ---------------------------------------------------------------------------------------------
-
 export class FileStore extends SnapshotReads implements Store {
   /** Absolute or relative path of the snapshot file. */
   readonly path: string;
   private readonly dir: string;
   private readonly logger: Logger;
+  private readonly snapshotFile: SnapshotFile;
   private readonly journal: JournalFile;
   private readonly journalLimit: number;
   private state: "new" | "open" | "closed" = "new";
@@ -109,9 +71,12 @@ export class FileStore extends SnapshotReads implements Store {
   constructor(options: FileStoreOptions) {
     super();
     this.dir = options.dir;
-    this.path = join(options.dir, STORE_FILE);
     this.logger = options.logger.child({ component: "file-store" });
-    this.journal = new JournalFile(join(options.dir, JOURNAL_FILE), this.logger, () => this.syncDir());
+    this.snapshotFile = new SnapshotFile(options.dir, this.logger);
+    this.path = this.snapshotFile.path;
+    this.journal = new JournalFile(join(options.dir, JOURNAL_FILE), this.logger, () =>
+      this.snapshotFile.syncDir(),
+    );
     this.journalLimit = options.journalLimit ?? DEFAULT_JOURNAL_LIMIT;
   }
 
@@ -129,16 +94,8 @@ export class FileStore extends SnapshotReads implements Store {
         cause: err,
       });
     }
-    await this.removeLeftovers();
-
-    let text: string | undefined;
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch (err) {
-      if (errnoCode(err) !== "ENOENT") {
-        throw new StoreError(`cannot read ${this.path}: ${errorMessage(err)}`, { cause: err });
-      }
-    }
+    await this.snapshotFile.removeLeftovers();
+    const text = await this.snapshotFile.read();
     const base: StoreFile =
       text === undefined ? { data: this.snapshot.data, sequence: 0 } : parseStoreFile(this.path, text);
     this.snapshotBytes = text === undefined ? 0 : Buffer.byteLength(text, "utf8");
@@ -380,9 +337,9 @@ export class FileStore extends SnapshotReads implements Store {
    */
   private async compactNow(): Promise<boolean> {
     const text = snapshotText(this.snapshot.data, this.sequence);
-    await this.replaceSnapshot(text);
+    await this.snapshotFile.replace(text);
     this.snapshotBytes = Buffer.byteLength(text, "utf8");
-    if (!(await this.syncDir())) {
+    if (!(await this.snapshotFile.syncDir())) {
       // The rename may not survive a power loss: keep the journal, which the old snapshot needs.
       return false;
     }
@@ -393,92 +350,4 @@ export class FileStore extends SnapshotReads implements Store {
     );
     return true;
   }
-
-  /** Atomically replace the snapshot with `text`; on failure the old file is untouched. */
-  private async replaceSnapshot(text: string): Promise<void> {
-    const tmp = join(this.dir, `${TMP_PREFIX}${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
-    try {
-      // 0600: the file holds hashes only, but nobody else needs to read them.
-      const file = await openFile(tmp, "wx", 0o600);
-      try {
-        await file.writeFile(text, "utf8");
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(tmp, this.path);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      this.logger.error({ err, path: this.path }, "store snapshot write failed; the old one is in place");
-      throw new StoreError(`cannot write ${this.path}: ${errorMessage(err)}`, { cause: err });
-    }
-  }
-
-  /**
-   * Make a rename or a new file's name durable; false, with a warning, when the directory cannot
-   * be fsynced (the change is in place and will be read on restart, unless the power fails).
-   */
-  private async syncDir(): Promise<boolean> {
-    if (process.platform === "win32") return true; // directories cannot be opened for fsync there
-    try {
-      const dir = await openFile(this.dir, "r");
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-      return true;
-    } catch (err) {
-      this.logger.warn(
-        { err, dir: this.dir },
-        "cannot fsync the data directory; the last write may not survive a power loss",
-      );
-      return false;
-    }
-  }
-
-  /** A temporary file left by a crash was never renamed into place: it holds nothing committed. */
-  private async removeLeftovers(): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      throw new StoreError(`cannot list the data directory ${this.dir}: ${errorMessage(err)}`, {
-        cause: err,
-      });
-    }
-    for (const n of names) {
-      if (n.startsWith(TMP_PREFIX) && n.endsWith(TMP_SUFFIX)) {
-        await unlink(join(this.dir, n)).catch((err: unknown) => {
-          this.logger.warn({ err, file: n }, "cannot remove a leftover temporary store file");
-        });
-        this.logger.warn({ file: n }, "removed a temporary store file left by an interrupted write");
-      }
-    }
-  }
-}
-
-/** Parse and validate the file's text; a corrupt file is an error, never an empty store. */
-export function parseStoreFile(path: string, text: string): StoreFile {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new StoreError(
-      `${path} is not valid JSON (${errorMessage(err)}); refusing to start over it — restore it from a backup or move it away`,
-      { cause: err },
-    );
-  }
-  const parsed = storeFile.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.length > 0 ? i.path.join(".") : "(top)"}: ${i.message}`)
-      .join("; ");
-    throw new StoreError(
-      `${path} is corrupt (${issues}); refusing to start over it — restore it from a backup or move it away`,
-    );
-  }
-  const { sequence, ...data } = parsed.data;
-  return { data, sequence };
 }
