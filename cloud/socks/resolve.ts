@@ -5,11 +5,12 @@
  */
 import { NotAllowedError } from "../../shared/errors.js";
 import { formatPortRange } from "../../shared/net/port-range.js";
-import type { FtpDataExpectations } from "../ftp/expectations.js";
+import type { FtpExpectations } from "../ftp/expectations.js";
 import type { MappingRecord, Store } from "../store/store.js";
 import { resolveDestination } from "./access-control.js";
 import type { Principal } from "./authenticate.js";
-import type { LiveConnection, LiveConnections } from "./connections.js";
+import { type BindControl, NO_OTHER_RELAYS, type RemoteBindControls } from "./bind-controls.js";
+import type { LiveConnections } from "./connections.js";
 
 /** Where a CONNECT goes on premises. */
 export interface Target {
@@ -36,14 +37,14 @@ export interface Destination {
 
 export async function resolveConnect(
   store: Store,
-  expectations: FtpDataExpectations,
+  expectations: FtpExpectations,
   who: Principal,
   owner: string,
   to: Destination,
   /** The relay address the client reached (what ftplib under proxychains names). */
   ownAddress: string,
 ): Promise<Target | Denial> {
-  const data = expectations.take(owner, to.host, to.port, ownAddress);
+  const data = await expectations.take(owner, to.host, to.port, ownAddress);
   if (data) {
     const { mapping, internalHost, internalPort, agentId } = data;
     return { grant: "ftp-data", mapping, internalHost, internalPort, agentId };
@@ -61,13 +62,16 @@ export async function resolveConnect(
 
 /** Where a BIND listens: beside the live connection it belongs to. */
 export interface BindTarget {
-  readonly control: LiveConnection;
+  readonly control: BindControl;
+  /** Carried by this relay (false: by another relay of the cluster). */
+  readonly local: boolean;
   readonly mapping: MappingRecord;
 }
 
 /**
  * DST.ADDR of a BIND is not trusted (socksify sends fake addresses): the BIND belongs to a
- * live CONNECT of this client, its newest to DST's host if there is one, else its newest.
+ * live CONNECT of this client, its newest to DST's host if there is one, else its newest; one
+ * this relay carries first, then one of another relay's.
  */
 export async function resolveBind(
   store: Store,
@@ -75,8 +79,10 @@ export async function resolveBind(
   who: Principal,
   remoteAddress: string,
   to: Destination,
+  others: RemoteBindControls = NO_OTHER_RELAYS,
 ): Promise<BindTarget | Denial | NotAllowedError> {
-  const control = connections.controlFor(who.clientId, remoteAddress, to.host);
+  const here = connections.controlFor(who.clientId, remoteAddress, to.host);
+  const control = here ?? (await others.find(who.clientId, remoteAddress, to.host));
   if (!control) {
     return {
       error: new NotAllowedError("BIND needs a live connection of this client to a mapped host"),
@@ -85,5 +91,5 @@ export async function resolveBind(
   }
   const mapping = await store.getMapping(control.mappingId);
   if (!mapping) return new NotAllowedError("the mapping of the connection is gone");
-  return { control, mapping };
+  return { control, local: here !== undefined, mapping };
 }

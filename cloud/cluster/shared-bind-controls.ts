@@ -1,0 +1,173 @@
+/**
+ * Live CONNECTs written to the database (`ftp_bind_controls`) so that a SOCKS BIND that lands
+ * on another relay finds the control connection it belongs to. Written from the relay's own
+ * events (a connection opened, closed) and so off the data path: a CONNECT's reply never waits
+ * for the database. A BIND follows its control connection by several round trips (greeting,
+ * login, TYPE); `find` still looks twice more, briefly, for one written a moment too late.
+ * Rows count while their relay's lease runs (relay-lease.ts).
+ */
+import type pg from "pg";
+import type { Logger } from "../../shared/logger.js";
+import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
+import type { RelayEvents } from "../events.js";
+import type { BindControl, RemoteBindControls } from "../socks/bind-controls.js";
+import { leaseRuns, type RelayLease } from "./relay-lease.js";
+
+/** Looks of `find` after the first, and the pause before each, in ms. */
+const FIND_RETRIES = [100, 300] as const;
+/** How often a BIND waiting on another relay's control connection checks it is still there, in ms. */
+const GONE_POLL_MS = 2_000;
+
+interface ControlRow {
+  readonly connection_id: string;
+  readonly location: string;
+  readonly mapping_id: string;
+  readonly virtual_host: string;
+  readonly virtual_port: number;
+  readonly internal_host: string;
+  readonly internal_port: number;
+  readonly agent_id: string;
+}
+
+export class SharedBindControls implements RemoteBindControls {
+  readonly #pool: pg.Pool;
+  readonly #relayId: string;
+  readonly #log: Logger;
+  /** Connection id → its insert, which its delete waits for. */
+  readonly #written = new Map<string, Promise<unknown>>();
+  readonly #stop: Array<() => void> = [];
+
+  constructor(o: { pool: pg.Pool; lease: RelayLease; events: RelayEvents; logger: Logger }) {
+    this.#pool = o.pool;
+    this.#relayId = o.lease.relayId;
+    this.#log = o.logger.child({ component: "bind-controls" });
+    this.#stop.push(
+      o.events.socksOpened.subscribe((m) => {
+        if (m.grant !== "connect") return;
+        const insert = this.#pool
+          .query(
+            `insert into ftp_bind_controls (connection_id, relay_id, client_id, remote_host, mapping_id, location,
+               virtual_host, virtual_port, internal_host, internal_port, agent_id)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (connection_id) do nothing`,
+            [
+              m.connectionId,
+              this.#relayId,
+              m.clientId,
+              normalizeHost(unmapIPv4(m.remoteAddress)),
+              m.mappingId,
+              m.location,
+              normalizeHost(m.virtualHost),
+              m.virtualPort,
+              m.internalHost,
+              m.internalPort,
+              m.agentId,
+            ],
+          )
+          .catch((err: unknown) => {
+            this.#log.warn({ err: String(err) }, "could not publish a connection for BINDs on other relays");
+          });
+        this.#written.set(m.connectionId, insert);
+      }),
+      o.events.socksClosed.subscribe((m) => {
+        const insert = this.#written.get(m.connectionId);
+        if (!insert) return;
+        this.#written.delete(m.connectionId);
+        void insert
+          .then(() =>
+            this.#pool.query("delete from ftp_bind_controls where connection_id = $1", [m.connectionId]),
+          )
+          .catch((err: unknown) => {
+            this.#log.warn(
+              { err: String(err) },
+              "could not remove a closed connection; its relay's lease ends it",
+            );
+          });
+      }),
+    );
+  }
+
+  async find(clientId: string | null, remoteAddress: string, host: string): Promise<BindControl | undefined> {
+    for (let i = 0; ; i++) {
+      const found = await this.#findOnce(
+        clientId,
+        normalizeHost(unmapIPv4(remoteAddress)),
+        normalizeHost(host),
+      );
+      const pause = FIND_RETRIES[i];
+      if (found || pause === undefined) return found;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
+  async #findOnce(
+    clientId: string | null,
+    remoteHost: string,
+    host: string,
+  ): Promise<BindControl | undefined> {
+    let row: ControlRow | undefined;
+    try {
+      row = (
+        await this.#pool.query<ControlRow>(
+          `select connection_id, location, mapping_id, virtual_host, virtual_port, internal_host, internal_port, agent_id
+             from ftp_bind_controls c
+            where relay_id <> $1
+              and (case when $2::text is null then client_id is null and remote_host = $3 else client_id = $2 end)
+              and ${leaseRuns("c")}
+            order by virtual_host = $4 desc, started_at desc
+            limit 1`,
+          [this.#relayId, clientId, remoteHost, host],
+        )
+      ).rows[0];
+    } catch (err) {
+      this.#log.warn({ err: String(err) }, "could not look for a BIND's connection on other relays");
+      return undefined;
+    }
+    if (!row) return undefined;
+    return {
+      id: row.connection_id,
+      location: row.location,
+      mappingId: row.mapping_id,
+      virtualHost: row.virtual_host,
+      virtualPort: row.virtual_port,
+      internalHost: row.internal_host,
+      internalPort: row.internal_port,
+      agentId: row.agent_id,
+    };
+  }
+
+  whenGone(control: BindControl, gone: () => void): () => void {
+    let checking = false;
+    let over = false;
+    const timer = setInterval(() => {
+      if (checking || over) return;
+      checking = true;
+      this.#pool
+        .query(`select 1 from ftp_bind_controls c where connection_id = $1 and ${leaseRuns("c")}`, [
+          control.id,
+        ])
+        .then(
+          (r) => {
+            if (r.rowCount === 0 && !over) {
+              over = true;
+              clearInterval(timer);
+              gone();
+            }
+          },
+          // the database away says nothing about the connection: keep waiting (the BIND's own timeout bounds it)
+          () => undefined,
+        )
+        .finally(() => {
+          checking = false;
+        });
+    }, GONE_POLL_MS);
+    timer.unref();
+    return () => {
+      over = true;
+      clearInterval(timer);
+    };
+  }
+
+  close(): void {
+    for (const stop of this.#stop.splice(0)) stop();
+  }
+}
