@@ -100,6 +100,11 @@ export interface RelayConfig {
    * shared with the other relays of a cluster (unless `store` is given).
    */
   readonly databaseUrl?: string | undefined;
+  /**
+   * Where FTP-aware control connections keep the data ports they announced and the BIND
+   * listeners their clients got; by default in memory, or shared through the database with one.
+   */
+  readonly ftpExpectations?: FtpExpectations;
   /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
   readonly bounds?: Partial<RelayBounds>;
 }
@@ -249,7 +254,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     dialTimeoutMs,
     bindTimeoutMs: config.bindTimeoutMs ?? 60_000,
     bindPeers,
-    ftpExpectations: shared?.expectations ?? new FtpDataExpectations(),
+    ftpExpectations: config.ftpExpectations ?? shared?.expectations ?? new FtpDataExpectations(),
     bindControls: shared?.bindControls ?? NO_OTHER_RELAYS,
     ftpPasvAddress: config.ftpPasvAddress,
     guards: socksGuards(bounds, hits),

@@ -122,8 +122,8 @@ export class SharedFtpExpectations implements FtpExpectations {
           "delete from ftp_data_expectations where owner = $1 and port = $2 and control_id = $3 and relay_id = $4",
           [owner, port, mine.controlId, this.#relayId],
         );
-        // another relay took it first
-        return gone.rowCount === 0 ? undefined : mine;
+        // gone from the database: another relay took it, or announced the port anew (below)
+        if (gone.rowCount !== 0) return mine;
       } catch (err) {
         // no other relay can take it either while the database is away
         this.#log.warn(
