@@ -9,12 +9,17 @@
 import type pg from "pg";
 import type { Logger } from "../../shared/logger.js";
 import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
-import type { RelayEvents } from "../events.js";
+import type { RelayEvents, SocksClosed, SocksOpened } from "../events.js";
 import type { BindControl, RemoteBindControls } from "../socks/bind-controls.js";
 import { leaseRuns, type RelayLease } from "./relay-lease.js";
 
 /** Looks of `find` after the first, and the pause before each, in ms. */
 const FIND_RETRIES = [100, 300] as const;
+/**
+ * Writes of this table waiting for the database at most: past it (the database slow or away) a
+ * connection is not published, and only a BIND on another relay misses it.
+ */
+const MAX_PENDING_WRITES = 1_000;
 /** How often a BIND waiting on another relay's control connection checks it is still there, in ms. */
 const GONE_POLL_MS = 2_000;
 
@@ -36,53 +41,78 @@ export class SharedBindControls implements RemoteBindControls {
   /** Connection id → its insert, which its delete waits for. */
   readonly #written = new Map<string, Promise<unknown>>();
   readonly #stop: Array<() => void> = [];
+  /** Inserts and deletes not yet answered. */
+  #pending = 0;
+  /** Connections not published because too many writes were pending. */
+  #skipped = 0;
 
   constructor(o: { pool: pg.Pool; lease: RelayLease; events: RelayEvents; logger: Logger }) {
     this.#pool = o.pool;
     this.#relayId = o.lease.relayId;
     this.#log = o.logger.child({ component: "bind-controls" });
     this.#stop.push(
-      o.events.socksOpened.subscribe((m) => {
-        if (m.grant !== "connect") return;
-        const insert = this.#pool
-          .query(
-            `insert into ftp_bind_controls (connection_id, relay_id, client_id, remote_host, mapping_id, location,
-               virtual_host, virtual_port, internal_host, internal_port, agent_id)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (connection_id) do nothing`,
-            [
-              m.connectionId,
-              this.#relayId,
-              m.clientId,
-              normalizeHost(unmapIPv4(m.remoteAddress)),
-              m.mappingId,
-              m.location,
-              normalizeHost(m.virtualHost),
-              m.virtualPort,
-              m.internalHost,
-              m.internalPort,
-              m.agentId,
-            ],
-          )
-          .catch((err: unknown) => {
-            this.#log.warn({ err: String(err) }, "could not publish a connection for BINDs on other relays");
-          });
-        this.#written.set(m.connectionId, insert);
-      }),
-      o.events.socksClosed.subscribe((m) => {
-        const insert = this.#written.get(m.connectionId);
-        if (!insert) return;
-        this.#written.delete(m.connectionId);
-        void insert
-          .then(() =>
-            this.#pool.query("delete from ftp_bind_controls where connection_id = $1", [m.connectionId]),
-          )
-          .catch((err: unknown) => {
-            this.#log.warn(
-              { err: String(err) },
-              "could not remove a closed connection; its relay's lease ends it",
-            );
-          });
-      }),
+      o.events.socksOpened.subscribe((m) => this.#opened(m)),
+      o.events.socksClosed.subscribe((m) => this.#closed(m)),
+    );
+  }
+
+  #opened(m: SocksOpened): void {
+    if (m.grant !== "connect") return;
+    if (this.#pending >= MAX_PENDING_WRITES) {
+      if (this.#skipped++ % MAX_PENDING_WRITES === 0) {
+        this.#log.warn(
+          { pending: this.#pending, skipped: this.#skipped },
+          "the database lags: connections are not published for BINDs on other relays",
+        );
+      }
+      return;
+    }
+    const insert = this.#write(
+      `insert into ftp_bind_controls (connection_id, relay_id, client_id, remote_host, mapping_id, location,
+         virtual_host, virtual_port, internal_host, internal_port, agent_id)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (connection_id) do nothing`,
+      [
+        m.connectionId,
+        this.#relayId,
+        m.clientId,
+        normalizeHost(unmapIPv4(m.remoteAddress)),
+        m.mappingId,
+        m.location,
+        normalizeHost(m.virtualHost),
+        m.virtualPort,
+        m.internalHost,
+        m.internalPort,
+        m.agentId,
+      ],
+      "could not publish a connection for BINDs on other relays",
+    );
+    this.#written.set(m.connectionId, insert);
+  }
+
+  #closed(m: SocksClosed): void {
+    const insert = this.#written.get(m.connectionId);
+    if (!insert) return;
+    this.#written.delete(m.connectionId);
+    void insert.then(() =>
+      this.#write(
+        "delete from ftp_bind_controls where connection_id = $1",
+        [m.connectionId],
+        "could not remove a closed connection; its relay's lease ends it",
+      ),
+    );
+  }
+
+  /** One write, counted while pending; a failure is logged with `failed`, never thrown. */
+  #write(sql: string, values: unknown[], failed: string): Promise<void> {
+    this.#pending++;
+    return this.#pool.query(sql, values).then(
+      () => {
+        this.#pending--;
+      },
+      (err: unknown) => {
+        this.#pending--;
+        this.#log.warn({ err: String(err) }, failed);
+      },
     );
   }
 

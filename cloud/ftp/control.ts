@@ -388,7 +388,7 @@ export class FtpControl implements SpliceFilter {
       verb === "PORT" ? formatPortCommand(h, port) : formatEprtCommand(h, port);
     if (await this.#ctx.expectations.isBindListen(this.#s.owner, host, target.port)) {
       // the client did a SOCKS BIND itself and names the agent's listener: pass it on
-      return { forward: as(host, target.port) };
+      return this.#s.socket.destroyed ? {} : { forward: as(host, target.port) };
     }
     if (target.port < 1024) {
       // RFC 2577: no data connections to privileged ports
