@@ -38,8 +38,8 @@ export class SharedBindControls implements RemoteBindControls {
   readonly #pool: pg.Pool;
   readonly #relayId: string;
   readonly #log: Logger;
-  /** Connection id → its insert, which its delete waits for. */
-  readonly #written = new Map<string, Promise<unknown>>();
+  /** Live connections by id: what was published, and its last write, which a delete waits for. */
+  readonly #written = new Map<string, { readonly opened: SocksOpened; write: Promise<void> }>();
   readonly #stop: Array<() => void> = [];
   /** Inserts and deletes not yet answered. */
   #pending = 0;
@@ -53,6 +53,9 @@ export class SharedBindControls implements RemoteBindControls {
     this.#stop.push(
       o.events.socksOpened.subscribe((m) => this.#opened(m)),
       o.events.socksClosed.subscribe((m) => this.#closed(m)),
+      o.lease.onLapse(() => {
+        for (const w of this.#written.values()) w.write = w.write.then(() => this.#insert(w.opened));
+      }),
     );
   }
 
@@ -67,7 +70,11 @@ export class SharedBindControls implements RemoteBindControls {
       }
       return;
     }
-    const insert = this.#write(
+    this.#written.set(m.connectionId, { opened: m, write: this.#insert(m) });
+  }
+
+  #insert(m: SocksOpened): Promise<void> {
+    return this.#write(
       `insert into ftp_bind_controls (connection_id, relay_id, client_id, remote_host, mapping_id, location,
          virtual_host, virtual_port, internal_host, internal_port, agent_id)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict (connection_id) do nothing`,
@@ -86,14 +93,13 @@ export class SharedBindControls implements RemoteBindControls {
       ],
       "could not publish a connection for BINDs on other relays",
     );
-    this.#written.set(m.connectionId, insert);
   }
 
   #closed(m: SocksClosed): void {
-    const insert = this.#written.get(m.connectionId);
-    if (!insert) return;
+    const written = this.#written.get(m.connectionId);
+    if (!written) return;
     this.#written.delete(m.connectionId);
-    void insert.then(() =>
+    void written.write.then(() =>
       this.#write(
         "delete from ftp_bind_controls where connection_id = $1",
         [m.connectionId],

@@ -256,6 +256,37 @@ describe("FTP state shared across relays", () => {
       { what: "A's rows swept" },
     );
   });
+
+  it("a relay whose lease ran out (the database away too long) drops its own rows and publishes its live connections again", async () => {
+    const [a, b] = [await side("a6"), await side("b6")];
+    a.events.socksOpened.publish(controlOpened(a, "cn_long"));
+    await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), { what: "the control at B" });
+    // a listener whose removal failed while the database was away, and the lease run out meanwhile
+    await b.store.pool.query(
+      "insert into ftp_bind_listens (owner, address, port, relay_id) values ($1, '10.0.0.9', 40200, $2)",
+      [OWNER, a.lease.relayId],
+    );
+    // as another relay's sweep would have done meanwhile
+    await b.store.pool.query("delete from ftp_bind_controls where relay_id = $1", [a.lease.relayId]);
+    // last, so that A's renewal after it is the one that finds the lapse
+    await b.store.pool.query(
+      "update ftp_relay_leases set alive_until = now() - interval '1 second' where relay_id = $1",
+      [a.lease.relayId],
+    );
+    // A's next renewal finds the lapse
+    await waitFor(async () => !(await b.expectations.isBindListen(OWNER, "10.0.0.9", 40200)), {
+      what: "the stale listener gone",
+    });
+    const again = await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), {
+      what: "the live connection published again",
+    });
+    assert.equal(again.id, "cn_long");
+    assert.equal(
+      (await b.store.pool.query("select 1 from ftp_bind_listens where port = 40200")).rowCount,
+      0,
+      "never to count again",
+    );
+  });
 });
 
 describe("a 229 reaches the client only once its port is in the database", () => {
