@@ -169,6 +169,8 @@ export class SharedFtpExpectations implements FtpExpectations {
 
   dropControl(owner: string, controlId: string): void {
     this.#local.dropControl(owner, controlId);
+    // nothing written for it (no PASV/EPSV on this control connection): nothing to remove
+    if (!this.#writes.has(controlId)) return;
     for (const key of this.#unpublished) if (key.endsWith(`|${controlId}`)) this.#unpublished.delete(key);
     this.#background(
       this.#after(controlId, () =>
