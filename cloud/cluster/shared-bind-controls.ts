@@ -3,7 +3,7 @@
  * on another relay finds the control connection it belongs to. Written from the relay's own
  * events (a connection opened, closed) and so off the data path: a CONNECT's reply never waits
  * for the database. A BIND follows its control connection by several round trips (greeting,
- * login, TYPE); `find` still looks twice more, briefly, for one written a moment too late.
+ * login, TYPE); `find` may still look twice more, briefly, for one written a moment too late.
  * Rows count while their relay's lease runs (relay-lease.ts).
  */
 import type pg from "pg";
@@ -122,14 +122,19 @@ export class SharedBindControls implements RemoteBindControls {
     );
   }
 
-  async find(clientId: string | null, remoteAddress: string, host: string): Promise<BindControl | undefined> {
+  async find(
+    clientId: string | null,
+    remoteAddress: string,
+    host: string,
+    patient: boolean,
+  ): Promise<BindControl | undefined> {
     for (let i = 0; ; i++) {
       const found = await this.#findOnce(
         clientId,
         normalizeHost(unmapIPv4(remoteAddress)),
         normalizeHost(host),
       );
-      const pause = FIND_RETRIES[i];
+      const pause = patient ? FIND_RETRIES[i] : undefined;
       if (found || pause === undefined) return found;
       await new Promise((resolve) => setTimeout(resolve, pause));
     }

@@ -23,9 +23,15 @@ export interface RemoteBindControls {
   /**
    * The live CONNECT of this client on another relay a BIND here belongs to: its newest to
    * `host` when there is one, else its newest. A client is its id, or its address when
-   * authentication is off.
+   * authentication is off. `patient`: when there is none, look again briefly, for one
+   * written a moment too late.
    */
-  find(clientId: string | null, remoteAddress: string, host: string): Promise<BindControl | undefined>;
+  find(
+    clientId: string | null,
+    remoteAddress: string,
+    host: string,
+    patient: boolean,
+  ): Promise<BindControl | undefined>;
   /** Call `gone` once when that connection ends; returns what cancels. */
   whenGone(control: BindControl, gone: () => void): () => void;
 }

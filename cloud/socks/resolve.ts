@@ -4,6 +4,7 @@
  * of this client it belongs to.
  */
 import { NotAllowedError } from "../../shared/errors.js";
+import { normalizeHost } from "../../shared/net/host.js";
 import { formatPortRange } from "../../shared/net/port-range.js";
 import type { FtpExpectations } from "../ftp/expectations.js";
 import type { MappingRecord, Store } from "../store/store.js";
@@ -70,8 +71,9 @@ export interface BindTarget {
 
 /**
  * DST.ADDR of a BIND is not trusted (socksify sends fake addresses): the BIND belongs to a
- * live CONNECT of this client, its newest to DST's host if there is one, else its newest; one
- * this relay carries first, then one of another relay's.
+ * live CONNECT of this client, its newest to DST's host if there is one, else its newest. In a
+ * cluster one to DST's host on this relay comes first, then one to it on another relay, then
+ * this relay's newest, then another relay's.
  */
 export async function resolveBind(
   store: Store,
@@ -82,7 +84,12 @@ export async function resolveBind(
   others: RemoteBindControls = NO_OTHER_RELAYS,
 ): Promise<BindTarget | Denial | NotAllowedError> {
   const here = connections.controlFor(who.clientId, remoteAddress, to.host);
-  const control = here ?? (await others.find(who.clientId, remoteAddress, to.host));
+  const toHost = (c: BindControl | undefined): boolean =>
+    c !== undefined && normalizeHost(c.virtualHost) === normalizeHost(to.host);
+  // with one here, another relay's counts only when it is to DST's host, and is not waited for
+  const there = toHost(here) ? undefined : await others.find(who.clientId, remoteAddress, to.host, !here);
+  const local = here !== undefined && (toHost(here) || !toHost(there));
+  const control = local ? here : there;
   if (!control) {
     return {
       error: new NotAllowedError("BIND needs a live connection of this client to a mapped host"),
@@ -91,5 +98,5 @@ export async function resolveBind(
   }
   const mapping = await store.getMapping(control.mappingId);
   if (!mapping) return new NotAllowedError("the mapping of the connection is gone");
-  return { control, local: here !== undefined, mapping };
+  return { control, local, mapping };
 }

@@ -194,24 +194,24 @@ describe("FTP state shared across relays", () => {
       virtualHost: "FTP.corp",
     });
     a.events.socksOpened.publish(opened);
-    const found = await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), {
+    const found = await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp", false), {
       what: "A's connection seen from B",
     });
     assert.deepEqual(
       [found.id, found.mappingId, found.virtualHost, found.internalHost, found.agentId],
       ["cn_live", CONTROL.id, "ftp.corp", "10.0.0.5", "ag_1"],
     );
-    assert.equal(await b.controls.find("cl_other", "198.51.100.7", "ftp.corp"), undefined);
+    assert.equal(await b.controls.find("cl_other", "198.51.100.7", "ftp.corp", false), undefined);
     assert.equal(
-      await a.controls.find(OWNER, "198.51.100.7", "ftp.corp"),
+      await a.controls.find(OWNER, "198.51.100.7", "ftp.corp", false),
       undefined,
       "A looks only at others",
     );
     // an anonymous client is its address
     a.events.socksOpened.publish({ ...opened, connectionId: "cn_anon", clientId: null, clientName: null });
-    const anon = await waitFor(() => b.controls.find(null, "198.51.100.7", "ftp.corp"));
+    const anon = await waitFor(() => b.controls.find(null, "198.51.100.7", "ftp.corp", false));
     assert.equal(anon.id, "cn_anon");
-    assert.equal(await b.controls.find(null, "198.51.100.8", "ftp.corp"), undefined);
+    assert.equal(await b.controls.find(null, "198.51.100.8", "ftp.corp", false), undefined);
 
     const gone = new Promise<void>((resolve) => b.controls.whenGone(found, resolve));
     a.events.socksClosed.publish({
@@ -228,7 +228,7 @@ describe("FTP state shared across relays", () => {
       clientError: null,
     });
     await gone;
-    assert.equal(await b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), undefined);
+    assert.equal(await b.controls.find(OWNER, "198.51.100.7", "ftp.corp", false), undefined);
   });
 
   it("a relay that stops renewing its lease (a crash) leaves nothing valid: ports, listeners, control connections", async () => {
@@ -236,7 +236,9 @@ describe("FTP state shared across relays", () => {
     await a.expectations.add(expectation(33000));
     await a.expectations.noteBindListen(OWNER, "10.0.0.9", 40100);
     a.events.socksOpened.publish(controlOpened(a, "cn_crashing"));
-    await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), { what: "the control at B" });
+    await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp", false), {
+      what: "the control at B",
+    });
     assert.equal(await b.expectations.isBindListen(OWNER, "10.0.0.9", 40100), true);
     // A's database connections end with no goodbye: nothing is deleted, the lease just runs out
     await a.store.close();
@@ -248,7 +250,7 @@ describe("FTP state shared across relays", () => {
     });
     assert.ok(Date.now() - t0 <= LEASE_MS + 2_000, `${Date.now() - t0} ms`);
     assert.equal(await b.expectations.take(OWNER, "ftp.corp", 33000, "198.51.100.2"), undefined);
-    assert.equal(await b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), undefined);
+    assert.equal(await b.controls.find(OWNER, "198.51.100.7", "ftp.corp", false), undefined);
     // and B's next renewal sweeps A's rows
     await waitFor(
       async () =>
@@ -260,7 +262,9 @@ describe("FTP state shared across relays", () => {
   it("a relay whose lease ran out (the database away too long) drops its own rows and publishes its live connections again", async () => {
     const [a, b] = [await side("a6"), await side("b6")];
     a.events.socksOpened.publish(controlOpened(a, "cn_long"));
-    await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), { what: "the control at B" });
+    await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp", false), {
+      what: "the control at B",
+    });
     // a listener whose removal failed while the database was away, and the lease run out meanwhile
     await b.store.pool.query(
       "insert into ftp_bind_listens (owner, address, port, relay_id) values ($1, '10.0.0.9', 40200, $2)",
@@ -277,7 +281,7 @@ describe("FTP state shared across relays", () => {
     await waitFor(async () => !(await b.expectations.isBindListen(OWNER, "10.0.0.9", 40200)), {
       what: "the stale listener gone",
     });
-    const again = await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp"), {
+    const again = await waitFor(() => b.controls.find(OWNER, "198.51.100.7", "ftp.corp", false), {
       what: "the live connection published again",
     });
     assert.equal(again.id, "cn_long");
