@@ -94,6 +94,8 @@ export class RelayLease {
     for (const table of PUBLISHED) {
       await this.#pool.query(`delete from ${table} where not ${leaseRuns(table)}`);
     }
+    // data ports that were never used (they no longer count either)
+    await this.#pool.query("delete from ftp_data_expectations where expires_at < now()");
     await this.#pool.query("delete from ftp_relay_leases where alive_until < now() - interval '1 hour'");
   }
 
