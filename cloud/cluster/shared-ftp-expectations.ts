@@ -18,12 +18,14 @@
 import type pg from "pg";
 import type { Logger } from "../../shared/logger.js";
 import { normalizeHost, unmapIPv4 } from "../../shared/net/host.js";
-import { type DataExpectation, FtpDataExpectations, type FtpExpectations } from "../ftp/expectations.js";
+import {
+  type DataExpectation,
+  FtpDataExpectations,
+  type FtpExpectations,
+  MAX_PER_OWNER,
+} from "../ftp/expectations.js";
 import type { MappingRecord } from "../store/store.js";
 import { leaseRuns, type RelayLease } from "./relay-lease.js";
-
-/** Most expectations one client may hold in the database; the oldest go first. */
-const MAX_PER_OWNER = 64;
 
 interface ExpectationRow {
   readonly owner: string;

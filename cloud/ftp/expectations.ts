@@ -34,7 +34,7 @@ export interface DataExpectation {
 export const DATA_EXPECTATION_TTL_MS = 60_000;
 
 /** Most expectations one client may hold at once; the oldest go first. */
-const MAX_PER_OWNER = 64;
+export const MAX_PER_OWNER = 64;
 
 /** One key per SOCKS client: its id, or its address when authentication is off. */
 export function ownerKey(clientId: string | null, remoteAddress: string): string {
