@@ -30,9 +30,12 @@ import { FileAuditLog } from "./audit/file-audit-log.js";
 import { writeAuditLog } from "./audit/from-events.js";
 import { PostgresAuditLog } from "./audit/postgres-audit-log.js";
 import { applyRemoteChanges } from "./cluster/change-effects.js";
+import { RelayLease } from "./cluster/relay-lease.js";
+import { SharedBindControls } from "./cluster/shared-bind-controls.js";
+import { SharedFtpExpectations } from "./cluster/shared-ftp-expectations.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
-import { FtpDataExpectations } from "./ftp/expectations.js";
+import { FtpDataExpectations, type FtpExpectations } from "./ftp/expectations.js";
 import { BindListeners } from "./limits/bind-listeners.js";
 import { type RelayBounds, relayBounds } from "./limits/bounds.js";
 import { BufferBudget } from "./limits/buffer-budget.js";
@@ -43,6 +46,7 @@ import { LIMIT, type LimitName } from "./limits/limit-names.js";
 import { PreauthGuard } from "./limits/preauth-guard.js";
 import { socksGuards } from "./limits/socks-guards.js";
 import { createMetricsServer } from "./metrics-server.js";
+import { NO_OTHER_RELAYS, type RemoteBindControls } from "./socks/bind-controls.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
@@ -96,6 +100,11 @@ export interface RelayConfig {
    * shared with the other relays of a cluster (unless `store` is given).
    */
   readonly databaseUrl?: string | undefined;
+  /**
+   * Where FTP-aware control connections keep the data ports they announced and the BIND
+   * listeners their clients got; by default in memory, or shared through the database with one.
+   */
+  readonly ftpExpectations?: FtpExpectations;
   /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
   readonly bounds?: Partial<RelayBounds>;
 }
@@ -149,6 +158,14 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const registry = new AgentRegistry();
   const connections = new LiveConnections();
   const events = relayEvents();
+  // FTP's control, data and BIND connections may each land on another relay of a cluster
+  const shared =
+    store instanceof PostgresStore
+      ? await clusterFtp(store, events, log).catch(async (err: unknown) => {
+          await store.close();
+          throw err;
+        })
+      : null;
   const metrics = new RelayMetrics({ agents: registry, connections, events, registered: store });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
@@ -237,7 +254,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     dialTimeoutMs,
     bindTimeoutMs: config.bindTimeoutMs ?? 60_000,
     bindPeers,
-    ftpExpectations: new FtpDataExpectations(),
+    ftpExpectations: config.ftpExpectations ?? shared?.expectations ?? new FtpDataExpectations(),
+    bindControls: shared?.bindControls ?? NO_OTHER_RELAYS,
     ftpPasvAddress: config.ftpPasvAddress,
     guards: socksGuards(bounds, hits),
     bindListeners: new BindListeners(bounds, hits),
@@ -335,6 +353,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     await usage.close();
     liveEvents.close();
     await auditLog.close();
+    await shared?.close();
     await store.close();
     throw err;
   }
@@ -378,6 +397,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     hits.close();
     await usage.close();
     await auditLog.close();
+    await shared?.close();
     await store.close();
   }
   log.info(
@@ -395,6 +415,30 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     "relay listening",
   );
   return relay;
+}
+
+/** What the relays of a cluster share of FTP, under this relay's lease in their database. */
+async function clusterFtp(
+  store: PostgresStore,
+  events: RelayEvents,
+  logger: Logger,
+): Promise<{ expectations: FtpExpectations; bindControls: RemoteBindControls; close(): Promise<void> }> {
+  const lease = new RelayLease({ pool: store.pool, relayId: events.relayId, logger });
+  await lease.open();
+  const bindControls = new SharedBindControls({ pool: store.pool, lease, events, logger });
+  return {
+    expectations: new SharedFtpExpectations({
+      pool: store.pool,
+      lease,
+      mappingOf: (id) => store.getMapping(id),
+      logger,
+    }),
+    bindControls,
+    async close() {
+      bindControls.close();
+      await lease.close();
+    },
+  };
 }
 
 /** The agent really dials the mapping's first internal port, as a CONNECT would. */
