@@ -237,11 +237,15 @@ export interface TunnelOpenResult extends RelayMessage {
 
 // ---- admin API -----------------------------------------------------------------------------
 
-/** A request to the admin API without a valid bearer token (answered 401). */
+/** A request to the admin API without a valid bearer token or session (answered 401, or 429 over the bound). */
 export interface AdminAuthFailed extends RelayMessage {
   readonly remoteAddress: string;
-  /** No or a malformed Authorization header, or a token that is not the admin token. */
-  readonly reason: "missing" | "invalid";
+  /** No or a malformed Authorization header, a token that is not the admin token, or an ended console session. */
+  readonly reason: "missing" | "invalid" | "session";
+  /** Id of the secret presented (cloud/admin/auth-limit.ts `secretId`, never the secret); null when none was. */
+  readonly secretId: string | null;
+  /** Over the bound on failed authentications: answered 429 rather than 401. */
+  readonly limited: boolean;
 }
 
 // ---- bounds -------------------------------------------------------------------------------

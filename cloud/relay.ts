@@ -282,6 +282,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     logger: log.child({ component: "admin" }),
     version: VERSION,
     events,
+    authLimit: { failures: bounds.adminAuthFailures, windowMs: bounds.adminAuthWindowMs },
+    hits,
     tls: config.adminTls && {
       cert: readFileSync(config.adminTls.certFile),
       key: readFileSync(config.adminTls.keyFile),

@@ -156,10 +156,14 @@ export class ForbiddenError extends defineError({
     "A change made with a console session cookie lacks the session's CSRF token or comes from another origin.",
 }) {}
 
-/** Too many failed console sign-ins from one source address; retry after the answer's Retry-After. */
+/**
+ * Too many failed admin authentications or console sign-ins from one source address, or with
+ * one token; retry after the answer's Retry-After.
+ */
 export class RateLimitedError extends defineError({
   code: "UP_ERR_RATE_LIMITED",
-  description: "Too many failed sign-ins from this address; retry after the time the answer gives.",
+  description:
+    "Too many failed authentications from this address or with this token; retry after the time the answer gives.",
 }) {
   /** Seconds until the next attempt is considered (the HTTP Retry-After, RFC 9110 §10.2.3). */
   readonly retryAfterSeconds: number;

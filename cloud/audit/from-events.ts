@@ -2,14 +2,14 @@
  * The audit log: a line with `"audit": true` and an `event` field for every grant and denial,
  * written from the relay's events. The lines and their fields are what operators and tests
  * read (README: socks.connect, socks.ftp-data, socks.bind, socks.denied, socks.bind-denied,
- * socks.auth-failed, ftp.bounce-refused, ftp.active-data).
+ * socks.auth-failed, admin.auth-failed, ftp.bounce-refused, ftp.active-data).
  *
  * What an operator must be able to look back on — every refusal, agents coming and going — also
  * goes to the audit trail (`GET /v1/audit`); grants stay in the log lines only, so the trail
  * does not grow with every connection.
  *
  * What a peer that has not authenticated can repeat at will (a wrong password, an unknown agent
- * token, a bound that bites) is rate-limited per source: the first entry is written, then one
+ * or admin token, a bound that bites) is rate-limited per source: the first entry is written, then one
  * summary entry per period (`summary: true`, `suppressed`: how many were left out). Thousands of
  * wrong passwords make a few lines, not thousands.
  */
@@ -98,6 +98,23 @@ export function writeAuditLog(
         sourceKey(m.remoteAddress),
         { event: "socks.auth-failed", username: m.username, remote: m.remoteAddress },
         "socks authentication failed",
+      ),
+    ),
+    events.adminAuthFailed.subscribe((m) =>
+      limitedRefusal(
+        sourceKey(m.remoteAddress),
+        {
+          event: "admin.auth-failed",
+          remote: m.remoteAddress,
+          reason: m.reason,
+          secretId: m.secretId,
+          limited: m.limited,
+        },
+        m.reason === "session"
+          ? "admin API: ended console session"
+          : m.reason === "missing"
+            ? "admin API: no admin token"
+            : "admin API: wrong admin token",
       ),
     ),
     events.limitHit.subscribe((m) =>

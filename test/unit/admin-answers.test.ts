@@ -27,6 +27,8 @@ void [sameConnection, sameCheck, sameStatus];
 
 const ADMIN_TOKEN = "upadm_answers-test-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
+/** Above the 401s the test sends from inject()'s own address; reached on purpose from another. */
+const AUTH_LIMIT = { failures: 100, windowMs: 60_000 };
 
 /** One request as the app saw it: its route, the status, and what the handler gave to send. */
 interface Exchange {
@@ -77,6 +79,7 @@ describe("admin API answers against their route schemas", () => {
       token: ADMIN_TOKEN,
       logger: silentLogger(),
       version: "1.2.3",
+      authLimit: AUTH_LIMIT,
       wrapStore: (store) => failingWhen(store, failing),
       beforeReady: (app) => {
         const sent = new WeakMap<FastifyRequest, unknown>();
@@ -334,6 +337,39 @@ describe("admin API answers against their route schemas", () => {
       connections.kill = realKill;
       metrics.render = realRender;
     }
+
+    // 429: from an address past the bound on failed authentications, every route that needs
+    // the token answers 429 to a wrong one, with Retry-After
+    const flooder = "203.0.113.9";
+    for (let i = 0; i < AUTH_LIMIT.failures; i++) {
+      const res = await admin.app.inject({ method: "GET", url: "/v1/agents", remoteAddress: flooder });
+      assert.equal(res.statusCode, 401);
+    }
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (op.responses["429"] === undefined) continue;
+        const url = path.replaceAll(/\{[^}]+\}/g, "x1");
+        const res = await admin.app.inject({
+          method: method.toUpperCase() as InjectOptions["method"],
+          url,
+          remoteAddress: flooder,
+          headers: { authorization: "Bearer not-the-admin-token-0123456789" },
+        });
+        assert.equal(res.statusCode, 429, `${method} ${url}: ${res.body}`);
+        assert.ok(Number(res.headers["retry-after"]) >= 1, `${method} ${url} says when to retry`);
+        const ex = exchanges.at(-1)!;
+        const declared = responseSchema(ex.schema, 429);
+        assert.ok(declared?.zod.safeParse(JSON.parse(res.body)).success, `${ex.route} 429 fits its schema`);
+      }
+    }
+    // the right token from that address still passes
+    const right = await admin.app.inject({
+      method: "GET",
+      url: "/v1/agents",
+      remoteAddress: flooder,
+      headers: AUTH,
+    });
+    assert.equal(right.statusCode, 200);
 
     // Every status of every documented operation was answered, and nothing undocumented was.
     const documented = new Set<string>();
