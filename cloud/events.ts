@@ -189,6 +189,9 @@ export interface TunnelConnected extends RelayMessage {
   readonly location: string;
   readonly remote: string;
   readonly agentVersion: string;
+  /** From the hello; null for an agent that does not send them. */
+  readonly hostName: string | null;
+  readonly instanceId: string | null;
 }
 
 /** A tunnel was refused at the hello (no hello in time, bad hello, version, token). */
@@ -210,6 +213,31 @@ export interface TunnelDisconnected extends RelayMessage {
   /** The agent said GOAWAY or the WebSocket closed under us, rather than this relay closing it. */
   readonly byPeer: boolean;
   readonly durationMs: number;
+}
+
+/** Where one instance of an agent is connected from (cloud/tunnel/registry.ts `AgentLink`). */
+export interface InstanceSeen {
+  readonly tunnelId: string;
+  readonly remote: string;
+  readonly hostName: string | null;
+  readonly instanceId: string | null;
+}
+
+/**
+ * A hello of an agent came from another instance (another instance id, or for an agent that
+ * sends none another host) than the tunnels the agent already holds here: its token is in two
+ * places. A single-instance agent's second instance is refused.
+ */
+export interface TunnelSecondInstance extends RelayMessage {
+  readonly agentId: string;
+  readonly agentName: string;
+  readonly location: string;
+  /** The new tunnel. */
+  readonly tunnel: InstanceSeen;
+  /** The instances already connected, the oldest tunnel of each. */
+  readonly connected: readonly InstanceSeen[];
+  /** The agent is single-instance: the new tunnel got GOAWAY SECOND_INSTANCE. */
+  readonly refused: boolean;
 }
 
 /** A PONG answered the relay's latest PING. */
@@ -280,6 +308,7 @@ export const CHANNEL = {
   tunnelConnected: "underpass:tunnel:connected",
   tunnelRejected: "underpass:tunnel:rejected",
   tunnelDisconnected: "underpass:tunnel:disconnected",
+  tunnelSecondInstance: "underpass:tunnel:second-instance",
   tunnelRoundTrip: "underpass:tunnel:round-trip",
   tunnelOpenResult: "underpass:tunnel:open-result",
   adminAuthFailed: "underpass:admin:auth-failed",
@@ -303,6 +332,7 @@ export interface EventMessages {
   tunnelConnected: TunnelConnected;
   tunnelRejected: TunnelRejected;
   tunnelDisconnected: TunnelDisconnected;
+  tunnelSecondInstance: TunnelSecondInstance;
   tunnelRoundTrip: TunnelRoundTrip;
   tunnelOpenResult: TunnelOpenResult;
   adminAuthFailed: AdminAuthFailed;

@@ -146,9 +146,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     });
   }
 
-  const registry = new AgentRegistry();
-  const connections = new LiveConnections();
   const events = relayEvents();
+  const registry = new AgentRegistry(events.relayId);
+  const connections = new LiveConnections();
   const metrics = new RelayMetrics({ agents: registry, connections, events, registered: store });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();

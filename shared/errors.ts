@@ -184,6 +184,13 @@ export class StoreUnavailableError extends defineError({
     "The configuration database cannot be reached; nothing was changed. Relays keep serving the configuration they hold; try again once it is back.",
 }) {}
 
+/** A single-instance agent's token presented by a second instance while the first is connected. */
+export class SecondInstanceError extends defineError({
+  code: "UP_ERR_SECOND_INSTANCE",
+  description:
+    "Another instance of this single-instance agent is connected; this one is refused until that one leaves.",
+}) {}
+
 /** The coded subclasses; UnderpassError itself is UP_ERR_INTERNAL. */
 const CODED_ERROR_CLASSES = [
   ProtocolError,
@@ -207,6 +214,7 @@ const CODED_ERROR_CLASSES = [
   ForbiddenError,
   RateLimitedError,
   StoreUnavailableError,
+  SecondInstanceError,
 ] as const;
 
 /** Every error class, for the README table and for code lookups. */

@@ -54,9 +54,7 @@ export function secretId(secret: string): string {
     .slice(0, 12);
 }
 
-type Check = (
-  req: FastifyRequest,
-) => Promise<
+type Check = (req: FastifyRequest) => Promise<
   | { isAllowed: true }
   | {
       isAllowed: false;

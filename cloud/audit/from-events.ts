@@ -71,7 +71,28 @@ export function writeAuditLog(
         remote: m.remote,
         tunnelId: m.tunnelId,
         version: m.agentVersion,
+        hostName: m.hostName,
+        instanceId: m.instanceId,
       }),
+    ),
+    // a token held in two places; rate-limited per agent, as a refused one retries
+    events.tunnelSecondInstance.subscribe((m) =>
+      limitedRefusal(
+        m.agentId,
+        {
+          event: "agent.second-instance",
+          agentId: m.agentId,
+          agent: m.agentName,
+          location: m.location,
+          remote: m.tunnel.remote,
+          hostName: m.tunnel.hostName,
+          instanceId: m.tunnel.instanceId,
+          tunnelId: m.tunnel.tunnelId,
+          connected: m.connected,
+          refused: m.refused,
+        },
+        `agent ${m.agentName}: a second instance${m.tunnel.hostName === null ? "" : ` on ${m.tunnel.hostName}`} (${m.tunnel.remote}) while ${m.connected.length} other${m.connected.length === 1 ? " is" : "s are"} connected${m.refused ? "; refused (single-instance)" : ""}`,
+      ),
     ),
     events.tunnelDisconnected.subscribe((m) =>
       trail.append({

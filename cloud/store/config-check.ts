@@ -23,6 +23,7 @@ const agentRecord = z.object({
   createdAt: isoTime,
   lastSeenAt: isoTime.nullable().optional(),
   lastAddress: z.string().nullable().optional(),
+  singleInstance: z.literal(true).optional(),
 });
 const clientRecord = z.object({
   id,

@@ -129,6 +129,14 @@ export const MIGRATIONS: readonly Migration[] = [
       create index audit_events_mapping on audit_events (mapping_id, seq);
     `,
   },
+  {
+    version: 3,
+    name: "agents: single-instance flag",
+    sql: `
+      -- a single-instance agent's tunnels come from one agent process at a time
+      alter table agents add column single_instance boolean not null default false;
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema this build knows; returns the versions it applied. */

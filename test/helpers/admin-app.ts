@@ -25,21 +25,14 @@ import { FileAuditLog } from "../../cloud/audit/file-audit-log.js";
 import type { FtpCheckAnswer } from "../../cloud/ftp/check.js";
 import { FileStore } from "../../cloud/store/file-store.js";
 import type { MappingRecord, Store } from "../../cloud/store/store.js";
+import { notConnected } from "../../cloud/tunnel/registry.js";
 import type { Logger } from "../../shared/logger.js";
 
 export class FakeTunnels implements TunnelDirectory {
   readonly disconnected: Array<{ agentId: string; reason: string }> = [];
   readonly status = new Map<string, AgentStatus>();
   statusOf(agentId: string): AgentStatus {
-    return (
-      this.status.get(agentId) ?? {
-        connected: false,
-        connectedAt: null,
-        remoteAddress: null,
-        version: null,
-        tunnels: 0,
-      }
-    );
+    return this.status.get(agentId) ?? notConnected();
   }
   disconnectAgent(agentId: string, reason: string): void {
     this.disconnected.push({ agentId, reason });

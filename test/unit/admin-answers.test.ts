@@ -21,7 +21,10 @@ const sameConnection: Same<ConnectionInfo, ConnectionAnswer> = true;
 const sameCheck: Same<CheckResult, CheckAnswer> = true;
 const sameStatus: Same<
   AgentStatus,
-  Omit<AgentAnswer, "id" | "name" | "location" | "createdAt" | "lastSeenAt" | "lastAddress">
+  Omit<
+    AgentAnswer,
+    "id" | "name" | "location" | "createdAt" | "lastSeenAt" | "lastAddress" | "singleInstance"
+  >
 > = true;
 void [sameConnection, sameCheck, sameStatus];
 
@@ -169,11 +172,38 @@ describe("admin API answers against their route schemas", () => {
       remoteAddress: "198.51.100.7:50000",
       version: "0.1.0",
       tunnels: 2,
+      links: [
+        {
+          relayId: "rl_000000000001",
+          tunnelId: "tn_000000000001",
+          remoteAddress: "198.51.100.7:50000",
+          hostName: "ftp-gw-01",
+          instanceId: "3f9c0a7e5b21d864",
+          version: "0.1.0",
+          connectedAt: "2026-01-01T00:00:00.000Z",
+        },
+        {
+          relayId: "rl_000000000001",
+          tunnelId: "tn_000000000002",
+          remoteAddress: "198.51.100.7:50001",
+          hostName: null,
+          instanceId: null,
+          version: "0.1.0",
+          connectedAt: "2026-01-01T00:00:01.000Z",
+        },
+      ],
     });
     await expect(200, "GET", "/v1/agents");
     await expect(400, "POST", "/v1/agents", { name: "" });
     await expect(401, "POST", "/v1/agents", { name: "a" }, NO_TOKEN);
     await expect(401, "GET", "/v1/agents", undefined, NO_TOKEN);
+    const patched = (await expect(200, "PATCH", `/v1/agents/${agent.id}`, { singleInstance: true })) as {
+      singleInstance: boolean;
+    };
+    assert.equal(patched.singleInstance, true);
+    await expect(400, "PATCH", `/v1/agents/${agent.id}`, { singleInstance: "yes" });
+    await expect(404, "PATCH", "/v1/agents/ag_nope", { singleInstance: true });
+    await expect(401, "PATCH", `/v1/agents/${agent.id}`, { singleInstance: true }, NO_TOKEN);
     await expect(204, "DELETE", `/v1/agents/${agent.id}`);
     await expect(404, "DELETE", `/v1/agents/${agent.id}`);
     await expect(401, "DELETE", "/v1/agents/ag_1", undefined, NO_TOKEN);
@@ -303,6 +333,7 @@ describe("admin API answers against their route schemas", () => {
     await expect(500, "POST", "/v1/agents", { name: "a" });
     await expect(500, "GET", "/v1/agents");
     await expect(500, "DELETE", "/v1/agents/ag_1");
+    await expect(500, "PATCH", "/v1/agents/ag_1", { singleInstance: true });
     await expect(500, "POST", "/v1/clients", { name: "c" });
     await expect(500, "GET", "/v1/clients");
     await expect(500, "DELETE", "/v1/clients/cl_1");
