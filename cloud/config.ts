@@ -11,6 +11,7 @@ import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
 import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 import { parseDatabaseUrl } from "./store/postgres-url.js";
+import { DEFAULT_TLS_RELOAD } from "./tls-reload.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -25,6 +26,12 @@ const relayEnv = z.object({
   UNDERPASS_TLS_KEY: z.string().optional(),
   UNDERPASS_ADMIN_TLS_CERT: z.string().optional(),
   UNDERPASS_ADMIN_TLS_KEY: z.string().optional(),
+  // renewed certificates: the directories of the TLS files watched (0 to rely on SIGHUP only)
+  UNDERPASS_TLS_WATCH: z
+    .string()
+    .regex(/^(1|true|yes|on|0|false|no|off)$/i, "expected 1 or 0 (true/false, yes/no, on/off)")
+    .optional(),
+  UNDERPASS_TLS_RELOAD_DEBOUNCE_MS: ms.default(DEFAULT_TLS_RELOAD.debounceMs),
   UNDERPASS_SOCKS_NO_AUTH: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
@@ -83,6 +90,10 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     databaseUrl: e.UNDERPASS_DATABASE_URL,
     bounds: boundsFromEnv(e),
+    tlsReload: {
+      watch: e.UNDERPASS_TLS_WATCH === undefined || envFlag(e.UNDERPASS_TLS_WATCH),
+      debounceMs: e.UNDERPASS_TLS_RELOAD_DEBOUNCE_MS,
+    },
     logger,
   };
 }

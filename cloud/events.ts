@@ -276,6 +276,25 @@ export interface AdminAuthFailed extends RelayMessage {
   readonly limited: boolean;
 }
 
+// ---- TLS -------------------------------------------------------------------------------------
+
+/** The relay's TLS listeners: the tunnel (`wss`) and the admin API (HTTPS). */
+export type TlsListenerName = "tunnel" | "admin";
+/** What made the relay read its certificates again (cloud/tls-reload.ts). */
+export type TlsReloadTrigger = "sighup" | "watch" | "call";
+
+/** A listener's certificate and key were read again: swapped in, or refused and kept. */
+export interface TlsReloaded extends RelayMessage {
+  readonly listener: TlsListenerName;
+  readonly trigger: TlsReloadTrigger;
+  /** The new pair serves new connections; false: it could not be used, the old one stays. */
+  readonly ok: boolean;
+  /** SHA-256 fingerprint of the certificate now served (ok only), `AA:BB:…`. */
+  readonly fingerprint: string | null;
+  /** Why the new pair was refused (not ok only). */
+  readonly error: string | null;
+}
+
 // ---- bounds -------------------------------------------------------------------------------
 
 /** A bound on what one peer can make the relay hold bit (cloud/limits/limit-names.ts). */
@@ -312,6 +331,7 @@ export const CHANNEL = {
   tunnelRoundTrip: "underpass:tunnel:round-trip",
   tunnelOpenResult: "underpass:tunnel:open-result",
   adminAuthFailed: "underpass:admin:auth-failed",
+  tlsReloaded: "underpass:tls:reloaded",
   limitHit: "underpass:limit:hit",
 } as const;
 
@@ -336,6 +356,7 @@ export interface EventMessages {
   tunnelRoundTrip: TunnelRoundTrip;
   tunnelOpenResult: TunnelOpenResult;
   adminAuthFailed: AdminAuthFailed;
+  tlsReloaded: TlsReloaded;
   limitHit: LimitHit;
 }
 export type EventKey = keyof typeof CHANNEL;

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -51,6 +51,12 @@ import { FileStore } from "./store/file-store.js";
 import { PostgresStore } from "./store/postgres-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
 import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
+import {
+  DEFAULT_TLS_RELOAD,
+  reloadCertificates,
+  type TlsListener,
+  type TlsReloadSettings,
+} from "./tls-reload.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
 import { TunnelGateway } from "./tunnel/gateway.js";
 import type { CheckResult } from "./tunnel/reachability.js";
@@ -98,6 +104,8 @@ export interface RelayConfig {
   readonly databaseUrl?: string | undefined;
   /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
   readonly bounds?: Partial<RelayBounds>;
+  /** How renewed certificates are picked up (SIGHUP always; the file watch and its debounce). */
+  readonly tlsReload?: TlsReloadSettings;
 }
 
 export interface Relay {
@@ -341,6 +349,23 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     throw err;
   }
 
+  // renewed certificates are read again on SIGHUP and when their files change
+  const tlsListeners: TlsListener[] = [
+    ...(config.tls ? [{ name: "tunnel" as const, ...config.tls, server: tunnelServer as HttpsServer }] : []),
+    ...(config.adminTls
+      ? [{ name: "admin" as const, ...config.adminTls, server: admin.server as unknown as HttpsServer }]
+      : []),
+  ];
+  const tlsReload =
+    tlsListeners.length === 0
+      ? null
+      : reloadCertificates({
+          listeners: tlsListeners,
+          settings: config.tlsReload ?? DEFAULT_TLS_RELOAD,
+          logger: log,
+          events,
+        });
+
   const relay: Relay = {
     tunnelAddress: tunnelServer.address() as AddressInfo,
     socksAddress: socksServer.address() as AddressInfo,
@@ -361,6 +386,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   };
   let closing: Promise<void> | null = null;
   async function closeAll(): Promise<void> {
+    tlsReload?.close();
     stopChangeEffects();
     socksServer.close();
     for (const c of connections.list()) connections.kill(c.id);

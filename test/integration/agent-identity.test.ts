@@ -13,8 +13,8 @@ import { GOAWAY_CODE } from "../../shared/tunnel/constants.js";
 import { helloFrom } from "../helpers/flood.js";
 import { waitFor } from "../helpers/ports.js";
 import { captureRelayLog } from "../helpers/relay-log.js";
-import { type Json, type Stack, socksConnect, startStack, testLogger } from "../helpers/stack.js";
-import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
+import { type Json, mapEcho, type Stack, socksConnect, startStack, testLogger } from "../helpers/stack.js";
+import { readAll, type Target } from "../helpers/targets.js";
 
 describe("agent identity", () => {
   let stack: Stack;
@@ -52,13 +52,7 @@ describe("agent identity", () => {
   before(async () => {
     stack = await startStack({ agent: false, relay: { bounds: { summaryPeriodMs: 500 } } });
     stopHearing = stack.relay.events.tunnelSecondInstance.subscribe((m) => heard.push(m));
-    target = await startTarget(bannerEcho("220 site\r\n"));
-    await stack.addMapping({
-      virtualHost: "echo.corp",
-      virtualPort: 21,
-      internalHost: "127.0.0.1",
-      internalPort: target.port,
-    });
+    target = await mapEcho(stack, "echo.corp", "220 site\r\n");
   });
 
   after(async () => {
