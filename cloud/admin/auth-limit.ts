@@ -79,7 +79,14 @@ export class AdminAuthLimiter {
   register(app: FastifyInstance): void {
     app.register(rateLimit, { global: false, cache: MAX_KEYS, continueExceeding: true }).after((err) => {
       if (err) throw err;
-      const common = { max: this.#limit.failures, timeWindow: this.#limit.windowMs, continueExceeding: true };
+      // each limiter keeps a store of its own: its bound on keys and its window restart are
+      // given here (the plugin's options reach only its route hooks, which are off)
+      const common = {
+        max: this.#limit.failures,
+        timeWindow: this.#limit.windowMs,
+        continueExceeding: true,
+        cache: MAX_KEYS,
+      };
       this.#bySource = app.createRateLimit({
         ...common,
         keyGenerator: (req) => `source ${sourceKey(req.ip)}`,
