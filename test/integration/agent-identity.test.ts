@@ -12,6 +12,7 @@ import type { TunnelSecondInstance } from "../../cloud/events.js";
 import { GOAWAY_CODE } from "../../shared/tunnel/constants.js";
 import { helloFrom } from "../helpers/flood.js";
 import { waitFor } from "../helpers/ports.js";
+import { scrape } from "../helpers/prometheus.js";
 import { captureRelayLog } from "../helpers/relay-log.js";
 import { type Json, mapEcho, type Stack, socksConnect, startStack, testLogger } from "../helpers/stack.js";
 import { readAll, type Target } from "../helpers/targets.js";
@@ -165,6 +166,12 @@ describe("agent identity", () => {
         return one + summed >= refused.length ? true : undefined;
       },
       { what: "the refused instances in the audit trail" },
+    );
+    const m = await scrape(stack);
+    assert.equal(m.value("underpass_agent_second_instances_total", { outcome: "admitted" }), 1);
+    // the refused instance keeps trying meanwhile: at least those heard so far
+    assert.ok(
+      (m.value("underpass_agent_second_instances_total", { outcome: "refused" }) ?? 0) >= refused.length,
     );
     const rejected = (await stack.api("GET", "/v1/audit?event=agent.rejected&limit=100")).body.events;
     assert.ok(rejected.some((e: Json) => e.code === "UP_ERR_SECOND_INSTANCE"));
