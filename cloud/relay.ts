@@ -290,7 +290,11 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     logger: log.child({ component: "admin" }),
     version: VERSION,
     events,
-    authLimit: { failures: bounds.adminAuthFailures, windowMs: bounds.adminAuthWindowMs },
+    authLimit: {
+      failures: bounds.adminAuthFailures,
+      windowMs: bounds.adminAuthWindowMs,
+      delayMs: bounds.adminAuthDelayMs,
+    },
     hits,
     tls: config.adminTls && {
       cert: readFileSync(config.adminTls.certFile),

@@ -23,7 +23,13 @@ import { LIMIT } from "../limits/limit-names.js";
 import type { Store } from "../store/store.js";
 import { agentRoutes } from "./agents.js";
 import { auditRoutes } from "./audit.js";
-import { type AdminAuthLimit, AdminAuthLimiter, DEFAULT_ADMIN_AUTH_LIMIT, secretId } from "./auth-limit.js";
+import {
+  type AdminAuthLimit,
+  AdminAuthLimiter,
+  DEFAULT_ADMIN_AUTH_LIMIT,
+  MAX_HELD,
+  secretId,
+} from "./auth-limit.js";
 import { backupRoutes } from "./backup.js";
 import { clientRoutes } from "./clients.js";
 import { connectionRoutes } from "./connections.js";
@@ -115,6 +121,14 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       throw refusal;
     }
     const s = verdict.retryAfterSeconds;
+    if (!(await authLimit.hold())) {
+      opts.hits?.hit(
+        LIMIT.ADMIN_AUTH_HELD,
+        "*",
+        MAX_HELD,
+        `admin API: ${MAX_HELD} refused authentications wait for their delay; answered 429 at once`,
+      );
+    }
     opts.hits?.hit(
       verdict.by === "source" ? LIMIT.ADMIN_AUTH_PER_SOURCE : LIMIT.ADMIN_AUTH_PER_SECRET,
       verdict.key,

@@ -9,9 +9,14 @@
  * Only failures are counted, and the right token is compared before any count is read: it
  * passes at once from any source, whatever failed before, its own source included. A source
  * key alone would let an attacker's flood shut out a legitimate client behind the same
- * address; a secret key alone would not slow a loop that tries a new token each time. Both
- * together slow a guessing loop, keep a stale token retried from many hosts (a forgotten cron
- * job) from filling the logs, and never refuse the secret that is right.
+ * address; a secret key alone would not catch a loop that tries a new token each time. Both
+ * together keep a stale token retried from many hosts (a forgotten cron job) from filling the
+ * logs, and never refuse the secret that is right.
+ *
+ * A 429 still tells its caller "not this token", as a 401 would: what slows a guessing loop is
+ * that a 429 is answered only after `delayMs`, so a loop that awaits its answers makes one
+ * guess per delay and connection. The answers held so are bounded (`MAX_HELD`); past that they
+ * go out at once, counted as the bound that bit.
  */
 import { createHash } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
@@ -24,9 +29,14 @@ export interface AdminAuthLimit {
   readonly failures: number;
   /** The window, in ms; `Retry-After` says how much of it is left. */
   readonly windowMs: number;
+  /** A 429 is answered after this long, in ms. */
+  readonly delayMs: number;
 }
 
-export const DEFAULT_ADMIN_AUTH_LIMIT: AdminAuthLimit = { failures: 10, windowMs: 60_000 };
+export const DEFAULT_ADMIN_AUTH_LIMIT: AdminAuthLimit = { failures: 10, windowMs: 60_000, delayMs: 1000 };
+
+/** 429s held for their delay at once, in all; more are answered without it. */
+export const MAX_HELD = 1024;
 
 /** Keys followed at once, per key kind; past them the least recently failing is forgotten. */
 const MAX_KEYS = 10_000;
@@ -68,6 +78,7 @@ type Check = (req: FastifyRequest) => Promise<
 
 export class AdminAuthLimiter {
   readonly #limit: AdminAuthLimit;
+  #held = 0;
   #bySource: Check | null = null;
   #bySecret: Check | null = null;
 
@@ -122,6 +133,21 @@ export class AdminAuthLimiter {
       }
     }
     return over ?? { limited: false, remaining };
+  }
+
+  /**
+   * Waits the delay of a 429 before it is answered; false, at once, when `MAX_HELD` answers
+   * wait already (the caller answers without the delay).
+   */
+  async hold(): Promise<boolean> {
+    if (this.#held >= MAX_HELD) return false;
+    this.#held++;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, this.#limit.delayMs));
+      return true;
+    } finally {
+      this.#held--;
+    }
   }
 }
 

@@ -32,6 +32,7 @@ export const BOUND_VARIABLES = {
   UNDERPASS_AUTH_BACKOFF_MAX_MS: { bound: "authBackoffMaxMs", schema: ms },
   UNDERPASS_ADMIN_AUTH_FAILURES: { bound: "adminAuthFailures", schema: count },
   UNDERPASS_ADMIN_AUTH_WINDOW_MS: { bound: "adminAuthWindowMs", schema: ms },
+  UNDERPASS_ADMIN_AUTH_DELAY_MS: { bound: "adminAuthDelayMs", schema: ms },
   UNDERPASS_TUNNELS_PER_AGENT: { bound: "tunnelsPerAgent", schema: count },
   UNDERPASS_TUNNEL_MAX_STREAMS: { bound: "tunnelMaxStreams", schema: count },
   UNDERPASS_TUNNEL_MAX_PENDING_OPENS: { bound: "tunnelMaxPendingOpens", schema: count },

@@ -31,6 +31,8 @@ export interface RelayBounds {
   readonly adminAuthFailures: number;
   /** That window, in ms; a failure over the bound starts it again. */
   readonly adminAuthWindowMs: number;
+  /** How long a 429 for a failed admin authentication waits before it is answered, in ms. */
+  readonly adminAuthDelayMs: number;
   /** Live tunnels of one agent on this relay. */
   readonly tunnelsPerAgent: number;
   /** Streams the relay keeps open on one tunnel, whatever the agent announced. */
@@ -67,6 +69,7 @@ export const DEFAULT_BOUNDS: RelayBounds = {
   authBackoffMaxMs: 10_000,
   adminAuthFailures: 10,
   adminAuthWindowMs: 60_000,
+  adminAuthDelayMs: 1000,
   tunnelsPerAgent: 128,
   tunnelMaxStreams: 32_768,
   tunnelMaxPendingOpens: 1024,

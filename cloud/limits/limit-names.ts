@@ -36,6 +36,8 @@ export const LIMIT = {
   ADMIN_AUTH_PER_SOURCE: "admin_auth_per_source",
   /** Failed admin authentications presenting one secret (a token or session id): answered 429. */
   ADMIN_AUTH_PER_SECRET: "admin_auth_per_secret",
+  /** 429s of the admin API held for their delay, in all: more go out without it. */
+  ADMIN_AUTH_HELD: "admin_auth_held",
   /** Live tunnels of one agent. */
   TUNNELS_PER_AGENT: "tunnels_per_agent",
   /** Streams the relay keeps open on one tunnel. */

@@ -3,7 +3,8 @@
  * a flood of wrong tokens from one address is answered 429 with Retry-After once past the
  * bound, the right token passes meanwhile from that address and from another, a wrong token
  * retried from many addresses is limited by its own key, the audit trail accounts for every
- * failure in a few entries, and the limit hits are counted.
+ * failure in a few entries, and the limit hits are counted. A 429 waits its delay, so a loop
+ * that awaits its answers slows to one guess per delay, while the right token is not delayed.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -17,7 +18,9 @@ import { ADMIN_TOKEN, type Json, type Stack, startStack } from "../helpers/stack
 /** Failures of a source or a token answered 401 before 429. */
 const FAILURES = 5;
 /** Wrong tokens in the flood. */
-const FLOOD = 2_000;
+const FLOOD = 1_000;
+/** How long a 429 waits in the flood, in ms: short, so that the flood is quick. */
+const FLOOD_DELAY_MS = 5;
 /** Audit summaries come this often, in ms. */
 const SUMMARY_MS = 500;
 
@@ -76,7 +79,12 @@ describe("failed admin authentications", () => {
     stack = await startStack({
       agent: false,
       relay: {
-        bounds: { adminAuthFailures: FAILURES, adminAuthWindowMs: 60_000, summaryPeriodMs: SUMMARY_MS },
+        bounds: {
+          adminAuthFailures: FAILURES,
+          adminAuthWindowMs: 60_000,
+          adminAuthDelayMs: FLOOD_DELAY_MS,
+          summaryPeriodMs: SUMMARY_MS,
+        },
       },
     });
     port = stack.relay.adminAddress.port;
@@ -199,5 +207,53 @@ describe("failed admin authentications", () => {
       m.value("underpass_limit_hits_total", { limit: LIMIT.ADMIN_AUTH_PER_SECRET }),
       12 - FAILURES,
     );
+  });
+
+  it("answers a 429 only after its delay, so a loop that awaits its answers slows down; the right token is not delayed", async () => {
+    const DELAY_MS = 400;
+    const LOOP_MS = 2_000;
+    const slow = await startStack({
+      agent: false,
+      relay: { bounds: { adminAuthFailures: 2, adminAuthDelayMs: DELAY_MS } },
+    });
+    try {
+      const at = slow.relay.adminAddress.port;
+      let attempts = 0;
+      const limitedMs: number[] = [];
+      const rightMs: number[] = [];
+      const until = performance.now() + LOOP_MS;
+      const attack = (async () => {
+        while (performance.now() < until) {
+          const t0 = performance.now();
+          const a = await get(at, "/v1/agents", wrongToken(), "127.0.2.1");
+          if (a.status === 429) limitedMs.push(performance.now() - t0);
+          attempts++;
+        }
+      })();
+      const legit = (async () => {
+        while (performance.now() < until) {
+          const t0 = performance.now();
+          assert.equal((await get(at, "/v1/agents", ADMIN_TOKEN, "127.0.2.1")).status, 200);
+          rightMs.push(performance.now() - t0);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })();
+      await Promise.all([attack, legit]);
+      // 2 at once, then one per 400 ms: about 7 in 2 s; hundreds without the delay
+      assert.ok(attempts <= 2 + LOOP_MS / DELAY_MS + 1, `${attempts} awaited wrong tokens in ${LOOP_MS} ms`);
+      assert.ok(limitedMs.length >= 2, "the loop got past the free failures");
+      assert.ok(
+        limitedMs.every((ms) => ms >= DELAY_MS - 5),
+        `each 429 waited its delay: ${limitedMs.map((ms) => ms.toFixed(0)).join(", ")} ms`,
+      );
+      assert.ok(rightMs.length >= 5, "the right token was tried meanwhile");
+      const sorted = [...rightMs].sort((x, y) => x - y);
+      assert.ok(
+        sorted[Math.floor(sorted.length / 2)]! < DELAY_MS / 2,
+        `the right token from the same source is not delayed: ${rightMs.map((ms) => ms.toFixed(0)).join(", ")} ms`,
+      );
+    } finally {
+      await slow.close();
+    }
   });
 });

@@ -31,7 +31,7 @@ void [sameConnection, sameCheck, sameStatus];
 const ADMIN_TOKEN = "upadm_answers-test-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
 /** Above the 401s the test sends from inject()'s own address; reached on purpose from another. */
-const AUTH_LIMIT = { failures: 100, windowMs: 60_000 };
+const AUTH_LIMIT = { failures: 100, windowMs: 60_000, delayMs: 1 };
 
 /** One request as the app saw it: its route, the status, and what the handler gave to send. */
 interface Exchange {
