@@ -2,8 +2,10 @@
  * The on-premise agent: a pool of outbound tunnels to each relay (relay-pool.ts). Pools come and
  * go at run time with `addRelay()` / `removeRelay()`; losing any tunnel never stops the others.
  */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { RelayPool } from "./relay-pool.js";
-import type { TunnelClient, TunnelClientOptions } from "./tunnel-client.js";
+import type { AgentIdentity, TunnelClient, TunnelClientOptions } from "./tunnel-client.js";
 
 export interface AgentConfig extends Omit<TunnelClientOptions, "relayUrl"> {
   /** The relays to keep tunnels to (UNDERPASS_RELAY_URL); each gets a pool of its own. */
@@ -14,9 +16,16 @@ export interface AgentConfig extends Omit<TunnelClientOptions, "relayUrl"> {
   readonly tunnels?: number;
 }
 
+/** This host's name and a fresh random instance id: one agent process, as the relay sees it. */
+export function newIdentity(): AgentIdentity {
+  return { hostName: hostname(), instanceId: randomBytes(8).toString("hex") };
+}
+
 export interface Agent {
   /** Every tunnel, of every relay. */
   readonly clients: readonly TunnelClient[];
+  /** What the hello of each tunnel says about this agent: host name and instance id. */
+  readonly identity: AgentIdentity;
   /** The relays the agent keeps tunnels to, in the order they were added. */
   relays(): string[];
   /** Starts a pool of tunnels to `url`; nothing when there is one already. */
@@ -34,6 +43,8 @@ export function startAgent(config: AgentConfig): Agent {
   const urls = config.relayUrls ?? (config.relayUrl === undefined ? [] : [config.relayUrl]);
   if (urls.length === 0) throw new Error("startAgent: no relay URL");
   const tunnels = Math.max(1, config.tunnels ?? 1);
+  // every tunnel of this agent, to every relay, says it is the same instance
+  const options: AgentConfig = { ...config, identity: config.identity ?? newIdentity() };
   const pools = new Map<string, RelayPool>();
   const listeners = new Set<() => void>();
   const changed = (): void => {
@@ -48,7 +59,7 @@ export function startAgent(config: AgentConfig): Agent {
       : (pools.get(url)?.upCount() ?? 0);
   const addRelay = (url: string): void => {
     if (closed || pools.has(url)) return;
-    const pool = new RelayPool(url, config, tunnels, config.logger, changed);
+    const pool = new RelayPool(url, options, tunnels, config.logger, changed);
     pools.set(url, pool);
     pool.start();
     changed();
@@ -59,6 +70,7 @@ export function startAgent(config: AgentConfig): Agent {
     get clients() {
       return allClients();
     },
+    identity: options.identity!,
     relays: () => [...pools.keys()],
     addRelay,
     async removeRelay(url) {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
-import { UnderpassError } from "../shared/errors.js";
+import { SecondInstanceError, UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import {
   DEFAULT_LIMITS,
@@ -59,6 +59,18 @@ export interface TunnelClientOptions extends OpenSettings {
    * for a `wss` tunnel only (UNDERPASS_WS_MASK=zero).
    */
   readonly wsMasking?: WsMasking | undefined;
+  /**
+   * Who this agent is, sent in the hello so that the relay tells two instances holding one
+   * token apart: the host's name and a random id of the agent process (agent.ts draws it).
+   */
+  readonly identity?: AgentIdentity | undefined;
+}
+
+export interface AgentIdentity {
+  /** `os.hostname()`. */
+  readonly hostName: string;
+  /** Random, drawn once per agent process; every tunnel of the process sends the same. */
+  readonly instanceId: string;
 }
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
@@ -213,6 +225,9 @@ export class TunnelClient {
             agentVersion: VERSION,
             capabilities: [CAPABILITY.CONNECT, CAPABILITY.BIND],
             limits: this.#limits,
+            ...(this.#o.identity === undefined
+              ? {}
+              : { hostName: this.#o.identity.hostName, instanceId: this.#o.identity.instanceId }),
           },
         });
       });
@@ -284,6 +299,14 @@ export class TunnelClient {
     ) {
       this.lastRefusal = info.reason;
       this.#log.error({ code: info.code, reason: info.reason }, "the relay refused this agent");
+    } else if (info.byPeer && info.code === GOAWAY_CODE.SECOND_INSTANCE) {
+      // another process holds this single-instance agent's token: wait and try again, so
+      // that this one takes over once that one leaves
+      this.lastRefusal = info.reason;
+      this.#log.error(
+        { code: SecondInstanceError.spec.code, goaway: info.code, reason: info.reason },
+        "the relay refused this agent: another instance of it is connected",
+      );
     } else if (established) {
       this.#log.warn({ code: info.code, reason: info.reason, byPeer: info.byPeer }, "tunnel down");
     }

@@ -11,6 +11,7 @@ import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
 import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 import { parseDatabaseUrl } from "./store/postgres-url.js";
+import { DEFAULT_TLS_RELOAD } from "./tls-reload.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -25,6 +26,12 @@ const relayEnv = z.object({
   UNDERPASS_TLS_KEY: z.string().optional(),
   UNDERPASS_ADMIN_TLS_CERT: z.string().optional(),
   UNDERPASS_ADMIN_TLS_KEY: z.string().optional(),
+  // renewed certificates: the directories of the TLS files watched (0 to rely on SIGHUP only)
+  UNDERPASS_TLS_WATCH: z
+    .string()
+    .regex(/^(1|true|yes|on|0|false|no|off)$/i, "expected 1 or 0 (true/false, yes/no, on/off)")
+    .optional(),
+  UNDERPASS_TLS_RELOAD_DEBOUNCE_MS: ms.default(DEFAULT_TLS_RELOAD.debounceMs),
   UNDERPASS_SOCKS_NO_AUTH: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
@@ -43,7 +50,9 @@ const relayEnv = z.object({
   // UNDERPASS_TUNNEL_PREAUTH_TIMEOUT_MS, UNDERPASS_ADMIN_PREAUTH_PER_SOURCE,
   // UNDERPASS_ADMIN_PREAUTH_TIMEOUT_MS, UNDERPASS_SOCKS_CONNECTIONS_PER_CLIENT,
   // UNDERPASS_SOCKS_CONNECTIONS_PER_SOURCE, UNDERPASS_AUTH_FREE_FAILURES,
-  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
+  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_ADMIN_AUTH_FAILURES, UNDERPASS_ADMIN_AUTH_WINDOW_MS,
+  // UNDERPASS_ADMIN_AUTH_DELAY_MS,
+  // UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
   // UNDERPASS_TUNNEL_MAX_PENDING_OPENS, UNDERPASS_BIND_PER_CLIENT, UNDERPASS_BIND_PER_AGENT,
   // UNDERPASS_BUFFER_BUDGET_BYTES, UNDERPASS_CLIENT_BUFFER_BYTES, UNDERPASS_IDLE_TIMEOUT_MS,
   // UNDERPASS_FTP_IDLE_TIMEOUT_MS, UNDERPASS_LOG_SUMMARY_MS)
@@ -82,6 +91,10 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     databaseUrl: e.UNDERPASS_DATABASE_URL,
     bounds: boundsFromEnv(e),
+    tlsReload: {
+      watch: e.UNDERPASS_TLS_WATCH === undefined || envFlag(e.UNDERPASS_TLS_WATCH),
+      debounceMs: e.UNDERPASS_TLS_RELOAD_DEBOUNCE_MS,
+    },
     logger,
   };
 }

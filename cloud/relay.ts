@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -55,6 +55,12 @@ import { FileStore } from "./store/file-store.js";
 import { PostgresStore } from "./store/postgres-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
 import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
+import {
+  DEFAULT_TLS_RELOAD,
+  reloadCertificates,
+  type TlsListener,
+  type TlsReloadSettings,
+} from "./tls-reload.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
 import { TunnelGateway } from "./tunnel/gateway.js";
 import type { CheckResult } from "./tunnel/reachability.js";
@@ -107,6 +113,8 @@ export interface RelayConfig {
   readonly ftpExpectations?: FtpExpectations;
   /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
   readonly bounds?: Partial<RelayBounds>;
+  /** How renewed certificates are picked up (SIGHUP always; the file watch and its debounce). */
+  readonly tlsReload?: TlsReloadSettings;
 }
 
 export interface Relay {
@@ -155,8 +163,6 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     });
   }
 
-  const registry = new AgentRegistry();
-  const connections = new LiveConnections();
   const events = relayEvents();
   // FTP's control, data and BIND connections may each land on another relay of a cluster
   const shared =
@@ -166,6 +172,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
           throw err;
         })
       : null;
+  const registry = new AgentRegistry(events.relayId);
+  const connections = new LiveConnections();
   const metrics = new RelayMetrics({ agents: registry, connections, events, registered: store });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
@@ -300,6 +308,12 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     logger: log.child({ component: "admin" }),
     version: VERSION,
     events,
+    authLimit: {
+      failures: bounds.adminAuthFailures,
+      windowMs: bounds.adminAuthWindowMs,
+      delayMs: bounds.adminAuthDelayMs,
+    },
+    hits,
     tls: config.adminTls && {
       cert: readFileSync(config.adminTls.certFile),
       key: readFileSync(config.adminTls.keyFile),
@@ -358,6 +372,23 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     throw err;
   }
 
+  // renewed certificates are read again on SIGHUP and when their files change
+  const tlsListeners: TlsListener[] = [
+    ...(config.tls ? [{ name: "tunnel" as const, ...config.tls, server: tunnelServer as HttpsServer }] : []),
+    ...(config.adminTls
+      ? [{ name: "admin" as const, ...config.adminTls, server: admin.server as unknown as HttpsServer }]
+      : []),
+  ];
+  const tlsReload =
+    tlsListeners.length === 0
+      ? null
+      : reloadCertificates({
+          listeners: tlsListeners,
+          settings: config.tlsReload ?? DEFAULT_TLS_RELOAD,
+          logger: log,
+          events,
+        });
+
   const relay: Relay = {
     tunnelAddress: tunnelServer.address() as AddressInfo,
     socksAddress: socksServer.address() as AddressInfo,
@@ -378,6 +409,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   };
   let closing: Promise<void> | null = null;
   async function closeAll(): Promise<void> {
+    tlsReload?.close();
     stopChangeEffects();
     socksServer.close();
     for (const c of connections.list()) connections.kill(c.id);

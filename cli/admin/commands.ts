@@ -119,7 +119,10 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     readonly howTo: (v: V, secret: string) => string;
     /** Fields shown beside the secret. */
     readonly shown: (v: V) => ReadonlyArray<readonly [string, unknown]>;
-  }): void => {
+    /** Options of `add` beyond the location, and the body fields they give. */
+    readonly addOptions?: (cmd: Command) => Command;
+    readonly addBody?: (o: Record<string, unknown>) => Record<string, unknown>;
+  }): Command => {
     const group = program.command(`${r.noun}s`).description(r.description);
     const withSecret = (o: CommonOptions, v: V & Record<string, unknown>): void => {
       const secret = String(v[r.secret]);
@@ -136,14 +139,14 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
         print(o, list, () => renderTable(list, r.columns));
       }),
     );
-    common(
-      group
-        .command("add <name>")
-        .description(`register a${r.noun === "agent" ? "n" : ""} ${r.noun}; its ${r.secret} is shown once`)
-        .option("--location <location>", r.locationHelp, "default"),
-    ).action(
+    const add = group
+      .command("add <name>")
+      .description(`register a${r.noun === "agent" ? "n" : ""} ${r.noun}; its ${r.secret} is shown once`)
+      .option("--location <location>", r.locationHelp, "default");
+    common(r.addOptions?.(add) ?? add).action(
       act(async (c, o, name: string) => {
-        withSecret(o, await c.post<V & Record<string, unknown>>(r.path, { name, location: o.location }));
+        const body = { name, location: o.location, ...r.addBody?.(o) };
+        withSecret(o, await c.post<V & Record<string, unknown>>(r.path, body));
       }),
     );
     common(
@@ -168,9 +171,10 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
         );
       }),
     );
+    return group;
   };
 
-  credentialed<AgentView>({
+  const agents = credentialed<AgentView>({
     noun: "agent",
     path: "/v1/agents",
     secret: "token",
@@ -185,7 +189,28 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     ],
     howTo: (_a, token) =>
       `Start the agent on premises with:\n  UNDERPASS_RELAY_URL=wss://<relay host>:8443/tunnel UNDERPASS_AGENT_TOKEN=${token} underpass agent\n`,
+    addOptions: (cmd) =>
+      cmd.option("--single-instance", "refuse a second instance (agent process) while one is connected"),
+    addBody: (o) => (o["singleInstance"] === true ? { singleInstance: true } : {}),
   });
+  common(
+    agents
+      .command("set <id>")
+      .description("rename an agent or change its single-instance flag; its token and tunnels stay")
+      .option("--name <name>", "a new name")
+      .option("--single-instance", "refuse a second instance while one is connected")
+      .option("--no-single-instance", "let a second instance in (logged and audited)"),
+  ).action(
+    act(async (c, o, id: string) => {
+      const body: Record<string, unknown> = {};
+      if (typeof o["name"] === "string") body["name"] = o["name"];
+      if (typeof o["singleInstance"] === "boolean") body["singleInstance"] = o["singleInstance"];
+      if (Object.keys(body).length === 0)
+        throw new UsageError("say what to change: --name, --single-instance or --no-single-instance");
+      const a = await c.patch<AgentView>(`/v1/agents/${encodeURIComponent(id)}`, body);
+      print(o, a, () => renderTable([a], agentColumns));
+    }),
+  );
   credentialed<ClientView>({
     noun: "client",
     path: "/v1/clients",

@@ -15,6 +15,24 @@ export interface AgentView {
   readonly version: string | null;
   readonly tunnels: number;
   readonly lastSeenAt?: string | null;
+  readonly singleInstance?: boolean;
+  /** Each live tunnel (absent from relays that predate it). */
+  readonly links?: ReadonlyArray<{
+    readonly remoteAddress: string;
+    readonly hostName: string | null;
+    readonly instanceId: string | null;
+  }>;
+}
+
+/** The distinct instances an agent's tunnels come from: `host (address)` each. */
+function instancesOf(a: AgentView): string {
+  const seen = new Map<string, string>();
+  for (const l of a.links ?? []) {
+    const address = l.remoteAddress.slice(0, l.remoteAddress.lastIndexOf(":"));
+    const key = l.instanceId ?? `address ${address}`;
+    if (!seen.has(key)) seen.set(key, l.hostName === null ? address : `${l.hostName} (${address})`);
+  }
+  return [...seen.values()].join(", ");
 }
 
 export interface ClientView {
@@ -74,6 +92,8 @@ export const agentColumns: readonly Column<AgentView>[] = [
   { header: "SINCE", value: (a) => a.connectedAt },
   { header: "FROM", value: (a) => a.remoteAddress },
   { header: "VERSION", value: (a) => a.version },
+  { header: "SINGLE", value: (a) => a.singleInstance === true },
+  { header: "INSTANCES", value: (a) => instancesOf(a) },
 ];
 
 export const clientColumns: readonly Column<ClientView>[] = [

@@ -249,6 +249,13 @@ export class RelayMetrics {
       "limit",
       LIMIT_NAMES,
     );
+    const secondInstances = countedFromZero(
+      this.registry,
+      "underpass_agent_second_instances_total",
+      "Tunnels from a second instance (agent process) of an agent already connected: admitted, or refused for a single-instance agent.",
+      "outcome",
+      ["admitted", "refused"],
+    );
     const bounces = new Counter({
       name: "underpass_ftp_bounces_refused_total",
       help: "PORT/EPRT commands refused for naming an address other than the client's own (FTP bounce).",
@@ -295,6 +302,7 @@ export class RelayMetrics {
       events.ftpActiveDial.subscribe((m) => dialledBack(m.outcome)),
       events.ftpBounceRefused.subscribe(() => bounces.inc()),
       events.limitHit.subscribe((m) => limitHits(m.limit)),
+      events.tunnelSecondInstance.subscribe((m) => secondInstances(m.refused ? "refused" : "admitted")),
     );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }

@@ -23,6 +23,7 @@ export const agentRecord = z.object({
   createdAt: isoTime,
   lastSeenAt: isoTime.nullable().optional(),
   lastAddress: z.string().nullable().optional(),
+  singleInstance: z.literal(true).optional(),
 });
 export const clientRecord = z.object({
   id,

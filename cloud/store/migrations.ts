@@ -130,6 +130,14 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 3,
+    name: "agents: single-instance flag",
+    sql: `
+      -- a single-instance agent's tunnels come from one agent process at a time
+      alter table agents add column single_instance boolean not null default false;
+    `,
+  },
+  {
     version: 5,
     name: "FTP across relays",
     sql: `

@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
+import { SecondInstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import {
   DEFAULT_LIMITS,
@@ -30,17 +31,17 @@ import { MuxSession, type SessionCloseInfo } from "../../shared/tunnel/mux-sessi
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { hashSecret } from "../admin/secrets.js";
-import type { RelayEvents } from "../events.js";
+import type { InstanceSeen, RelayEvents } from "../events.js";
 import type { RelayBounds } from "../limits/bounds.js";
 import type { FailureBackoff } from "../limits/failure-backoff.js";
 import type { LimitHits } from "../limits/limit-hits.js";
 import { LIMIT } from "../limits/limit-names.js";
 import type { PreauthGuard, PreauthSlot } from "../limits/preauth-guard.js";
 import { sourceKey } from "../limits/source-key.js";
-import type { Store } from "../store/store.js";
+import type { AgentRecord, Store } from "../store/store.js";
 import { authenticateAgent } from "./agent-auth.js";
 import { checkHello, helloTimedOut, type TunnelRefusal } from "./hello-check.js";
-import type { AgentRegistry, Tunnel } from "./registry.js";
+import { type AgentRegistry, instanceKey, type Tunnel } from "./registry.js";
 
 export const TUNNEL_PATH = "/tunnel";
 
@@ -238,6 +239,9 @@ class Arrival {
       this.#session.close(GOAWAY_CODE.LIMIT_EXCEEDED, `agent holds ${max} tunnels, the relay's limit`);
       return;
     }
+    const instance = { remoteAddress: this.#remote, instanceId: hello.instanceId ?? null };
+    const others = registry.otherInstances(agentId, instanceKey(instance));
+    if (others.length > 0 && this.#secondInstance(agent.value, hello, others)) return;
     const session = this.#session;
     session.sendHandshake({
       type: "welcome",
@@ -259,6 +263,8 @@ class Arrival {
       connectedAt: new Date(),
       remoteAddress: this.#remote,
       agentVersion: hello.agentVersion,
+      hostName: hello.hostName ?? null,
+      instanceId: hello.instanceId ?? null,
       capabilities: hello.capabilities,
       opens: { pending: 0 },
       maxStreams,
@@ -282,12 +288,70 @@ class Arrival {
         location,
         remote: this.#remote,
         agentVersion: hello.agentVersion,
+        hostName: tunnel.hostName,
+        instanceId: tunnel.instanceId,
       });
     }
     session.onRoundTrip = (rttMs) => {
       const rtt = events.tunnelRoundTrip;
       if (rtt.active) rtt.publish({ relayId: rtt.relayId, tunnelId: this.#id, agentId, rttMs });
     };
+  }
+
+  /**
+   * The hello comes from another instance than the agent's live tunnels: its token is held in
+   * two places. Published (audit, a warning line) either way; a single-instance agent's second
+   * instance is refused, with SECOND_INSTANCE for an agent that knows the code. True when it was.
+   * Checked and registered in one turn of the event loop, so two racing hellos cannot both pass.
+   */
+  #secondInstance(agent: AgentRecord, hello: Hello, others: readonly Tunnel[]): boolean {
+    const refused = agent.singleInstance === true;
+    const seen = (t: Tunnel): InstanceSeen => ({
+      tunnelId: t.id,
+      remote: t.remoteAddress,
+      hostName: t.hostName,
+      instanceId: t.instanceId,
+    });
+    const ch = this.#o.events.tunnelSecondInstance;
+    if (ch.active) {
+      ch.publish({
+        relayId: ch.relayId,
+        agentId: agent.id,
+        agentName: agent.name,
+        location: agent.location,
+        tunnel: {
+          tunnelId: this.#id,
+          remote: this.#remote,
+          hostName: hello.hostName ?? null,
+          instanceId: hello.instanceId ?? null,
+        },
+        connected: others.map(seen),
+        refused,
+      });
+    }
+    const first = others[0]!;
+    const where = `${first.hostName ?? "a host that does not say its name"} (${first.remoteAddress}${first.instanceId === null ? "" : `, instance ${first.instanceId}`})`;
+    if (!refused) {
+      this.#log.warn(
+        {
+          agentId: agent.id,
+          hostName: hello.hostName,
+          instanceId: hello.instanceId,
+          connected: others.map(seen),
+        },
+        `agent ${agent.name}: a second instance connects while one is connected from ${where}`,
+      );
+      return false;
+    }
+    const error = new SecondInstanceError(
+      `agent ${agent.name} is single-instance and already connected from ${where}; this instance is refused until that one leaves`,
+    );
+    const goaway = hello.instanceId === undefined ? GOAWAY_CODE.LIMIT_EXCEEDED : GOAWAY_CODE.SECOND_INSTANCE;
+    this.#refuse(
+      { error, goaway },
+      { agentId: agent.id, hostName: hello.hostName, instanceId: hello.instanceId },
+    );
+    return true;
   }
 
   /**

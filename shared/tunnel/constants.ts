@@ -109,6 +109,12 @@ export const GOAWAY_CODE = {
   HELLO_TIMEOUT: 0x08,
   /** An internal failure on the sender. */
   INTERNAL: 0x09,
+  /**
+   * Another instance of this agent (its token, another instance id) is connected and the agent
+   * is single-instance. Sent only to agents whose hello names an instance id; an older agent
+   * gets LIMIT_EXCEEDED with the same reason.
+   */
+  SECOND_INSTANCE: 0x0a,
 } as const;
 export type GoAwayCode = (typeof GOAWAY_CODE)[keyof typeof GOAWAY_CODE];
 

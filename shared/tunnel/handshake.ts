@@ -33,6 +33,16 @@ export const helloSchema = z.object({
   agentVersion: z.string().max(64),
   capabilities: z.array(z.string().max(32)).max(32).default([]),
   limits: limits.optional(),
+  /**
+   * Who runs the agent, so that the relay tells two instances holding one token apart: the
+   * host's name (`os.hostname()`) and a random id drawn once per process. Optional: an agent
+   * that predates them still connects.
+   */
+  hostName: z.string().min(1).max(255).optional(),
+  instanceId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .optional(),
 });
 export type Hello = z.infer<typeof helloSchema>;
 

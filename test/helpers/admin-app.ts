@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildAdminApi } from "../../cloud/admin/app.js";
+import type { AdminAuthLimit } from "../../cloud/admin/auth-limit.js";
 import type {
   AgentStatus,
   CheckResult,
@@ -24,21 +25,14 @@ import { FileAuditLog } from "../../cloud/audit/file-audit-log.js";
 import type { FtpCheckAnswer } from "../../cloud/ftp/check.js";
 import { FileStore } from "../../cloud/store/file-store.js";
 import type { MappingRecord, Store } from "../../cloud/store/store.js";
+import { notConnected } from "../../cloud/tunnel/registry.js";
 import type { Logger } from "../../shared/logger.js";
 
 export class FakeTunnels implements TunnelDirectory {
   readonly disconnected: Array<{ agentId: string; reason: string }> = [];
   readonly status = new Map<string, AgentStatus>();
   statusOf(agentId: string): AgentStatus {
-    return (
-      this.status.get(agentId) ?? {
-        connected: false,
-        connectedAt: null,
-        remoteAddress: null,
-        version: null,
-        tunnels: 0,
-      }
-    );
+    return this.status.get(agentId) ?? notConnected();
   }
   disconnectAgent(agentId: string, reason: string): void {
     this.disconnected.push({ agentId, reason });
@@ -160,7 +154,15 @@ export interface AdminUnderTestOptions {
   readonly wrapStore?: (store: Store) => Store;
   /** Called before `ready()`, while hooks can still be added. */
   readonly beforeReady?: (app: FastifyInstance) => void;
+  /**
+   * The bound on failed authentications; by default one no test of another subject reaches
+   * (they send their 401s from the one address inject() uses).
+   */
+  readonly authLimit?: AdminAuthLimit;
 }
+
+/** The bound tests of other subjects run under: far more failures than any of them sends. */
+export const LENIENT_AUTH_LIMIT: AdminAuthLimit = { failures: 10_000, windowMs: 60_000, delayMs: 1 };
 
 export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminUnderTest> {
   const dir = await mkdtemp(join(tmpdir(), "underpass-admin-"));
@@ -179,6 +181,7 @@ export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminU
     adminTokenHash: hashSecret(options.token),
     logger: options.logger,
     version: options.version,
+    authLimit: options.authLimit ?? LENIENT_AUTH_LIMIT,
   });
   options.beforeReady?.(app);
   await app.ready();

@@ -13,6 +13,7 @@ import type { BindSettings } from "../../agent/bind-listener.js";
 import { allowAll, parsePolicy } from "../../agent/policy.js";
 import { type Relay, type RelayConfig, startRelay } from "../../cloud/relay.js";
 import { createLogger, type Logger, silentLogger } from "../../shared/logger.js";
+import { bannerEcho, startTarget, type Target } from "./targets.js";
 
 /** A parsed admin API body; tests read it freely and assert on what they read. */
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by assertions, not types
@@ -209,4 +210,19 @@ export function socksReply(
       }
     });
   });
+}
+
+/**
+ * A greeting echo server on premises behind `virtualHost:21` of the stack's default location:
+ * a CONNECT reads `banner`, then its own bytes back. The caller closes the target.
+ */
+export async function mapEcho(stack: Stack, virtualHost: string, banner: string): Promise<Target> {
+  const target = await startTarget(bannerEcho(banner));
+  await stack.addMapping({
+    virtualHost,
+    virtualPort: 21,
+    internalHost: "127.0.0.1",
+    internalPort: target.port,
+  });
+  return target;
 }

@@ -192,6 +192,7 @@ describe("admin API", () => {
         remoteAddress: "198.51.100.7",
         version: "0.1.0",
         tunnels: 2,
+        links: [],
       });
       const res = await call("GET", "/v1/agents");
       assert.equal(res.statusCode, 200);
@@ -201,6 +202,7 @@ describe("admin API", () => {
           name: "a",
           location: "default",
           createdAt: a.createdAt,
+          singleInstance: false,
           connected: false,
           connectedAt: null,
           remoteAddress: null,
@@ -208,12 +210,14 @@ describe("admin API", () => {
           tunnels: 0,
           lastSeenAt: null,
           lastAddress: null,
+          links: [],
         },
         {
           id: b.id,
           name: "b",
           location: "default",
           createdAt: b.createdAt,
+          singleInstance: false,
           connected: true,
           connectedAt: "2026-01-01T00:00:00.000Z",
           remoteAddress: "198.51.100.7",
@@ -221,6 +225,7 @@ describe("admin API", () => {
           tunnels: 2,
           lastSeenAt: null,
           lastAddress: null,
+          links: [],
         },
       ]);
     });
@@ -672,6 +677,7 @@ describe("admin API", () => {
     const ROUTES: Array<[string, string, number]> = [
       ["post", "/v1/agents", 201],
       ["get", "/v1/agents", 200],
+      ["patch", "/v1/agents/{id}", 200],
       ["delete", "/v1/agents/{id}", 204],
       ["post", "/v1/clients", 201],
       ["get", "/v1/clients", 200],

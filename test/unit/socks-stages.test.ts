@@ -383,6 +383,8 @@ describe("SOCKS stages", () => {
         connectedAt: new Date(),
         remoteAddress: "127.0.0.1:1",
         agentVersion: "0.1.0",
+        hostName: null,
+        instanceId: null,
         capabilities,
         opens: { pending: 0 },
         maxStreams: 32_768,
