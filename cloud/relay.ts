@@ -217,6 +217,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     }),
     hits,
     bounds,
+    relayId,
+    // nothing until the relay has joined: an agent told of no relays would drop those it learned
+    relays: () => joined?.advertised(),
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
@@ -337,6 +340,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
 
   const started: Array<() => Promise<void>> = [];
   let membership!: Membership;
+  let joined: Membership | null = null;
   try {
     await listen(tunnelServer, config.tunnelListen);
     started.push(() => closeServer(tunnelServer));
@@ -363,6 +367,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
         connections: connections.size,
       }),
     );
+    joined = membership;
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopChangeEffects();
@@ -378,6 +383,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     throw err;
   }
 
+  // agents that came in before the relay joined hear the set now, and every change after
+  gateway.announceRelays(membership.advertised());
+  const stopAnnouncing = membership.onChange((set) => gateway.announceRelays(set));
   const relay: Relay = {
     tunnelAddress: tunnelServer.address() as AddressInfo,
     socksAddress: socksServer.address() as AddressInfo,
@@ -401,6 +409,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   let closing: Promise<void> | null = null;
   async function closeAll(): Promise<void> {
     // the row goes first: the other relays drop this one before its tunnels close
+    stopAnnouncing();
     await relay.membership.close();
     stopChangeEffects();
     socksServer.close();

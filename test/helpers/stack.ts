@@ -37,7 +37,13 @@ export interface Stack {
   addMapping(body: Record<string, unknown>): Promise<{ id: string }>;
   addClient(name: string, location?: string): Promise<Credentials & { id: string }>;
   addAgent(name: string, location?: string): Promise<{ id: string; token: string }>;
-  startAgent(options?: { token?: string; allow?: string; tunnels?: number }): Promise<Agent>;
+  /** `follow: false` keeps the agent to this relay, whatever relays its cluster has. */
+  startAgent(options?: {
+    token?: string;
+    allow?: string;
+    tunnels?: number;
+    follow?: boolean;
+  }): Promise<Agent>;
   close(): Promise<void>;
 }
 
@@ -107,6 +113,7 @@ export async function startStack(
         logger: testLogger("agent"),
         tunnels: o.tunnels ?? 1,
         backoff: { baseMs: 50, maxMs: 500 },
+        ...(o.follow === false ? { followRelays: false } : {}),
         ...(options.bind ? { bind: options.bind } : {}),
       });
       agents.push(agent);

@@ -1,0 +1,143 @@
+/**
+ * Every agent to every relay: three real relays over one private PostgreSQL database and a
+ * real agent given relay A's URL only. The agent learns B and C from A's welcome and keeps
+ * tunnels to all three; C stopping drops it from the agent's relays, C started again is added
+ * again by itself; a SOCKS client on any relay reaches the agent.
+ */
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import { type Agent, startAgent } from "../../agent/agent.js";
+import { allowAll } from "../../agent/policy.js";
+import { type Relay, startRelay } from "../../cloud/relay.js";
+import { waitFor } from "../helpers/ports.js";
+import { type PostgresCluster, startPostgres } from "../helpers/postgres.js";
+import { ADMIN_TOKEN, type Stack, socksConnect, startStack, testLogger } from "../helpers/stack.js";
+import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
+
+const FAST = { heartbeatMs: 200, liveMs: 1_000 };
+
+describe("every agent to every relay", () => {
+  let cluster: PostgresCluster;
+  let target: Target;
+  let url: string;
+  let a: Stack;
+  const others: Relay[] = [];
+
+  before(async () => {
+    [cluster, target] = await Promise.all([startPostgres(), startTarget(bannerEcho("220 echo\r\n"))]);
+  });
+  after(async () => {
+    await target?.close();
+    await cluster?.close();
+  });
+  afterEach(async () => {
+    await a?.close();
+    for (const r of others.splice(0)) await r.close();
+  });
+
+  function relay(relayId: string, tunnelPort = 0): Promise<Relay> {
+    return startRelay({
+      tunnelListen: { host: "127.0.0.1", port: tunnelPort },
+      socksListen: { host: "127.0.0.1", port: 0 },
+      adminListen: { host: "127.0.0.1", port: 0 },
+      dataDir: "/nonexistent",
+      adminToken: ADMIN_TOKEN,
+      logger: testLogger(relayId),
+      databaseUrl: url,
+      membership: FAST,
+      relayId,
+    }).then((r) => {
+      others.push(r);
+      return r;
+    });
+  }
+
+  const tunnelUrl = (r: Relay) => `ws://127.0.0.1:${r.tunnelAddress.port}/tunnel`;
+
+  async function reaches(socksPort: number): Promise<void> {
+    const s = await socksConnect(socksPort, a.client, "svc.example", 21);
+    try {
+      assert.equal((await readAll(s, 10)).toString(), "220 echo\r\n");
+    } finally {
+      s.destroy();
+    }
+  }
+
+  function relaysOf(agent: Agent): string[] {
+    return agent.relays().sort();
+  }
+
+  it("learns B and C from A, drops C when it stops, adds it again when it is back", async () => {
+    url = await cluster.createDatabase("relay_set");
+    a = await startStack({ agent: false, relay: { databaseUrl: url, membership: FAST, relayId: "relay-a" } });
+    const b = await relay("relay-b");
+    let c = await relay("relay-c");
+    await a.addMapping({
+      virtualHost: "svc.example",
+      virtualPort: 21,
+      internalHost: "127.0.0.1",
+      internalPort: target.port,
+    });
+    const agent = await a.startAgent();
+    const all = [tunnelUrl(a.relay), tunnelUrl(b), tunnelUrl(c)].sort();
+    await waitFor(() => agent.upCount() === 3, { timeoutMs: 15_000, what: "tunnels to A, B and C" });
+    assert.deepEqual(relaysOf(agent), all);
+    for (const r of [a.relay, b, c]) assert.equal(r.registry.statusOf(a.agentId).connected, true, r.relayId);
+
+    // a SOCKS client on any relay reaches the agent
+    for (const port of [a.socksPort, b.socksAddress.port, c.socksAddress.port]) await reaches(port);
+
+    // C stops cleanly: its row goes, A and B tell the agent, which forgets C
+    const cPort = c.tunnelAddress.port;
+    const t0 = Date.now();
+    await c.close();
+    others.splice(others.indexOf(c), 1);
+    await waitFor(() => agent.relays().length === 2, { timeoutMs: 10_000, what: "the agent to drop C" });
+    const droppedMs = Date.now() - t0;
+    assert.deepEqual(relaysOf(agent), [tunnelUrl(a.relay), tunnelUrl(b)].sort());
+    assert.ok(droppedMs < 3_000, `C dropped after ${droppedMs} ms`);
+
+    // C starts again on its port: it registers, and the agent adds it by itself
+    c = await relay("relay-c", cPort);
+    await waitFor(() => agent.upCount() === 3 && agent.relays().length === 3, {
+      timeoutMs: 15_000,
+      what: "the agent to add C again",
+    });
+    assert.deepEqual(relaysOf(agent), all);
+    await waitFor(() => c.registry.statusOf(a.agentId).connected, { what: "C to hold the agent" });
+    await reaches(c.socksAddress.port);
+
+    // the relays count what they hold in their heartbeat
+    await waitFor(() => a.relay.membership.relays().every((r) => r.agents === 1), {
+      timeoutMs: 5_000,
+      what: "each relay's row to count the agent",
+    });
+  });
+
+  it("an agent that does not follow the set keeps to its URLs", async () => {
+    url = await cluster.createDatabase("relay_set_fixed");
+    a = await startStack({ agent: false, relay: { databaseUrl: url, membership: FAST, relayId: "relay-a" } });
+    const b = await relay("relay-b");
+    await waitFor(() => a.relay.membership.advertised().length === 2, { what: "A to see B" });
+    const agent = startAgent({
+      relayUrl: tunnelUrl(a.relay),
+      token: a.agentToken,
+      policy: allowAll(),
+      logger: testLogger("agent"),
+      backoff: { baseMs: 50, maxMs: 500 },
+      followRelays: false,
+    });
+    try {
+      await agent.waitUp(1, 15_000);
+      // a few heartbeats of B: the agent still holds one pool
+      const seen = b.membership.relays().find((r) => r.id === "relay-b")?.heartbeatAt;
+      await waitFor(() => b.membership.relays().find((r) => r.id === "relay-b")?.heartbeatAt !== seen, {
+        what: "another heartbeat",
+      });
+      assert.deepEqual(agent.relays(), [tunnelUrl(a.relay)]);
+      assert.equal(b.registry.statusOf(a.agentId).connected, false);
+    } finally {
+      await agent.close();
+    }
+  });
+});
