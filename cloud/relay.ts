@@ -31,6 +31,7 @@ import { FileAuditLog } from "./audit/file-audit-log.js";
 import { writeAuditLog } from "./audit/from-events.js";
 import { PostgresAuditLog } from "./audit/postgres-audit-log.js";
 import { applyRemoteChanges } from "./cluster/change-effects.js";
+import { ClusterView } from "./cluster/cluster-view.js";
 import {
   DatabaseMembership,
   LocalMembership,
@@ -303,6 +304,12 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       ftpCheck,
       audit: auditLog,
       events: liveEvents,
+      cluster: new ClusterView({
+        selfId: relayId,
+        membership: () => joined,
+        ca: config.adminTls ? readFileSync(config.adminTls.certFile) : undefined,
+        logger: log.child({ component: "cluster" }),
+      }),
     },
     adminTokenHash,
     logger: log.child({ component: "admin" }),

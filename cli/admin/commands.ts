@@ -1,5 +1,5 @@
 /**
- * `underpass agents|clients|mappings|connections|audit …`, `underpass export|import`: the admin
+ * `underpass agents|clients|mappings|connections|relays|audit …`, `underpass export|import`: the admin
  * API from a terminal or a script. Human tables by default, `--json` for scripts. Exit codes:
  * 0 success, 1 the API refused (its code and message are printed) or could not be reached,
  * 2 bad usage.
@@ -20,6 +20,8 @@ import {
   type ImportAnswer,
   type MappingView,
   mappingColumns,
+  type RelayView,
+  relayColumns,
   renderCheck,
   renderFtpCheck,
   renderImport,
@@ -49,6 +51,7 @@ export const ADMIN_COMMANDS: ReadonlySet<string> = new Set([
   "clients",
   "mappings",
   "connections",
+  "relays",
   "audit",
   "export",
   "import",
@@ -318,6 +321,18 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     act(async (c, o, id: string) => {
       await c.delete(`/v1/connections/${encodeURIComponent(id)}`);
       print(o, { id, killed: true }, () => `connection ${id} killed\n`);
+    }),
+  );
+
+  // ---- relays ------------------------------------------------------------------------------
+  common(
+    program
+      .command("relays")
+      .description("the relays of the cluster (* the one answering): live or not, what each holds"),
+  ).action(
+    act(async (c, o) => {
+      const list = await c.get<RelayView[]>("/v1/relays");
+      print(o, list, () => renderTable(list, relayColumns));
     }),
   );
 

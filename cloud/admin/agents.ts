@@ -4,11 +4,12 @@ import { z } from "zod";
 import { NotFoundError } from "../../shared/errors.js";
 import type { AgentRecord } from "../store/store.js";
 import { auditChange } from "./change-audit.js";
+import { clusterStates, MISSING_RELAYS_HEADER } from "./cluster.js";
 import type { AdminRouteOptions } from "./deps.js";
 import { afterwards } from "./follow-up.js";
 import { newId, now } from "./records.js";
 import { answers, idParams, json, noContent } from "./responses.js";
-import { agentAnswer, agentCreateBody, agentCreated } from "./schemas.js";
+import { type AgentLink, agentAnswer, agentCreateBody, agentCreated } from "./schemas.js";
 import { generateSecret, hashSecret } from "./secrets.js";
 
 /** What the caller sees of a new or rotated agent: its token, this once. */
@@ -54,27 +55,43 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
     {
       schema: {
         operationId: "listAgents",
-        summary: "List agents with their live tunnel status and where they were last seen from.",
+        summary:
+          "List agents with their live tunnels on every relay of the cluster and where they were last seen from.",
         response: answers({ 200: json("Agents.", z.array(agentAnswer)) }),
       },
     },
-    async () =>
-      (await store.listAgents()).map(({ id, name, location, createdAt, lastSeenAt, lastAddress }) => {
-        const { connected, connectedAt, remoteAddress, version, tunnels } = deps.tunnels.statusOf(id);
+    async (_req, reply) => {
+      const [agents, cluster] = await Promise.all([store.listAgents(), clusterStates(deps)]);
+      if (cluster.missing.length > 0) reply.header(MISSING_RELAYS_HEADER, cluster.missing.join(","));
+      const links = new Map<string, AgentLink[]>();
+      for (const state of cluster.states) {
+        for (const { agentId, ...link } of state.links) {
+          const list = links.get(agentId) ?? [];
+          list.push(link);
+          links.set(agentId, list);
+        }
+      }
+      return agents.map(({ id, name, location, createdAt, lastSeenAt, lastAddress }) => {
+        const local = deps.tunnels.statusOf(id);
+        const mine = links.get(id) ?? [];
+        // this relay's own tunnel first; else the agent's oldest on any relay
+        const first = [...mine].sort((a, b) => (a.connectedAt < b.connectedAt ? -1 : 1))[0];
         return {
           id,
           name,
           location,
           createdAt,
-          connected,
-          connectedAt,
-          remoteAddress,
-          version,
-          tunnels,
+          connected: mine.length > 0,
+          connectedAt: local.connectedAt ?? first?.connectedAt ?? null,
+          remoteAddress: local.remoteAddress ?? first?.remoteAddress ?? null,
+          version: local.version ?? first?.version ?? null,
+          tunnels: mine.length,
           lastSeenAt: lastSeenAt ?? null,
           lastAddress: lastAddress ?? null,
+          links: mine,
         };
-      }),
+      });
+    },
   );
 
   app.post(

@@ -22,6 +22,7 @@ import { agentRoutes } from "./agents.js";
 import { auditRoutes } from "./audit.js";
 import { backupRoutes } from "./backup.js";
 import { clientRoutes } from "./clients.js";
+import { clusterRoutes } from "./cluster.js";
 import { connectionRoutes } from "./connections.js";
 import { consoleAssets } from "./console-assets.js";
 import type { AdminDeps } from "./deps.js";
@@ -31,7 +32,7 @@ import { eventRoutes } from "./events.js";
 import { ftpCheckRoutes } from "./ftp-check.js";
 import { healthRoutes } from "./health.js";
 import { mappingRoutes } from "./mappings.js";
-import { secretMatches } from "./secrets.js";
+import { hashSecret, secretMatches } from "./secrets.js";
 import { ConsoleSessions } from "./session.js";
 import { authenticateByCookie } from "./session-auth.js";
 import { type ConsoleEndpoints, sessionRoutes } from "./session-routes.js";
@@ -91,6 +92,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.addHook("onRequest", async (req, reply) => {
     if (req.routeOptions.schema?.security?.length === 0) return;
     const header = req.headers.authorization;
+    if (req.routeOptions.config.cluster === true) return checkClusterSecret(req, header);
     // Without the header, a console session cookie may stand in for the token (session-auth.ts).
     if (header === undefined && authenticateByCookie(sessions, req, reply)) return;
     const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
@@ -107,6 +109,16 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       throw new AuthError("invalid admin token");
     }
   });
+
+  /** The routes the relays of a cluster call one another on take the cluster secret only. */
+  function checkClusterSecret(req: FastifyRequest, header: string | undefined): void {
+    const secret = deps.cluster.secret();
+    const token = header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1];
+    if (secret !== null && token !== undefined && secretMatches(token, hashSecret(secret))) return;
+    publishAuthFailed(opts.events, req, token === undefined ? "missing" : "invalid");
+    req.log.warn({ remoteAddress: req.ip }, "admin API: a cluster route without the cluster secret");
+    throw new AuthError("this route is for the relays of the cluster");
+  }
 
   app.setNotFoundHandler(async (req, reply) =>
     reply.code(404).send({ error: NotFoundError.spec.code, message: `no route ${req.method} ${req.url}` }),
@@ -125,6 +137,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.register(clientRoutes, { store, deps });
   app.register(mappingRoutes, { store, deps });
   app.register(connectionRoutes, { store, deps });
+  app.register(clusterRoutes, { store, deps });
   app.register(ftpCheckRoutes, { store, deps });
   app.register(auditRoutes, { store, deps });
   app.register(eventRoutes, { store, deps });

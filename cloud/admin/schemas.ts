@@ -281,6 +281,20 @@ export const agentCreated = z
   .meta({ id: "AgentCreated" });
 export type AgentCreated = z.output<typeof agentCreated>;
 
+/** One live tunnel of an agent, on one relay of the cluster. */
+export const agentLink = z
+  .strictObject({
+    relayId: z.string(),
+    tunnelId: z.string(),
+    remoteAddress: z.string().meta({ description: "The tunnel's source address, as the relay sees it." }),
+    hostName: z.string().nullable().meta({ description: "The agent's host name, when it told it." }),
+    instanceId: z.string().nullable().meta({ description: "The agent process, when it told it." }),
+    version: z.string(),
+    connectedAt: isoTime,
+  })
+  .meta({ id: "AgentLink" });
+export type AgentLink = z.output<typeof agentLink>;
+
 export const agentAnswer = z
   .strictObject({
     ...registered,
@@ -291,6 +305,9 @@ export const agentAnswer = z
     tunnels: z.number().int().meta({ description: "Live tunnels of the agent (it may keep a pool)." }),
     lastSeenAt: isoTime.nullable().meta({ description: "When a tunnel of the agent last came or went." }),
     lastAddress: z.string().nullable().meta({ description: "The source address of that tunnel." }),
+    links: z
+      .array(agentLink)
+      .meta({ description: "The agent's live tunnels on every relay of the cluster." }),
   })
   .meta({ id: "Agent" });
 export type AgentAnswer = z.output<typeof agentAnswer>;
@@ -355,9 +372,42 @@ export const connectionAnswer = z
     bytesDown: z.number().int().meta({ description: "Bytes from the internal target towards the client." }),
     startedAt: isoTime,
     ageMs: z.number(),
+    relayId: z.string().meta({ description: "The relay of the cluster that carries it." }),
   })
   .meta({ id: "Connection" });
 export type ConnectionAnswer = z.output<typeof connectionAnswer>;
+
+export const relayAnswer = z
+  .strictObject({
+    id: z.string(),
+    self: z.boolean().meta({ description: "The relay that answers." }),
+    tunnelUrl: z
+      .string()
+      .nullable()
+      .meta({ description: "The tunnel URL agents learn; null: not advertised." }),
+    adminUrl: z.string().nullable().meta({ description: "Where the other relays reach its admin API." }),
+    addresses: z
+      .record(z.string(), z.string())
+      .meta({ description: "host:port it listens on, by listener." }),
+    version: z.string(),
+    startedAt: isoTime.meta({ description: "Up since." }),
+    heartbeatAt: isoTime.meta({ description: "Its last heartbeat, on the database's clock." }),
+    live: z.boolean().meta({ description: "Its heartbeat is within UNDERPASS_RELAY_LIVE_MS." }),
+    agents: z.number().int().meta({ description: "Agents with a tunnel to it, at its last heartbeat." }),
+    connections: z.number().int().meta({ description: "Connections it carried at its last heartbeat." }),
+  })
+  .meta({ id: "Relay" });
+export type RelayAnswer = z.output<typeof relayAnswer>;
+
+/** What one relay tells another of its live state (the cluster's merged view). */
+export const relayStateAnswer = z
+  .strictObject({
+    relayId: z.string(),
+    connections: z.array(connectionAnswer),
+    links: z.array(agentLink.extend({ agentId: z.string() })),
+  })
+  .meta({ id: "RelayState" });
+export type RelayStateAnswer = z.output<typeof relayStateAnswer>;
 
 export const healthAnswer = z
   .strictObject({

@@ -12,6 +12,7 @@
  *
  * Over the file store there is one relay: `LocalMembership`, the set of itself.
  */
+import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import type { Logger } from "../../shared/logger.js";
 
@@ -56,6 +57,8 @@ export interface Membership {
   advertised(): readonly AdvertisedRelay[];
   /** Hears every change of `advertised()`; returns what stops listening. */
   onChange(listener: (relays: readonly AdvertisedRelay[]) => void): () => void;
+  /** The secret the relays of the cluster call one another with; null for one relay alone. */
+  secret(): string | null;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -137,6 +140,10 @@ export class LocalMembership extends Listened implements Membership {
     return [{ ...this.#self, ...this.#load(), heartbeatAt: new Date().toISOString(), live: true }];
   }
 
+  secret(): string | null {
+    return null;
+  }
+
   async start(): Promise<void> {}
   async close(): Promise<void> {}
 }
@@ -174,6 +181,7 @@ export class DatabaseMembership extends Listened implements Membership {
   #state: "new" | "running" | "closed" = "new";
   /** The heartbeat failed last time: said once, and again when it works. */
   #failing = false;
+  #secret: string | null = null;
 
   constructor(o: DatabaseMembershipOptions) {
     super();
@@ -188,10 +196,15 @@ export class DatabaseMembership extends Listened implements Membership {
     return this.#relays;
   }
 
+  secret(): string | null {
+    return this.#secret;
+  }
+
   /** Registers this relay; a database that cannot take it fails the start. */
   async start(): Promise<void> {
     if (this.#state !== "new") return;
     this.#state = "running";
+    this.#secret = await clusterSecret(this.#o.pool);
     await this.#heartbeat();
     if (this.#failing) {
       this.#state = "closed";
@@ -266,6 +279,27 @@ export class DatabaseMembership extends Listened implements Membership {
       this.#failing = true;
     }
   }
+}
+
+/** The setting that holds the cluster secret. */
+const CLUSTER_SECRET_SETTING = "cluster_secret";
+
+/**
+ * The secret relays authenticate to one another with: drawn by the first relay that starts on
+ * the database (256 bits), read by the others. It is kept in the clear, as the relays must send
+ * it: whoever reads the database could read the whole configuration anyway.
+ */
+async function clusterSecret(pool: pg.Pool): Promise<string> {
+  await pool.query("insert into settings (name, value) values ($1, $2) on conflict (name) do nothing", [
+    CLUSTER_SECRET_SETTING,
+    `upcl_${randomBytes(32).toString("base64url")}`,
+  ]);
+  const r = await pool.query<{ value: string }>("select value from settings where name = $1", [
+    CLUSTER_SECRET_SETTING,
+  ]);
+  const value = r.rows[0]?.value;
+  if (value === undefined) throw new Error("the cluster secret is missing from the database");
+  return value;
 }
 
 function infoOf(r: RelayRow): RelayInfo {

@@ -29,6 +29,16 @@ export function hasRoom(t: Tunnel): boolean {
   return t.session.streamCount < t.maxStreams && t.opens.pending < t.maxPendingOpens;
 }
 
+/** One live tunnel, for the cluster's view of the agents (admin API `links`). */
+export interface TunnelLink {
+  readonly agentId: string;
+  readonly tunnelId: string;
+  readonly remoteAddress: string;
+  readonly version: string;
+  /** ISO 8601. */
+  readonly connectedAt: string;
+}
+
 export interface AgentStatus {
   readonly connected: boolean;
   /** ISO time the oldest live tunnel of the agent was established, or null. */
@@ -116,6 +126,19 @@ export class AgentRegistry {
 
   all(): Tunnel[] {
     return [...this.#byLocation.values()].flat();
+  }
+
+  /** Every live tunnel, oldest first. */
+  links(): TunnelLink[] {
+    return this.all()
+      .map((t) => ({
+        agentId: t.agentId,
+        tunnelId: t.id,
+        remoteAddress: t.remoteAddress,
+        version: t.agentVersion,
+        connectedAt: t.connectedAt.toISOString(),
+      }))
+      .sort((a, b) => (a.connectedAt < b.connectedAt ? -1 : a.connectedAt > b.connectedAt ? 1 : 0));
   }
 
   statusOf(agentId: string): AgentStatus {

@@ -217,3 +217,30 @@ export function socksReply(
     });
   });
 }
+
+/** Heartbeat and live bounds short enough for a test to see relays join and leave. */
+export const FAST_MEMBERSHIP = { heartbeatMs: 200, liveMs: 1_000 };
+
+/**
+ * A relay of a cluster over `databaseUrl`, on loopback port 0 unless told, with the admin token
+ * of the stacks and fast membership timers; no agent, client or mapping of its own.
+ */
+export function startClusterRelay(
+  databaseUrl: string,
+  relayId: string,
+  o: Partial<RelayConfig> & { tunnelHost?: string; tunnelPort?: number } = {},
+): Promise<Relay> {
+  const { tunnelHost, tunnelPort, ...rest } = o;
+  return startRelay({
+    tunnelListen: { host: tunnelHost ?? "127.0.0.1", port: tunnelPort ?? 0 },
+    socksListen: { host: "127.0.0.1", port: 0 },
+    adminListen: { host: "127.0.0.1", port: 0 },
+    dataDir: "/nonexistent",
+    adminToken: ADMIN_TOKEN,
+    logger: testLogger(relayId),
+    databaseUrl,
+    membership: FAST_MEMBERSHIP,
+    relayId,
+    ...rest,
+  });
+}

@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import pg from "pg";
-import { type Relay, startRelay } from "../../cloud/relay.js";
+import type { Relay } from "../../cloud/relay.js";
 import { waitFor } from "../helpers/ports.js";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.js";
-import { ADMIN_TOKEN, testLogger } from "../helpers/stack.js";
+import { startClusterRelay } from "../helpers/stack.js";
 
 const FAST = { heartbeatMs: 100, liveMs: 600, pruneMs: 3_000 };
 
@@ -33,16 +33,9 @@ describe("relay membership", () => {
   async function relay(
     o: { relayId?: string; tunnelHost?: string; publicUrl?: string } = {},
   ): Promise<Relay> {
-    const r = await startRelay({
-      tunnelListen: { host: o.tunnelHost ?? "127.0.0.1", port: 0 },
-      socksListen: { host: "127.0.0.1", port: 0 },
-      adminListen: { host: "127.0.0.1", port: 0 },
-      dataDir: "/nonexistent",
-      adminToken: ADMIN_TOKEN,
-      logger: testLogger(`relay-${o.relayId ?? "x"}`),
-      databaseUrl: url,
+    const r = await startClusterRelay(url, o.relayId ?? "relay-x", {
       membership: FAST,
-      ...(o.relayId ? { relayId: o.relayId } : {}),
+      ...(o.tunnelHost ? { tunnelHost: o.tunnelHost } : {}),
       ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
     });
     relays.push(r);

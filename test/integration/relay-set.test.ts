@@ -8,13 +8,20 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { type Agent, startAgent } from "../../agent/agent.js";
 import { allowAll } from "../../agent/policy.js";
-import { type Relay, startRelay } from "../../cloud/relay.js";
+import type { Relay } from "../../cloud/relay.js";
 import { waitFor } from "../helpers/ports.js";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.js";
-import { ADMIN_TOKEN, type Stack, socksConnect, startStack, testLogger } from "../helpers/stack.js";
+import {
+  FAST_MEMBERSHIP,
+  type Stack,
+  socksConnect,
+  startClusterRelay,
+  startStack,
+  testLogger,
+} from "../helpers/stack.js";
 import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
 
-const FAST = { heartbeatMs: 200, liveMs: 1_000 };
+const FAST = FAST_MEMBERSHIP;
 
 describe("every agent to every relay", () => {
   let cluster: PostgresCluster;
@@ -35,21 +42,10 @@ describe("every agent to every relay", () => {
     for (const r of others.splice(0)) await r.close();
   });
 
-  function relay(relayId: string, tunnelPort = 0): Promise<Relay> {
-    return startRelay({
-      tunnelListen: { host: "127.0.0.1", port: tunnelPort },
-      socksListen: { host: "127.0.0.1", port: 0 },
-      adminListen: { host: "127.0.0.1", port: 0 },
-      dataDir: "/nonexistent",
-      adminToken: ADMIN_TOKEN,
-      logger: testLogger(relayId),
-      databaseUrl: url,
-      membership: FAST,
-      relayId,
-    }).then((r) => {
-      others.push(r);
-      return r;
-    });
+  async function relay(relayId: string, tunnelPort = 0): Promise<Relay> {
+    const r = await startClusterRelay(url, relayId, { tunnelPort });
+    others.push(r);
+    return r;
   }
 
   const tunnelUrl = (r: Relay) => `ws://127.0.0.1:${r.tunnelAddress.port}/tunnel`;
