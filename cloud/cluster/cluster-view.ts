@@ -1,10 +1,12 @@
 /**
  * The cluster's merged view: live connections and agent tunnels stay in the relay that carries
- * them, so a relay asked for the cluster's asks every other live relay, in parallel, over HTTP
+ * them, so a relay asked for the cluster's asks every other registered relay (live or not: one
+ * that lost the database may still carry connections), in parallel, over HTTP
  * to the admin URL it registered (`GET /v1/cluster/state`, `DELETE /v1/cluster/connections/:id`),
  * authenticated by the cluster secret that the relays keep in their database. Each peer gets
  * `timeoutMs` (1.5 s): a dead or partitioned peer costs that at most, and the answer names the
- * relays that did not answer instead of failing. What a peer answers is its state at that
+ * live relays that did not answer instead of failing (a relay whose heartbeat stopped and that
+ * does not answer either is gone). What a peer answers is its state at that
  * moment, so the view is as fresh as the request.
  */
 import { request as httpRequest, type RequestOptions } from "node:http";
@@ -42,6 +44,7 @@ export interface Merged<T> {
 interface Peer {
   readonly id: string;
   readonly adminUrl: string | null;
+  readonly live: boolean;
 }
 
 /** What the admin API needs of the cluster (cloud/admin/deps.ts). */
@@ -74,9 +77,12 @@ export class ClusterView implements ClusterDirectory {
     return this.#o.membership()?.secret() ?? null;
   }
 
-  /** The live relays other than this one. */
+  /**
+   * The other registered relays: the live ones, and those whose heartbeat stopped, which may
+   * only have lost the database while they still carry connections (a partition).
+   */
   #peers(): Peer[] {
-    return this.relays().filter((r) => r.live && r.id !== this.selfId);
+    return this.relays().filter((r) => r.id !== this.selfId);
   }
 
   async peerStates(): Promise<Merged<RelayStateAnswer[]>> {
@@ -96,8 +102,11 @@ export class ClusterView implements ClusterDirectory {
     const value: RelayStateAnswer[] = [];
     const missing: string[] = [];
     answers.forEach((a, i) => {
-      if (a === null) missing.push(peers[i]!.id);
-      else value.push(a);
+      const peer = peers[i]!;
+      // a relay whose heartbeat stopped and that does not answer is gone: not news
+      if (a === null) {
+        if (peer.live) missing.push(peer.id);
+      } else value.push(a);
     });
     return { value, missing };
   }
@@ -111,7 +120,7 @@ export class ClusterView implements ClusterDirectory {
     answers.forEach((a, i) => {
       const parsed = a?.status === 200 ? connectionAnswer.safeParse(a.body) : null;
       if (parsed?.success) killed = parsed.data;
-      else if (a === null || a.status !== 404) missing.push(peers[i]!.id);
+      else if (a === null ? peers[i]!.live : a.status !== 404) missing.push(peers[i]!.id);
     });
     return { value: killed, missing };
   }
@@ -131,10 +140,12 @@ export class ClusterView implements ClusterDirectory {
     };
     return new Promise((resolve) => {
       const fail = (why: string): void => {
-        this.#o.logger.warn(
-          { peer: peer.id, adminUrl: peer.adminUrl, why },
-          "a relay of the cluster did not answer",
-        );
+        if (peer.live) {
+          this.#o.logger.warn(
+            { peer: peer.id, adminUrl: peer.adminUrl, why },
+            "a relay of the cluster did not answer",
+          );
+        }
         resolve(null);
       };
       const req = send(url, options, (res) => {

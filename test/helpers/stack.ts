@@ -51,6 +51,19 @@ export function testLogger(name: string): Logger {
   return process.env["UNDERPASS_TEST_LOG"] ? createLogger({ name, level: "debug" }) : silentLogger();
 }
 
+/** A relay's admin API with the stacks' token, through `inject()`. */
+export function adminApiOf(relay: Relay): Stack["api"] {
+  return async (method, url, body) => {
+    const res = await relay.admin.inject({
+      method: method as "GET",
+      url,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null };
+  };
+}
+
 export async function startStack(
   options: {
     relay?: Partial<RelayConfig>;
@@ -71,15 +84,7 @@ export async function startStack(
     logger: testLogger("relay"),
     ...options.relay,
   });
-  const api: Stack["api"] = async (method, url, body) => {
-    const res = await relay.admin.inject({
-      method: method as "GET",
-      url,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      ...(body === undefined ? {} : { payload: body as object }),
-    });
-    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null };
-  };
+  const api = adminApiOf(relay);
   const expect = async (method: string, url: string, body: unknown, status: number): Promise<Json> => {
     const r = await api(method, url, body);
     if (r.status !== status) throw new Error(`${method} ${url} → ${r.status} ${JSON.stringify(r.body)}`);
