@@ -102,7 +102,9 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
       const cmd = raw[raw.length - 1] as Command;
       const o = cmd.optsWithGlobals() as CommonOptions & Record<string, unknown>;
       const args = raw.slice(0, raw.length - 2) as A;
-      setExit((await fn(clientFor(o, io.env), o, ...args)) ?? 0);
+      const missing = (ids: readonly string[]): void =>
+        io.err(`warning: relays ${ids.join(", ")} did not answer; what they hold is not shown\n`);
+      setExit((await fn(clientFor(o, io.env, missing), o, ...args)) ?? 0);
     };
 
   const print = (o: CommonOptions, value: unknown, human: () => string): void => {
@@ -406,7 +408,11 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
   return program;
 }
 
-function clientFor(o: CommonOptions, env: NodeJS.ProcessEnv): AdminClient {
+function clientFor(
+  o: CommonOptions,
+  env: NodeJS.ProcessEnv,
+  onMissingRelays: (relayIds: readonly string[]) => void,
+): AdminClient {
   const baseUrl = o.adminUrl ?? env.UNDERPASS_ADMIN_URL ?? DEFAULT_ADMIN_URL;
   const token = o.token ?? env.UNDERPASS_ADMIN_TOKEN;
   if (!token) throw new UsageError("no admin token: set UNDERPASS_ADMIN_TOKEN or pass --token");
@@ -416,7 +422,7 @@ function clientFor(o: CommonOptions, env: NodeJS.ProcessEnv): AdminClient {
   } catch {
     throw new UsageError(`admin URL "${baseUrl}" is not an http:// or https:// URL`);
   }
-  return new AdminClient({ baseUrl, token });
+  return new AdminClient({ baseUrl, token, onMissingRelays });
 }
 
 /** `1h`, `30m`, `45s`, `2d` back from now, or an ISO time as given. */

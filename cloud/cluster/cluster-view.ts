@@ -119,7 +119,9 @@ export class ClusterView implements ClusterDirectory {
     let killed: ConnectionAnswer | null = null;
     answers.forEach((a, i) => {
       const parsed = a?.status === 200 ? connectionAnswer.safeParse(a.body) : null;
-      if (parsed?.success) killed = parsed.data;
+      // an answer from another relay than the one asked (an admin URL that names loopback,
+      // reached from another host) is no answer
+      if (parsed?.success && parsed.data.relayId === peers[i]!.id) killed = parsed.data;
       else if (a === null ? peers[i]!.live : a.status !== 404) missing.push(peers[i]!.id);
     });
     return { value: killed, missing };

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, afterEach, before, describe, it } from "node:test";
 import pg from "pg";
+import { runAdminCommand } from "../../cli/admin/commands.js";
 import { connectionAnswer, relayAnswer } from "../../cloud/admin/schemas.js";
 import type { Relay } from "../../cloud/relay.js";
 import { waitFor } from "../helpers/ports.js";
@@ -186,6 +187,21 @@ describe("one view of the cluster", () => {
         "the relays that answered are listed",
       );
       assert.ok(tookMs < 2_500, `answered after ${tookMs} ms`);
+
+      // the CLI lists what it got and warns of what it did not
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runAdminCommand(["connections", "list"], {
+        out: (t) => out.push(t),
+        err: (t) => err.push(t),
+        env: {
+          UNDERPASS_ADMIN_URL: `http://127.0.0.1:${a.relay.adminAddress.port}`,
+          UNDERPASS_ADMIN_TOKEN: ADMIN_TOKEN,
+        },
+      });
+      assert.equal(code, 0, err.join(""));
+      assert.match(out.join(""), /\srelay-b\n/);
+      assert.equal(err.join(""), "warning: relays relay-mute did not answer; what they hold is not shown\n");
     } finally {
       await db.query("delete from relays where id = 'relay-mute'");
       await db.end();
