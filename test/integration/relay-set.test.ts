@@ -5,14 +5,20 @@
  * again by itself; a SOCKS client on any relay reaches the agent.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { after, afterEach, before, describe, it } from "node:test";
+import { WebSocket } from "ws";
 import { type Agent, startAgent } from "../../agent/agent.js";
 import { allowAll } from "../../agent/policy.js";
 import type { Relay } from "../../cloud/relay.js";
+import { DEFAULT_LIMITS, PROTOCOL_VERSION } from "../../shared/tunnel/constants.js";
+import type { Frame } from "../../shared/tunnel/frame.js";
+import { encodeFrame, FrameDecoder } from "../../shared/tunnel/frame-codec.js";
 import { waitFor } from "../helpers/ports.js";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.js";
 import {
   FAST_MEMBERSHIP,
+  type Json,
   type Stack,
   socksConnect,
   startClusterRelay,
@@ -108,6 +114,60 @@ describe("every agent to every relay", () => {
       timeoutMs: 5_000,
       what: "each relay's row to count the agent",
     });
+  });
+
+  it("sends RELAYS frames only to agents that announce the capability: an older agent never sees one", async () => {
+    url = await cluster.createDatabase("relay_set_versions");
+    a = await startStack({ agent: false, relay: { databaseUrl: url, membership: FAST, relayId: "relay-a" } });
+    /** A raw tunnel that says hello with `capabilities` and records every frame it gets. */
+    const rawTunnel = async (capabilities: string[]) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${a.relay.tunnelAddress.port}/tunnel`, {
+        perMessageDeflate: false,
+      });
+      const frames: Frame[] = [];
+      const decoder = new FrameDecoder(DEFAULT_LIMITS);
+      ws.on("message", (data: Buffer) => decoder.push(data, (f) => frames.push(f)));
+      await once(ws, "open");
+      ws.send(
+        encodeFrame({
+          type: "hello",
+          body: { version: PROTOCOL_VERSION, token: a.agentToken, agentVersion: "0.0.1", capabilities },
+        }),
+      );
+      return { ws, frames };
+    };
+    const older = await rawTunnel(["connect", "bind"]);
+    const newer = await rawTunnel(["connect", "bind", "relays"]);
+    try {
+      await waitFor(() => older.frames.length > 0 && newer.frames.length > 0, { what: "both welcomed" });
+      for (const t of [older, newer]) {
+        const welcome = t.frames[0];
+        assert.equal(welcome?.type, "welcome");
+        assert.deepEqual((welcome as Json).body.relays, [{ id: "relay-a", url: tunnelUrl(a.relay) }]);
+      }
+      const b = await relay("relay-b");
+      await waitFor(() => newer.frames.some((f) => f.type === "relays"), {
+        timeoutMs: 5_000,
+        what: "a RELAYS frame for the agent that follows the set",
+      });
+      const told = newer.frames.filter((f) => f.type === "relays").at(-1);
+      assert.deepEqual(told, {
+        type: "relays",
+        relays: [
+          { id: "relay-a", url: tunnelUrl(a.relay) },
+          { id: "relay-b", url: tunnelUrl(b) },
+        ],
+      });
+      assert.deepEqual(
+        older.frames.filter((f) => f.type === "relays"),
+        [],
+        "the older agent was sent none",
+      );
+      assert.equal(older.ws.readyState, WebSocket.OPEN, "and its tunnel is up");
+    } finally {
+      older.ws.terminate();
+      newer.ws.terminate();
+    }
   });
 
   it("an agent that does not follow the set keeps to its URLs", async () => {
