@@ -15,7 +15,7 @@ const portRange = z
   .object({ start: z.number().int().min(1).max(65535), end: z.number().int().min(1).max(65535) })
   .refine((r) => r.start <= r.end, "range ends before it starts");
 
-const agentRecord = z.object({
+export const agentRecord = z.object({
   id,
   name: z.string(),
   location: z.string().min(1),
@@ -24,7 +24,7 @@ const agentRecord = z.object({
   lastSeenAt: isoTime.nullable().optional(),
   lastAddress: z.string().nullable().optional(),
 });
-const clientRecord = z.object({
+export const clientRecord = z.object({
   id,
   name: z.string(),
   location: z.string().min(1),
@@ -34,7 +34,7 @@ const clientRecord = z.object({
   lastUsedAt: isoTime.nullable().optional(),
   lastAddress: z.string().nullable().optional(),
 });
-const mappingRecord = z.object({
+export const mappingRecord = z.object({
   id,
   virtualHost: z.string().min(1),
   virtualPort: portRange,

@@ -22,6 +22,12 @@ import { waitFor } from "../helpers/ports.js";
 const ADMIN_TOKEN = "upadm_test-admin-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
+/** What the file store holds on disk: its snapshot and its journal. */
+async function storedText(store: FileStore): Promise<string> {
+  const journal = await readFile(store.journalPath, "utf8").catch(() => "");
+  return `${await readFile(store.path, "utf8")}\n${journal}`;
+}
+
 describe("admin API", () => {
   let admin: AdminUnderTest;
   let dir: string;
@@ -166,7 +172,7 @@ describe("admin API", () => {
       assert.ok(!Number.isNaN(Date.parse(created.createdAt)));
 
       assert.equal((await store.findAgentByTokenHash(hashSecret(created.token)))?.id, created.id);
-      const file = await readFile(store.path, "utf8");
+      const file = await storedText(store);
       assert.ok(!file.includes(created.token));
       assert.ok(file.includes(hashSecret(created.token)));
 
@@ -289,7 +295,7 @@ describe("admin API", () => {
 
       const stored = await store.findClientByUsername(c.username);
       assert.equal(stored?.passwordHash, hashSecret(c.password));
-      const file = await readFile(store.path, "utf8");
+      const file = await storedText(store);
       assert.ok(!file.includes(c.password));
 
       const list = await call("GET", "/v1/clients");
@@ -614,7 +620,7 @@ describe("admin API", () => {
 
     it("a store write failure answers 500 UP_ERR_STORE and changes nothing", async () => {
       const m = await createMapping(FTP);
-      const before = await readFile(store.path, "utf8");
+      const before = await storedText(store);
       const moved = `${dir}-moved`;
       await rename(dir, moved);
       await writeFile(dir, "not a directory");
@@ -639,7 +645,7 @@ describe("admin API", () => {
       );
       assert.equal((await store.listAgents()).length, 0);
       assert.deepEqual(connections.killedByMapping, []);
-      assert.equal(await readFile(store.path, "utf8"), before);
+      assert.equal(await storedText(store), before);
       // The API keeps working once the disk is back.
       assert.equal((await call("DELETE", `/v1/mappings/${m.id}`)).statusCode, 204);
     });
