@@ -6,6 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { WebSocket } from "ws";
 import { type Agent, startAgent } from "../../agent/agent.js";
@@ -14,9 +17,12 @@ import type { Relay } from "../../cloud/relay.js";
 import { DEFAULT_LIMITS, PROTOCOL_VERSION } from "../../shared/tunnel/constants.js";
 import type { Frame } from "../../shared/tunnel/frame.js";
 import { encodeFrame, FrameDecoder } from "../../shared/tunnel/frame-codec.js";
+import { ChildRegistry } from "../helpers/clients.js";
 import { waitFor } from "../helpers/ports.js";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.js";
+import { startCloud } from "../helpers/processes.js";
 import {
+  ADMIN_TOKEN,
   FAST_MEMBERSHIP,
   type Json,
   type Stack,
@@ -114,6 +120,63 @@ describe("every agent to every relay", () => {
       timeoutMs: 5_000,
       what: "each relay's row to count the agent",
     });
+  });
+
+  it("drops a relay killed with SIGKILL within the live bound, and adds it again when it is back", async () => {
+    url = await cluster.createDatabase("relay_set_kill");
+    a = await startStack({ agent: false, relay: { databaseUrl: url, membership: FAST, relayId: "relay-a" } });
+    const dataDir = mkdtempSync(join(tmpdir(), "underpass-relay-set-"));
+    const registry = new ChildRegistry();
+    const env = {
+      UNDERPASS_DATABASE_URL: url,
+      UNDERPASS_RELAY_ID: "relay-k",
+      UNDERPASS_RELAY_HEARTBEAT_MS: "200",
+      UNDERPASS_RELAY_LIVE_MS: "1000",
+    };
+    let k = await startCloud({ dataDir, adminToken: ADMIN_TOKEN, registry, env, startTimeoutMs: 60_000 });
+    try {
+      const agent = await a.startAgent();
+      await waitFor(() => agent.upCount() === 2, { timeoutMs: 20_000, what: "tunnels to A and K" });
+      assert.deepEqual(relaysOf(agent), [tunnelUrl(a.relay), k.relayUrl].sort());
+
+      k.kill("SIGKILL");
+      const t0 = Date.now();
+      await k.exited;
+      // its row stays, its heartbeat stops: A drops it after the live bound, and the agent follows
+      await waitFor(() => agent.relays().length === 1, { timeoutMs: 10_000, what: "the agent to drop K" });
+      const droppedMs = Date.now() - t0;
+      assert.ok(
+        droppedMs >= FAST.liveMs - 2 * FAST.heartbeatMs,
+        `dropped after ${droppedMs} ms: before the bound`,
+      );
+      assert.ok(droppedMs < FAST.liveMs + 3_000, `dropped after ${droppedMs} ms`);
+      assert.equal(a.relay.membership.relays().find((r) => r.id === "relay-k")?.live, false);
+
+      // started again on its ports: it takes its row back and the agent adds it by itself
+      k = await startCloud({
+        dataDir,
+        adminToken: ADMIN_TOKEN,
+        registry,
+        env,
+        ports: k.ports,
+        startTimeoutMs: 60_000,
+      });
+      await waitFor(() => agent.upCount() === 2 && agent.relays().length === 2, {
+        timeoutMs: 20_000,
+        what: "the agent to add K again",
+      });
+      await waitFor(
+        async () => (await k.admin.agent(a.agentId)).links.some((l: Json) => l.relayId === "relay-k"),
+        {
+          timeoutMs: 10_000,
+          what: "K to hold the agent",
+        },
+      );
+    } finally {
+      await k.stop();
+      await registry.killAll();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("sends RELAYS frames only to agents that announce the capability: an older agent never sees one", async () => {
