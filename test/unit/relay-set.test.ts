@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { agentConfigFromEnv } from "../../agent/config.js";
 import { learnedRelays, type RelayReport } from "../../agent/relay-set.js";
+import { silentLogger } from "../../shared/logger.js";
 
 const A = { id: "relay-a", url: "wss://a.example/tunnel" };
 const B = { id: "relay-b", url: "wss://b.example/tunnel" };
@@ -43,5 +45,23 @@ describe("the relays an agent learns", () => {
     // an older relay tells no set: nothing is learned from it, nothing dropped
     assert.equal(learnedRelays([A.url], [report(A.url, null, null)]), null);
     assert.deepEqual(learnedRelays([A.url], [report(A.url, A.id, [])]), []);
+  });
+});
+
+describe("the relays an agent may dial when told", () => {
+  const env = (extra: Record<string, string> = {}) => ({
+    UNDERPASS_RELAY_URL: "wss://relay-a.example/tunnel",
+    UNDERPASS_AGENT_TOKEN: "upa_0123456789abcdef0123",
+    UNDERPASS_ALLOW: "10.0.0.0/8:21",
+    ...extra,
+  });
+
+  it("holds a told URL to the rule of UNDERPASS_RELAY_URL: no ws:// across a network unless allowed", () => {
+    const strict = agentConfigFromEnv(env(), silentLogger());
+    assert.equal(strict.mayDial?.("wss://relay-b.example/tunnel"), true);
+    assert.equal(strict.mayDial?.("ws://127.0.0.1:8443/tunnel"), true);
+    assert.equal(strict.mayDial?.("ws://relay-b.example:8443/tunnel"), false);
+    const insecure = agentConfigFromEnv(env({ UNDERPASS_INSECURE_TUNNEL: "1" }), silentLogger());
+    assert.equal(insecure.mayDial?.("ws://relay-b.example:8443/tunnel"), true);
   });
 });
