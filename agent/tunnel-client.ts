@@ -18,7 +18,7 @@ import {
   type SessionTimers,
   type TunnelLimits,
 } from "../shared/tunnel/constants.js";
-import type { Frame } from "../shared/tunnel/frame.js";
+import type { Frame, RelayEntry } from "../shared/tunnel/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
 import type { WsMasking } from "../shared/tunnel/ws-mask.js";
@@ -99,8 +99,14 @@ export class TunnelClient {
   lastRefusal: string | null = null;
   agentId: string | null = null;
   location: string | null = null;
+  /** The relay the tunnel reaches, as its welcome named it (null before, or from an older relay). */
+  relayId: string | null = null;
+  /** The cluster's live relays as this relay last told them; null while it told none. */
+  relays: readonly RelayEntry[] | null = null;
   /** Called on every state change. */
   onState: ((state: TunnelState) => void) | null = null;
+  /** Called when the relay sends a new relay set. */
+  onRelays: (() => void) | null = null;
 
   constructor(options: TunnelClientOptions) {
     this.#o = options;
@@ -223,7 +229,7 @@ export class TunnelClient {
             version: PROTOCOL_VERSION,
             token: this.#o.token,
             agentVersion: VERSION,
-            capabilities: [CAPABILITY.CONNECT, CAPABILITY.BIND],
+            capabilities: [CAPABILITY.CONNECT, CAPABILITY.BIND, CAPABILITY.RELAYS],
             limits: this.#limits,
             ...(this.#o.identity === undefined
               ? {}
@@ -284,6 +290,12 @@ export class TunnelClient {
     this.lastRefusal = null;
     this.agentId = w.data.agentId;
     this.location = w.data.location;
+    this.relayId = w.data.relayId ?? null;
+    this.relays = w.data.relays ?? null;
+    session.onRelays = (relays) => {
+      this.relays = relays;
+      this.onRelays?.();
+    };
     session.establish(mergeLimits(w.data.limits));
     this.#setState("up");
     this.#log.info({ agentId: w.data.agentId, location: w.data.location }, "tunnel up");

@@ -8,6 +8,7 @@ import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
 import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
+import { isWildcard, RELAY_ID } from "./cluster/relay-self.js";
 import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 import { parseDatabaseUrl } from "./store/postgres-url.js";
@@ -44,6 +45,17 @@ const relayEnv = z.object({
   UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
   UNDERPASS_DATABASE_URL: z.string().min(1).optional(),
+  UNDERPASS_RELAY_ID: z.string().regex(RELAY_ID, "letters, digits, '.', '_' and '-', at most 64").optional(),
+  UNDERPASS_RELAY_PUBLIC_URL: z
+    .string()
+    .regex(/^wss?:\/\/[^/]+(\/.*)?$/, "must be ws://host:port/tunnel or wss://host:port/tunnel")
+    .optional(),
+  UNDERPASS_RELAY_ADMIN_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/]+\/?$/, "must be http://host:port or https://host:port")
+    .optional(),
+  UNDERPASS_RELAY_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
+  UNDERPASS_RELAY_LIVE_MS: z.coerce.number().int().min(500).max(600_000).default(5_000),
   // the bounds on what peers can make the relay hold (cloud/limits/bound-variables.ts:
   // UNDERPASS_SOCKS_PREAUTH_PER_SOURCE, UNDERPASS_SOCKS_PREAUTH_MAX,
   // UNDERPASS_TUNNEL_PREAUTH_PER_SOURCE, UNDERPASS_TUNNEL_PREAUTH_MAX,
@@ -90,6 +102,10 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     databaseUrl: e.UNDERPASS_DATABASE_URL,
+    relayId: e.UNDERPASS_RELAY_ID,
+    publicUrl: e.UNDERPASS_RELAY_PUBLIC_URL,
+    adminUrl: e.UNDERPASS_RELAY_ADMIN_URL?.replace(/\/$/, ""),
+    membership: membershipTimers(e.UNDERPASS_RELAY_HEARTBEAT_MS, e.UNDERPASS_RELAY_LIVE_MS),
     bounds: boundsFromEnv(e),
     tlsReload: {
       watch: e.UNDERPASS_TLS_WATCH === undefined || envFlag(e.UNDERPASS_TLS_WATCH),
@@ -97,6 +113,17 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     },
     logger,
   };
+}
+
+/** A relay is live for at least two heartbeats: one late heartbeat does not drop it. */
+function membershipTimers(heartbeatMs: number, liveMs: number): { heartbeatMs: number; liveMs: number } {
+  if (liveMs < 2 * heartbeatMs) {
+    const message = `must be at least twice UNDERPASS_RELAY_HEARTBEAT_MS (${heartbeatMs})`;
+    throw new ValidationError(`UNDERPASS_RELAY_LIVE_MS=${liveMs}: ${message}`, [
+      { path: "UNDERPASS_RELAY_LIVE_MS", message },
+    ]);
+  }
+  return { heartbeatMs, liveMs };
 }
 
 const METRICS_LISTEN = "UNDERPASS_METRICS_LISTEN";
@@ -118,7 +145,7 @@ function metricsListen(value: string, others: Readonly<Record<string, ListenAddr
     if (
       at.port !== 0 &&
       at.port === other.port &&
-      (at.host === other.host || isAnyAddress(at.host) || isAnyAddress(other.host))
+      (at.host === other.host || isWildcard(at.host) || isWildcard(other.host))
     ) {
       const message = `port ${at.port} is taken by ${name}`;
       throw new ValidationError(`${METRICS_LISTEN}=${value}: ${message}`, [
@@ -127,11 +154,6 @@ function metricsListen(value: string, others: Readonly<Record<string, ListenAddr
     }
   }
   return at;
-}
-
-/** The wildcard addresses: a listener on one takes the port on every interface. */
-function isAnyAddress(host: string): boolean {
-  return host === "0.0.0.0" || host === "::";
 }
 
 /** The variable names of one certificate and key pair. */

@@ -1,5 +1,5 @@
 /**
- * `underpass agents|clients|mappings|connections|audit …`, `underpass export|import`: the admin
+ * `underpass agents|clients|mappings|connections|relays|audit …`, `underpass export|import`: the admin
  * API from a terminal or a script. Human tables by default, `--json` for scripts. Exit codes:
  * 0 success, 1 the API refused (its code and message are printed) or could not be reached,
  * 2 bad usage.
@@ -20,6 +20,8 @@ import {
   type ImportAnswer,
   type MappingView,
   mappingColumns,
+  type RelayView,
+  relayColumns,
   renderCheck,
   renderFtpCheck,
   renderImport,
@@ -49,6 +51,7 @@ export const ADMIN_COMMANDS: ReadonlySet<string> = new Set([
   "clients",
   "mappings",
   "connections",
+  "relays",
   "audit",
   "export",
   "import",
@@ -99,7 +102,9 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
       const cmd = raw[raw.length - 1] as Command;
       const o = cmd.optsWithGlobals() as CommonOptions & Record<string, unknown>;
       const args = raw.slice(0, raw.length - 2) as A;
-      setExit((await fn(clientFor(o, io.env), o, ...args)) ?? 0);
+      const missing = (ids: readonly string[]): void =>
+        io.err(`warning: relays ${ids.join(", ")} did not answer; what they hold is not shown\n`);
+      setExit((await fn(clientFor(o, io.env, missing), o, ...args)) ?? 0);
     };
 
   const print = (o: CommonOptions, value: unknown, human: () => string): void => {
@@ -346,6 +351,18 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     }),
   );
 
+  // ---- relays ------------------------------------------------------------------------------
+  common(
+    program
+      .command("relays")
+      .description("the relays of the cluster (* the one answering): live or not, what each holds"),
+  ).action(
+    act(async (c, o) => {
+      const list = await c.get<RelayView[]>("/v1/relays");
+      print(o, list, () => renderTable(list, relayColumns));
+    }),
+  );
+
   // ---- audit -------------------------------------------------------------------------------
   const audit = program.command("audit").description("the audit trail: denials, changes, agents, kills");
   common(
@@ -416,7 +433,11 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
   return program;
 }
 
-function clientFor(o: CommonOptions, env: NodeJS.ProcessEnv): AdminClient {
+function clientFor(
+  o: CommonOptions,
+  env: NodeJS.ProcessEnv,
+  onMissingRelays: (relayIds: readonly string[]) => void,
+): AdminClient {
   const baseUrl = o.adminUrl ?? env.UNDERPASS_ADMIN_URL ?? DEFAULT_ADMIN_URL;
   const token = o.token ?? env.UNDERPASS_ADMIN_TOKEN;
   if (!token) throw new UsageError("no admin token: set UNDERPASS_ADMIN_TOKEN or pass --token");
@@ -426,7 +447,7 @@ function clientFor(o: CommonOptions, env: NodeJS.ProcessEnv): AdminClient {
   } catch {
     throw new UsageError(`admin URL "${baseUrl}" is not an http:// or https:// URL`);
   }
-  return new AdminClient({ baseUrl, token });
+  return new AdminClient({ baseUrl, token, onMissingRelays });
 }
 
 /** `1h`, `30m`, `45s`, `2d` back from now, or an ISO time as given. */

@@ -4,11 +4,19 @@ import { z } from "zod";
 import { NotFoundError } from "../../shared/errors.js";
 import type { AgentRecord } from "../store/store.js";
 import { auditChange } from "./change-audit.js";
+import { clusterStates, MISSING_RELAYS_HEADER } from "./cluster.js";
 import type { AdminRouteOptions } from "./deps.js";
 import { afterwards } from "./follow-up.js";
 import { newId, now } from "./records.js";
 import { answers, idParams, json, noContent } from "./responses.js";
-import { type AgentAnswer, agentAnswer, agentCreateBody, agentCreated, agentPatchBody } from "./schemas.js";
+import {
+  type AgentAnswer,
+  type AgentLink,
+  agentAnswer,
+  agentCreateBody,
+  agentCreated,
+  agentPatchBody,
+} from "./schemas.js";
 import { generateSecret, hashSecret } from "./secrets.js";
 
 /** What the caller sees of a new or rotated agent: its token, this once. */
@@ -18,23 +26,32 @@ function created(agent: AgentRecord, token: string) {
 }
 
 /** An agent as `GET /v1/agents` lists it: the record and its live tunnels on this relay. */
-function agentView(agent: AgentRecord, deps: AdminRouteOptions["deps"]): AgentAnswer {
+function agentView(
+  agent: AgentRecord,
+  deps: AdminRouteOptions["deps"],
+  links: readonly AgentLink[] = deps.tunnels.statusOf(agent.id).links,
+): AgentAnswer {
   const { id, name, location, createdAt, lastSeenAt, lastAddress } = agent;
-  const { connected, connectedAt, remoteAddress, version, tunnels, links } = deps.tunnels.statusOf(id);
+  const local = deps.tunnels.statusOf(id);
+  const all = [...links].sort((a, b) =>
+    a.connectedAt < b.connectedAt ? -1 : a.connectedAt > b.connectedAt ? 1 : 0,
+  );
+  // this relay's own tunnel first; else the agent's oldest on any relay
+  const first = all[0];
   return {
     id,
     name,
     location,
     createdAt,
     singleInstance: agent.singleInstance === true,
-    connected,
-    connectedAt,
-    remoteAddress,
-    version,
-    tunnels,
+    connected: all.length > 0,
+    connectedAt: local.connectedAt ?? first?.connectedAt ?? null,
+    remoteAddress: local.remoteAddress ?? first?.remoteAddress ?? null,
+    version: local.version ?? first?.version ?? null,
+    tunnels: all.length,
     lastSeenAt: lastSeenAt ?? null,
     lastAddress: lastAddress ?? null,
-    links,
+    links: all,
   };
 }
 
@@ -84,11 +101,24 @@ export const agentRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (app,
     {
       schema: {
         operationId: "listAgents",
-        summary: "List agents with their live tunnel status and where they were last seen from.",
+        summary:
+          "List agents with their live tunnels on every relay of the cluster and where they were last seen from.",
         response: answers({ 200: json("Agents.", z.array(agentAnswer)) }),
       },
     },
-    async () => (await store.listAgents()).map((agent) => agentView(agent, deps)),
+    async (_req, reply) => {
+      const [agents, cluster] = await Promise.all([store.listAgents(), clusterStates(deps)]);
+      if (cluster.missing.length > 0) reply.header(MISSING_RELAYS_HEADER, cluster.missing.join(","));
+      const links = new Map<string, AgentLink[]>();
+      for (const state of cluster.states) {
+        for (const { agentId, ...link } of state.links) {
+          const list = links.get(agentId) ?? [];
+          list.push(link);
+          links.set(agentId, list);
+        }
+      }
+      return agents.map((agent) => agentView(agent, deps, links.get(agent.id) ?? []));
+    },
   );
 
   app.patch(

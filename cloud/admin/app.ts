@@ -32,6 +32,7 @@ import {
 } from "./auth-limit.js";
 import { backupRoutes } from "./backup.js";
 import { clientRoutes } from "./clients.js";
+import { clusterRoutes } from "./cluster.js";
 import { connectionRoutes } from "./connections.js";
 import { consoleAssets } from "./console-assets.js";
 import type { AdminDeps } from "./deps.js";
@@ -41,7 +42,7 @@ import { eventRoutes } from "./events.js";
 import { ftpCheckRoutes } from "./ftp-check.js";
 import { healthRoutes } from "./health.js";
 import { mappingRoutes } from "./mappings.js";
-import { secretMatches } from "./secrets.js";
+import { hashSecret, secretMatches } from "./secrets.js";
 import { ConsoleSessions } from "./session.js";
 import { authenticateByCookie, sessionIdOf } from "./session-auth.js";
 import { type ConsoleEndpoints, sessionRoutes } from "./session-routes.js";
@@ -151,6 +152,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.addHook("onRequest", async (req, reply) => {
     if (req.routeOptions.schema?.security?.length === 0) return;
     const header = req.headers.authorization;
+    if (req.routeOptions.config.cluster === true) return checkClusterSecret(req, reply, header);
     // Without the header, a console session cookie may stand in for the token (session-auth.ts).
     if (header === undefined) {
       try {
@@ -178,6 +180,26 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     }
   });
 
+  /** The routes the relays of a cluster call one another on take the cluster secret only. */
+  async function checkClusterSecret(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    header: string | undefined,
+  ): Promise<void> {
+    const secret = deps.cluster.secret();
+    const token = header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1];
+    if (secret !== null && token !== undefined && secretMatches(token, hashSecret(secret))) return;
+    req.log.warn({ remoteAddress: req.ip }, "admin API: a cluster route without the cluster secret");
+    // limited like any other failed secret: the cluster routes are no way around the bound
+    return refuse(
+      req,
+      reply,
+      token === undefined ? "missing" : "invalid",
+      token ?? null,
+      new AuthError("this route is for the relays of the cluster"),
+    );
+  }
+
   app.setNotFoundHandler(async (req, reply) =>
     reply.code(404).send({ error: NotFoundError.spec.code, message: `no route ${req.method} ${req.url}` }),
   );
@@ -195,6 +217,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   app.register(clientRoutes, { store, deps });
   app.register(mappingRoutes, { store, deps });
   app.register(connectionRoutes, { store, deps });
+  app.register(clusterRoutes, { store, deps });
   app.register(ftpCheckRoutes, { store, deps });
   app.register(auditRoutes, { store, deps });
   app.register(eventRoutes, { store, deps });

@@ -6,8 +6,10 @@
  * direction, a SOCKS reply code, an outcome, a location capped by location-labels.ts): nothing
  * per connection, client, username, host or error text. The names are the README's (Metrics).
  */
+
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { GOAWAY_CODE } from "../../shared/tunnel/constants.js";
+import { VERSION } from "../../shared/version.js";
 import type { RelayEvents } from "../events.js";
 import { LIMIT_NAMES } from "../limits/limit-names.js";
 import type { LiveConnections } from "../socks/connections.js";
@@ -52,6 +54,19 @@ export class RelayMetrics {
     const locations = new LocationLabels(options.maxLocations ?? MAX_LOCATION_LABELS);
     this.#locations = locations;
     this.#registered = sources.registered;
+
+    // ---- which relay: an info metric, joined on the scrape's own target labels ------------
+    // (Prometheus: "info" metrics rather than a label on every series, which would change every
+    // series' identity when a relay's id changes and repeat the id in each one)
+    new Gauge({
+      name: "underpass_relay_info",
+      help: "Always 1: the relay's id in the cluster and its version.",
+      labelNames: ["relay_id", "version"] as const,
+      registers,
+      collect() {
+        this.set({ relay_id: events.relayId, version: VERSION }, 1);
+      },
+    });
 
     // ---- tunnels and agents: gauges read from the registry when scraped --------------------
     new Gauge({

@@ -313,7 +313,7 @@ export const agentLink = z
     connectedAt: isoTime,
   })
   .meta({ id: "AgentLink" });
-export type AgentLinkAnswer = z.output<typeof agentLink>;
+export type AgentLink = z.output<typeof agentLink>;
 
 export const agentAnswer = z
   .strictObject({
@@ -326,9 +326,10 @@ export const agentAnswer = z
     tunnels: z.number().int().meta({ description: "Live tunnels of the agent (it may keep a pool)." }),
     lastSeenAt: isoTime.nullable().meta({ description: "When a tunnel of the agent last came or went." }),
     lastAddress: z.string().nullable().meta({ description: "The source address of that tunnel." }),
-    links: z
-      .array(agentLink)
-      .meta({ description: "Each live tunnel, oldest first: source address, host name, instance." }),
+    links: z.array(agentLink).meta({
+      description:
+        "Each live tunnel on every relay of the cluster, oldest first: relay, source address, host name, instance.",
+    }),
   })
   .meta({ id: "Agent" });
 export type AgentAnswer = z.output<typeof agentAnswer>;
@@ -393,9 +394,42 @@ export const connectionAnswer = z
     bytesDown: z.number().int().meta({ description: "Bytes from the internal target towards the client." }),
     startedAt: isoTime,
     ageMs: z.number(),
+    relayId: z.string().meta({ description: "The relay of the cluster that carries it." }),
   })
   .meta({ id: "Connection" });
 export type ConnectionAnswer = z.output<typeof connectionAnswer>;
+
+export const relayAnswer = z
+  .strictObject({
+    id: z.string(),
+    self: z.boolean().meta({ description: "The relay that answers." }),
+    tunnelUrl: z
+      .string()
+      .nullable()
+      .meta({ description: "The tunnel URL agents learn; null: not advertised." }),
+    adminUrl: z.string().nullable().meta({ description: "Where the other relays reach its admin API." }),
+    addresses: z
+      .record(z.string(), z.string())
+      .meta({ description: "host:port it listens on, by listener." }),
+    version: z.string(),
+    startedAt: isoTime.meta({ description: "Up since." }),
+    heartbeatAt: isoTime.meta({ description: "Its last heartbeat, on the database's clock." }),
+    live: z.boolean().meta({ description: "Its heartbeat is within UNDERPASS_RELAY_LIVE_MS." }),
+    agents: z.number().int().meta({ description: "Agents with a tunnel to it, at its last heartbeat." }),
+    connections: z.number().int().meta({ description: "Connections it carried at its last heartbeat." }),
+  })
+  .meta({ id: "Relay" });
+export type RelayAnswer = z.output<typeof relayAnswer>;
+
+/** What one relay tells another of its live state (the cluster's merged view). */
+export const relayStateAnswer = z
+  .strictObject({
+    relayId: z.string(),
+    connections: z.array(connectionAnswer),
+    links: z.array(agentLink.extend({ agentId: z.string() })),
+  })
+  .meta({ id: "RelayState" });
+export type RelayStateAnswer = z.output<typeof relayStateAnswer>;
 
 export const healthAnswer = z
   .strictObject({

@@ -138,6 +138,30 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 4,
+    name: "relay membership",
+    sql: `
+      -- one row per running relay, written by the relay itself: registered at start, its
+      -- heartbeat every second, deleted on a clean stop. Liveness is judged on the database's
+      -- clock (heartbeat_at against now()), so relays whose clocks differ agree on it.
+      create table relays (
+        id text primary key,
+        -- the tunnel URL agents should use; null when the relay has none to offer
+        tunnel_url text,
+        -- where peers reach its admin API; null when it has none
+        admin_url text,
+        -- the addresses it listens on: {"tunnel": "host:port", "socks": …, "admin": …}
+        addresses jsonb not null,
+        version text not null,
+        started_at timestamptz not null,
+        heartbeat_at timestamptz not null,
+        agents integer not null default 0,
+        connections integer not null default 0
+      );
+      create index relays_heartbeat on relays (heartbeat_at);
+    `,
+  },
+  {
     version: 5,
     name: "FTP across relays",
     sql: `

@@ -21,12 +21,13 @@ import {
   DEFAULT_TIMERS,
   FRAME_HEADER_SIZE,
   GOAWAY_CODE,
+  MAX_ADVERTISED_RELAYS,
   PROTOCOL_VERSION,
   type SessionTimers,
   type TunnelLimits,
 } from "../../shared/tunnel/constants.js";
-import type { Frame } from "../../shared/tunnel/frame.js";
-import { type Hello, mergeLimits } from "../../shared/tunnel/handshake.js";
+import type { Frame, RelayEntry } from "../../shared/tunnel/frame.js";
+import { CAPABILITY, type Hello, mergeLimits } from "../../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../../shared/tunnel/mux-session.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
@@ -65,6 +66,10 @@ export interface GatewayOptions {
     RelayBounds,
     "tunnelsPerAgent" | "tunnelMaxStreams" | "tunnelMaxPendingOpens" | "authBackoffMaxMs"
   >;
+  /** This relay's id in the cluster, named in the welcome. */
+  readonly relayId?: string;
+  /** The cluster's live relays, for the welcome (cluster/membership.ts); undefined while unknown. */
+  readonly relays?: () => readonly RelayEntry[] | undefined;
 }
 
 export class TunnelGateway {
@@ -72,6 +77,8 @@ export class TunnelGateway {
   readonly #limits: TunnelLimits;
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<MuxSession>();
+  /** Established tunnels whose agent follows the relay set (the `relays` capability). */
+  readonly #following = new Set<MuxSession>();
 
   constructor(options: GatewayOptions) {
     this.#o = options;
@@ -95,6 +102,12 @@ export class TunnelGateway {
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, socket, req));
   }
 
+  /** Sends the relay set to every agent that follows it; agents of older builds get nothing. */
+  announceRelays(relays: readonly RelayEntry[]): void {
+    const set = relays.slice(0, MAX_ADVERTISED_RELAYS);
+    for (const s of this.#following) s.sendRelays(set);
+  }
+
   /** Close every tunnel with a GOAWAY. */
   close(reason: string): void {
     for (const s of [...this.#sessions]) s.close(GOAWAY_CODE.NORMAL, reason);
@@ -115,7 +128,9 @@ export class TunnelGateway {
     this.#sessions.add(session);
     session.onBindPeer = this.#o.onBindPeer ?? null;
     const slot = this.#o.preauth?.slotOf(req.socket) ?? null;
-    const arrival = new Arrival(id, remote, session, log, this.#o, this.#limits, slot);
+    const arrival = new Arrival(id, remote, session, log, this.#o, this.#limits, slot, () =>
+      this.#following.add(session),
+    );
     arrival.source = sourceKey(req.socket.remoteAddress);
 
     ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -135,6 +150,7 @@ export class TunnelGateway {
     session.onHandshake = (frame) => arrival.hello(frame);
     session.onClose = (info) => {
       this.#sessions.delete(session);
+      this.#following.delete(session);
       arrival.closed(info);
       // the sender of a GOAWAY closes with 4000 + its code (the session does that right after
       // this); only a tunnel that went away under us is closed here, plainly
@@ -153,6 +169,8 @@ class Arrival {
   readonly #limits: TunnelLimits;
   readonly #helloTimer: NodeJS.Timeout;
   readonly #slot: PreauthSlot | null;
+  /** The agent follows the relay set: from now on it hears its changes. */
+  readonly #follows: () => void;
   #tunnel: Tunnel | null = null;
   /** One hello per connection: a second one would be a second guess at a token. */
   #helloSeen = false;
@@ -168,7 +186,9 @@ class Arrival {
     options: GatewayOptions,
     limits: TunnelLimits,
     slot: PreauthSlot | null,
+    follows: () => void,
   ) {
+    this.#follows = follows;
     this.#id = id;
     this.#remote = remote;
     this.#session = session;
@@ -245,7 +265,14 @@ class Arrival {
     const session = this.#session;
     session.sendHandshake({
       type: "welcome",
-      body: { version: PROTOCOL_VERSION, agentId, location, limits: this.#limits },
+      body: {
+        version: PROTOCOL_VERSION,
+        agentId,
+        location,
+        limits: this.#limits,
+        ...(this.#o.relayId === undefined ? {} : { relayId: this.#o.relayId }),
+        ...relaysField(this.#o.relays?.()),
+      },
     });
     // the agent's announced limits, within the relay's own: a rogue agent that announces a
     // million pending opens does not make the relay queue them
@@ -253,6 +280,7 @@ class Arrival {
     const maxStreams = Math.min(peer.maxStreams, bounds.tunnelMaxStreams);
     const maxPendingOpens = Math.min(peer.maxPendingOpens, bounds.tunnelMaxPendingOpens);
     session.establish({ ...peer, maxStreams, maxPendingOpens });
+    if (hello.capabilities.includes(CAPABILITY.RELAYS)) this.#follows();
     this.#slot?.admitted();
     const tunnel: Tunnel = {
       id: this.#id,
@@ -404,6 +432,11 @@ class Arrival {
     this.#log.warn({ code: error.code, ...details }, error.message);
     this.#session.close(goaway, error.message);
   }
+}
+
+/** The welcome's `relays`, when the set is known. */
+function relaysField(relays: readonly RelayEntry[] | undefined): { relays?: RelayEntry[] } {
+  return relays === undefined ? {} : { relays: relays.slice(0, MAX_ADVERTISED_RELAYS) };
 }
 
 /** The versions a refused hello announced, for the log: only what has the expected type and size. */

@@ -61,6 +61,9 @@ export function instanceKey(t: Pick<Tunnel, "instanceId" | "remoteAddress">): st
   return `address ${colon < 0 ? t.remoteAddress : t.remoteAddress.slice(0, colon)}`;
 }
 
+/** A live tunnel with its agent: what a relay tells its peers for the cluster's view. */
+export type TunnelLink = AgentLink & { readonly agentId: string };
+
 export interface AgentStatus {
   readonly connected: boolean;
   /** ISO time the oldest live tunnel of the agent was established, or null. */
@@ -178,6 +181,25 @@ export class AgentRegistry {
     return [...this.#byLocation.values()].flat();
   }
 
+  /** Every live tunnel with its agent, oldest first: what a peer relay is told of this one. */
+  links(): TunnelLink[] {
+    return this.all()
+      .sort((a, b) => a.connectedAt.getTime() - b.connectedAt.getTime())
+      .map((t) => ({ agentId: t.agentId, ...this.#link(t) }));
+  }
+
+  #link(t: Tunnel): AgentLink {
+    return {
+      relayId: this.relayId,
+      tunnelId: t.id,
+      remoteAddress: t.remoteAddress,
+      hostName: t.hostName,
+      instanceId: t.instanceId,
+      version: t.agentVersion,
+      connectedAt: t.connectedAt.toISOString(),
+    };
+  }
+
   statusOf(agentId: string): AgentStatus {
     const set = this.#byAgent.get(agentId);
     if (!set || set.size === 0) return notConnected();
@@ -189,15 +211,7 @@ export class AgentRegistry {
       remoteAddress: oldest.remoteAddress,
       version: oldest.agentVersion,
       tunnels: set.size,
-      links: tunnels.map((t) => ({
-        relayId: this.relayId,
-        tunnelId: t.id,
-        remoteAddress: t.remoteAddress,
-        hostName: t.hostName,
-        instanceId: t.instanceId,
-        version: t.agentVersion,
-        connectedAt: t.connectedAt.toISOString(),
-      })),
+      links: tunnels.map((t) => this.#link(t)),
     };
   }
 

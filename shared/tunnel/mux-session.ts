@@ -25,7 +25,7 @@ import {
   type SessionTimers,
   type TunnelLimits,
 } from "./constants.js";
-import type { Frame, OpenFrame } from "./frame.js";
+import type { Frame, OpenFrame, RelayEntry } from "./frame.js";
 import { encodeFrame, FrameDecoder } from "./frame-codec.js";
 import type { FrameTransport } from "./frame-transport.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -94,6 +94,8 @@ export class MuxSession implements StreamHost {
   onBindPeer: ((stream: MuxStream, address: string, port: number) => void) | null = null;
   /** Fires once when the session ends for any reason. */
   onClose: ((info: SessionCloseInfo) => void) | null = null;
+  /** The relay sent the cluster's relay set (agent side, RELAYS frames). */
+  onRelays: ((relays: readonly RelayEntry[]) => void) | null = null;
   /** A PONG answered our latest PING after `rttMs` milliseconds. */
   onRoundTrip: ((rttMs: number) => void) | null = null;
 
@@ -145,6 +147,12 @@ export class MuxSession implements StreamHost {
     this.#peerLimits = peerLimits;
     this.#established = true;
     this.#heartbeat.start();
+  }
+
+  /** Send the cluster's relay set (relay side, once established). */
+  sendRelays(relays: readonly RelayEntry[]): void {
+    if (this.#closed || !this.#established) return;
+    this.#send({ type: "relays", relays });
   }
 
   /** Send a hello or welcome (before establishment). */
@@ -354,6 +362,10 @@ export class MuxSession implements StreamHost {
         return;
       case "goaway":
         return this.#peerGoAway(frame.code, frame.reason);
+      case "relays":
+        if (this.role !== "agent") throw new ProtocolError("only the relay sends the relay set");
+        this.onRelays?.(frame.relays);
+        return;
       case "hello":
       case "welcome":
         throw new ProtocolError(`${frame.type} after the handshake`);

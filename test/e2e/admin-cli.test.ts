@@ -236,6 +236,20 @@ describe("admin CLI against a real relay and agent", () => {
     }
   });
 
+  it("lists the relays: over the file store, the one that answers", async () => {
+    const list = await json<Array<{ id: string; self: boolean; live: boolean; tunnelUrl: string }>>([
+      "relays",
+    ]);
+    assert.equal(list.length, 1);
+    assert.equal(list[0]?.self, true);
+    assert.equal(list[0]?.live, true);
+    assert.equal(list[0]?.tunnelUrl, `ws://127.0.0.1:${cloud.ports.tunnel}/tunnel`);
+    const table = await underpass(["relays"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^ID\s+STATUS\s+TUNNEL URL/m);
+    assert.match(table.stdout, new RegExp(`^${list[0]?.id} \\*\\s+live\\s`, "m"));
+  });
+
   it("rotates an agent's token: the running agent is cut off, the new token is shown once", async () => {
     const [a] = await json<Array<{ id: string }>>(["agents", "list"]);
     assert.ok(a);

@@ -152,7 +152,8 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
       token: created.token,
       registry,
     });
-    for (const r of relays) await r.admin.waitAgentConnected(agentId, 30_000);
+    for (const [i, r] of relays.entries())
+      await r.admin.waitAgentConnected(agentId, 30_000, `relay-${i + 1}`);
     lb = await startHaproxy({
       relays: relays.map((r, i) => ({
         name: `relay-${i + 1}`,
@@ -255,8 +256,11 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
     })();
 
     const victim = relays[2]!;
+    // the cluster's connections, as any relay lists them: those the victim carries
     const held: Json[] = await victim.admin.expect("GET", "/v1/connections", undefined, 200);
-    const victimTransfers = held.filter((c) => c.virtualHost === "files.corp").length;
+    const victimTransfers = held.filter(
+      (c) => c.virtualHost === "files.corp" && c.relayId === "relay-3",
+    ).length;
     victim.kill("SIGKILL");
     const killedAt = Date.now();
     await victim.exited;
@@ -343,7 +347,7 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
       startTimeoutMs: 60_000,
     });
     relays[2] = restarted;
-    await restarted.admin.waitAgentConnected(agentId, 60_000);
+    await restarted.admin.waitAgentConnected(agentId, 60_000, "relay-3");
     const s = await socksConnect(restarted.ports.socks, client, "echo.corp", 7);
     try {
       assert.equal((await readAll(s, 10, 10_000)).toString(), "220 echo\r\n");

@@ -17,7 +17,7 @@ import { type AdminUnderTest, CONNECTION, startAdmin } from "../helpers/admin-ap
 
 // What the running relay hands over is answered as it is: the shapes must stay the same.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const sameConnection: Same<ConnectionInfo, ConnectionAnswer> = true;
+const sameConnection: Same<ConnectionInfo, Omit<ConnectionAnswer, "relayId">> = true;
 const sameCheck: Same<CheckResult, CheckAnswer> = true;
 const sameStatus: Same<
   AgentStatus,
@@ -252,6 +252,8 @@ describe("admin API answers against their route schemas", () => {
     // connections
     connections.live.push(CONNECTION);
     await expect(200, "GET", "/v1/connections");
+    await expect(200, "GET", "/v1/relays");
+    await expect(401, "GET", "/v1/relays", undefined, NO_TOKEN);
     await expect(401, "GET", "/v1/connections", undefined, NO_TOKEN);
     await expect(204, "DELETE", `/v1/connections/${CONNECTION.id}`);
     await expect(404, "DELETE", `/v1/connections/${CONNECTION.id}`);
@@ -363,6 +365,10 @@ describe("admin API answers against their route schemas", () => {
       await expect(500, "GET", "/v1/connections");
       await expect(500, "DELETE", "/v1/connections/cn_1");
       await expect(500, "GET", "/metrics");
+      admin.cluster.relays = () => {
+        throw new Error("membership broken");
+      };
+      await expect(500, "GET", "/v1/relays");
     } finally {
       connections.list = realList;
       connections.kill = realKill;

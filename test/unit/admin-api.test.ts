@@ -14,6 +14,7 @@ import {
   FakeMetrics,
   type FakeReachability,
   type FakeTunnels,
+  RELAY_ID,
   startAdmin,
 } from "../helpers/admin-app.js";
 import { waitFor } from "../helpers/ports.js";
@@ -225,7 +226,15 @@ describe("admin API", () => {
           tunnels: 2,
           lastSeenAt: null,
           lastAddress: null,
-          links: [],
+          links: [0, 1].map((i) => ({
+            relayId: RELAY_ID,
+            tunnelId: `tn_${b.id}_${i}`,
+            remoteAddress: "198.51.100.7",
+            hostName: null,
+            instanceId: null,
+            version: "0.1.0",
+            connectedAt: "2026-01-01T00:00:00.000Z",
+          })),
         },
       ]);
     });
@@ -652,10 +661,32 @@ describe("admin API", () => {
       connections.live.push(CONNECTION);
       const list = await call("GET", "/v1/connections");
       assert.equal(list.statusCode, 200);
-      assert.deepEqual(list.json(), [CONNECTION]);
+      assert.deepEqual(list.json(), [{ ...CONNECTION, relayId: RELAY_ID }]);
+      assert.equal(list.headers["underpass-missing-relays"], undefined, "every relay answered");
       assert.equal((await call("DELETE", "/v1/connections/cn_1")).statusCode, 204);
       assert.deepEqual(connections.killed, ["cn_1"]);
       assertError(await call("DELETE", "/v1/connections/cn_1"), 404, "UP_ERR_NOT_FOUND");
+    });
+
+    it("lists the relays of the cluster: over the file store, itself", async () => {
+      const res = await call("GET", "/v1/relays");
+      assert.equal(res.statusCode, 200);
+      const [self, ...others] = res.json();
+      assert.deepEqual(others, []);
+      assert.equal(self.id, RELAY_ID);
+      assert.equal(self.self, true);
+      assert.equal(self.live, true);
+      assert.equal(self.tunnelUrl, "ws://127.0.0.1:8443/tunnel");
+    });
+
+    it("keeps the relays' own routes to the cluster secret: the admin token does not open them", async () => {
+      for (const [method, url] of [
+        ["GET", "/v1/cluster/state"],
+        ["DELETE", "/v1/cluster/connections/cn_1"],
+      ] as const) {
+        assertError(await call(method, url), 401, "UP_ERR_AUTH");
+        assertError(await call(method, url, undefined, {}), 401, "UP_ERR_AUTH");
+      }
     });
 
     it("serves Prometheus metrics as text", async () => {
@@ -689,6 +720,7 @@ describe("admin API", () => {
       ["delete", "/v1/mappings/{id}", 204],
       ["post", "/v1/mappings/{id}/check", 200],
       ["get", "/v1/connections", 200],
+      ["get", "/v1/relays", 200],
       ["delete", "/v1/connections/{id}", 204],
       ["get", "/healthz", 200],
       ["get", "/metrics", 200],
