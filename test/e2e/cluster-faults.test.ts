@@ -1,7 +1,8 @@
 /**
  * Three `underpass cloud` processes over one PostgreSQL database behind a private haproxy
- * (`balance roundrobin`, health checks on `/healthz`), one `underpass agent` with a tunnel to
- * each, eight HTTP downloads in flight through the balancer and new SOCKS connections at 20/s.
+ * (`balance roundrobin`, health checks on `/healthz`), one `underpass agent` told of relay 1
+ * only that keeps a tunnel to each (it learns the others from the cluster's relay set), eight
+ * HTTP downloads in flight through the balancer and new SOCKS connections at 20/s.
  * `kill -9` of one relay: only the downloads it carried end, each as an error in curl (never a
  * clean short file), the others arrive whole (SHA-256), new connections succeed through the
  * balancer within 2 s, the agent keeps its tunnels to the survivors; the relay started again on
@@ -147,8 +148,9 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
         { timeoutMs: 20_000, intervalMs: 100, what: "both mappings on every relay" },
       );
     }
+    // told of relay 1 only: it learns the others from the relay set the cluster advertises
     agent = startAgentProcess({
-      relayUrl: relays.map((r) => r.relayUrl).join(","),
+      relayUrl: relays[0]!.relayUrl,
       token: created.token,
       registry,
     });
@@ -325,8 +327,19 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
 
     // the agent kept its tunnels to the survivors: same tunnels, connected since before the kill
     const agentsAfter = await Promise.all(relays.slice(0, 2).map((r) => r.admin.agent(agentId)));
+    const survivorLinks = (a: Json): string[] =>
+      (a.links as Json[])
+        .filter((l) => l.relayId === "relay-1" || l.relayId === "relay-2")
+        .map((l) => `${l.relayId}/${l.tunnelId}`)
+        .sort();
     for (const [i, a] of agentsAfter.entries()) {
-      assert.equal(a.connected, true, `agent still connected to relay ${i + 1}`);
+      assert.equal(a.connected, true, `agent still connected, seen from relay ${i + 1}`);
+      assert.equal(survivorLinks(a).length, 2, "a tunnel to each survivor");
+      assert.deepEqual(
+        survivorLinks(a),
+        survivorLinks(agentsBefore[i]!),
+        "the same tunnels as before the kill",
+      );
       assert.equal(
         a.connectedAt,
         agentsBefore[i]!.connectedAt,
@@ -335,7 +348,7 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
     }
   });
 
-  it("gets the agent back on a relay started again on its ports", async () => {
+  it("gets the agent back, through the relay set, on a relay started again on its ports", async () => {
     const victim = relays[2]!;
     assert.equal(victim.running(), false);
     const restarted = await startCloud({

@@ -67,7 +67,7 @@ describe("FTP across three relay processes behind haproxy when one is killed", (
         await startCloud({
           dataDir,
           adminToken: ADMIN_TOKEN,
-          env: { UNDERPASS_DATABASE_URL: url },
+          env: { UNDERPASS_DATABASE_URL: url, UNDERPASS_RELAY_ID: `relay-${i}` },
           registry: children,
         }),
       );
@@ -90,8 +90,8 @@ describe("FTP across three relay processes behind haproxy when one is killed", (
       })),
     });
     // the agent on every relay, every relay with the mapping, every relay up at the balancer
-    for (const r of relays) {
-      await r.admin.waitAgentConnected(agentRec.id, 30_000);
+    for (const [i, r] of relays.entries()) {
+      await r.admin.waitAgentConnected(agentRec.id, 30_000, `relay-${i}`);
       await waitFor(async () => (await r.admin.expect("GET", "/v1/mappings", undefined, 200)).length === 1, {
         what: "the mapping on every relay",
       });
@@ -114,15 +114,12 @@ describe("FTP across three relay processes behind haproxy when one is killed", (
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  /** The live relays whose GET /v1/connections lists a connection matching `match`. */
+  /** The live relays that carry a connection matching `match` (GET /v1/connections: every relay's). */
   async function carrying(match: (c: Json) => boolean): Promise<CloudProcess[]> {
-    const found: CloudProcess[] = [];
-    for (const r of relays) {
-      if (!r.running()) continue;
-      const list: Json[] = await r.admin.expect("GET", "/v1/connections", undefined, 200);
-      if (list.some(match)) found.push(r);
-    }
-    return found;
+    const asked = relays.find((r) => r.running());
+    if (asked === undefined) return [];
+    const list: Json[] = await asked.admin.expect("GET", "/v1/connections", undefined, 200);
+    return relays.filter((r, i) => r.running() && list.some((c) => c.relayId === `relay-${i}` && match(c)));
   }
 
   /** Leases that still run, from the database. */

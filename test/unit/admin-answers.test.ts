@@ -361,6 +361,7 @@ describe("admin API answers against their route schemas", () => {
     metrics.render = () => {
       throw new Error("registry broken");
     };
+    const realRelays = admin.cluster.relays;
     try {
       await expect(500, "GET", "/v1/connections");
       await expect(500, "DELETE", "/v1/connections/cn_1");
@@ -373,6 +374,7 @@ describe("admin API answers against their route schemas", () => {
       connections.list = realList;
       connections.kill = realKill;
       metrics.render = realRender;
+      admin.cluster.relays = realRelays;
     }
 
     // 429: from an address past the bound on failed authentications, every route that needs
