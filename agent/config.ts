@@ -62,7 +62,8 @@ const agentEnv = z.object({
 export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): AgentConfig {
   const e = parseEnv(agentEnv, env);
   const relayUrls = parseRelayUrls(e.UNDERPASS_RELAY_URL, "UNDERPASS_RELAY_URL");
-  checkPlaintext(relayUrls, envFlag(e.UNDERPASS_INSECURE_TUNNEL), logger);
+  const insecure = envFlag(e.UNDERPASS_INSECURE_TUNNEL);
+  checkPlaintext(relayUrls, insecure, logger);
   const pins = pinsFromEnv(e.UNDERPASS_RELAY_FINGERPRINT, relayUrls);
   let policy = allowAll();
   if (e.UNDERPASS_ALLOW?.trim()) {
@@ -95,6 +96,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Agen
     },
     proxy: proxyFromEnv(e, relayUrls, logger),
     wsMasking: wsMaskingFromEnv(e.UNDERPASS_WS_MASK, relayUrls),
+    // a URL a relay tells is held to the rule of UNDERPASS_RELAY_URL
+    mayDial: (url) => insecure || plaintextRemote([url]).length === 0,
   };
 }
 

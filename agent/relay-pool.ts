@@ -4,6 +4,7 @@
  * pools as the set of relays changes (UNDERPASS_RELAY_URL at start; a cluster's relays later).
  */
 import type { Logger } from "../shared/logger.js";
+import type { RelayReport } from "./relay-set.js";
 import { TunnelClient, type TunnelClientOptions } from "./tunnel-client.js";
 
 export class RelayPool {
@@ -26,6 +27,7 @@ export class RelayPool {
         logger: logger.child({ relay: url, tunnel: i }),
       });
       c.onState = onChange;
+      c.onRelays = onChange;
       return c;
     });
   }
@@ -42,6 +44,18 @@ export class RelayPool {
   /** Tunnels of the pool that are up. */
   upCount(): number {
     return this.clients.filter((c) => c.state === "up").length;
+  }
+
+  /** What the relay tells of the cluster, for the agent's relay set (relay-set.ts). */
+  report(): RelayReport {
+    const up = this.clients.filter((c) => c.state === "up");
+    const told = up.find((c) => c.relays !== null) ?? null;
+    return {
+      url: this.url,
+      up: up.length > 0,
+      relayId: this.clients.find((c) => c.relayId !== null)?.relayId ?? null,
+      relays: told?.relays ?? null,
+    };
   }
 
   /** The last refusal the relay gave one of the tunnels (auth, version, certificate), if any. */

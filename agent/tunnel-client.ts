@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
-import { UnderpassError } from "../shared/errors.js";
+import { SecondInstanceError, UnderpassError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import {
   DEFAULT_LIMITS,
@@ -18,7 +18,7 @@ import {
   type SessionTimers,
   type TunnelLimits,
 } from "../shared/tunnel/constants.js";
-import type { Frame } from "../shared/tunnel/frame.js";
+import type { Frame, RelayEntry } from "../shared/tunnel/frame.js";
 import { CAPABILITY, mergeLimits, welcomeSchema } from "../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../shared/tunnel/mux-session.js";
 import type { WsMasking } from "../shared/tunnel/ws-mask.js";
@@ -59,6 +59,18 @@ export interface TunnelClientOptions extends OpenSettings {
    * for a `wss` tunnel only (UNDERPASS_WS_MASK=zero).
    */
   readonly wsMasking?: WsMasking | undefined;
+  /**
+   * Who this agent is, sent in the hello so that the relay tells two instances holding one
+   * token apart: the host's name and a random id of the agent process (agent.ts draws it).
+   */
+  readonly identity?: AgentIdentity | undefined;
+}
+
+export interface AgentIdentity {
+  /** `os.hostname()`. */
+  readonly hostName: string;
+  /** Random, drawn once per agent process; every tunnel of the process sends the same. */
+  readonly instanceId: string;
 }
 
 export type TunnelState = "connecting" | "up" | "down" | "stopped";
@@ -87,8 +99,14 @@ export class TunnelClient {
   lastRefusal: string | null = null;
   agentId: string | null = null;
   location: string | null = null;
+  /** The relay the tunnel reaches, as its welcome named it (null before, or from an older relay). */
+  relayId: string | null = null;
+  /** The cluster's live relays as this relay last told them; null while it told none. */
+  relays: readonly RelayEntry[] | null = null;
   /** Called on every state change. */
   onState: ((state: TunnelState) => void) | null = null;
+  /** Called when the relay sends a new relay set. */
+  onRelays: (() => void) | null = null;
 
   constructor(options: TunnelClientOptions) {
     this.#o = options;
@@ -211,8 +229,11 @@ export class TunnelClient {
             version: PROTOCOL_VERSION,
             token: this.#o.token,
             agentVersion: VERSION,
-            capabilities: [CAPABILITY.CONNECT, CAPABILITY.BIND],
+            capabilities: [CAPABILITY.CONNECT, CAPABILITY.BIND, CAPABILITY.RELAYS],
             limits: this.#limits,
+            ...(this.#o.identity === undefined
+              ? {}
+              : { hostName: this.#o.identity.hostName, instanceId: this.#o.identity.instanceId }),
           },
         });
       });
@@ -269,6 +290,12 @@ export class TunnelClient {
     this.lastRefusal = null;
     this.agentId = w.data.agentId;
     this.location = w.data.location;
+    this.relayId = w.data.relayId ?? null;
+    this.relays = w.data.relays ?? null;
+    session.onRelays = (relays) => {
+      this.relays = relays;
+      this.onRelays?.();
+    };
     session.establish(mergeLimits(w.data.limits));
     this.#setState("up");
     this.#log.info({ agentId: w.data.agentId, location: w.data.location }, "tunnel up");
@@ -284,6 +311,14 @@ export class TunnelClient {
     ) {
       this.lastRefusal = info.reason;
       this.#log.error({ code: info.code, reason: info.reason }, "the relay refused this agent");
+    } else if (info.byPeer && info.code === GOAWAY_CODE.SECOND_INSTANCE) {
+      // another process holds this single-instance agent's token: wait and try again, so
+      // that this one takes over once that one leaves
+      this.lastRefusal = info.reason;
+      this.#log.error(
+        { code: SecondInstanceError.spec.code, goaway: info.code, reason: info.reason },
+        "the relay refused this agent: another instance of it is connected",
+      );
     } else if (established) {
       this.#log.warn({ code: info.code, reason: info.reason, byPeer: info.byPeer }, "tunnel down");
     }

@@ -8,9 +8,11 @@ import { ValidationError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { hostProblem } from "../shared/net/host.js";
 import { DEFAULT_TIMERS } from "../shared/tunnel/constants.js";
+import { isWildcard, RELAY_ID } from "./cluster/relay-self.js";
 import { boundsEnvShape, boundsFromEnv } from "./limits/bound-variables.js";
 import type { ListenAddress, RelayConfig } from "./relay.js";
 import { parseDatabaseUrl } from "./store/postgres-url.js";
+import { DEFAULT_TLS_RELOAD } from "./tls-reload.js";
 
 const ms = z.coerce.number().int().min(1).max(3_600_000);
 
@@ -25,6 +27,12 @@ const relayEnv = z.object({
   UNDERPASS_TLS_KEY: z.string().optional(),
   UNDERPASS_ADMIN_TLS_CERT: z.string().optional(),
   UNDERPASS_ADMIN_TLS_KEY: z.string().optional(),
+  // renewed certificates: the directories of the TLS files watched (0 to rely on SIGHUP only)
+  UNDERPASS_TLS_WATCH: z
+    .string()
+    .regex(/^(1|true|yes|on|0|false|no|off)$/i, "expected 1 or 0 (true/false, yes/no, on/off)")
+    .optional(),
+  UNDERPASS_TLS_RELOAD_DEBOUNCE_MS: ms.default(DEFAULT_TLS_RELOAD.debounceMs),
   UNDERPASS_SOCKS_NO_AUTH: z.string().optional(),
   UNDERPASS_SOCKS_NO_AUTH_LOCATION: z.string().default("default"),
   UNDERPASS_DIAL_TIMEOUT_MS: ms.default(10_000),
@@ -37,13 +45,26 @@ const relayEnv = z.object({
   UNDERPASS_PING_INTERVAL_MS: ms.default(DEFAULT_TIMERS.pingIntervalMs),
   UNDERPASS_PING_TIMEOUT_MS: ms.default(DEFAULT_TIMERS.pingTimeoutMs),
   UNDERPASS_DATABASE_URL: z.string().min(1).optional(),
+  UNDERPASS_RELAY_ID: z.string().regex(RELAY_ID, "letters, digits, '.', '_' and '-', at most 64").optional(),
+  UNDERPASS_RELAY_PUBLIC_URL: z
+    .string()
+    .regex(/^wss?:\/\/[^/]+(\/.*)?$/, "must be ws://host:port/tunnel or wss://host:port/tunnel")
+    .optional(),
+  UNDERPASS_RELAY_ADMIN_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/]+\/?$/, "must be http://host:port or https://host:port")
+    .optional(),
+  UNDERPASS_RELAY_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
+  UNDERPASS_RELAY_LIVE_MS: z.coerce.number().int().min(500).max(600_000).default(5_000),
   // the bounds on what peers can make the relay hold (cloud/limits/bound-variables.ts:
   // UNDERPASS_SOCKS_PREAUTH_PER_SOURCE, UNDERPASS_SOCKS_PREAUTH_MAX,
   // UNDERPASS_TUNNEL_PREAUTH_PER_SOURCE, UNDERPASS_TUNNEL_PREAUTH_MAX,
   // UNDERPASS_TUNNEL_PREAUTH_TIMEOUT_MS, UNDERPASS_ADMIN_PREAUTH_PER_SOURCE,
   // UNDERPASS_ADMIN_PREAUTH_TIMEOUT_MS, UNDERPASS_SOCKS_CONNECTIONS_PER_CLIENT,
   // UNDERPASS_SOCKS_CONNECTIONS_PER_SOURCE, UNDERPASS_AUTH_FREE_FAILURES,
-  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
+  // UNDERPASS_AUTH_BACKOFF_MAX_MS, UNDERPASS_ADMIN_AUTH_FAILURES, UNDERPASS_ADMIN_AUTH_WINDOW_MS,
+  // UNDERPASS_ADMIN_AUTH_DELAY_MS,
+  // UNDERPASS_TUNNELS_PER_AGENT, UNDERPASS_TUNNEL_MAX_STREAMS,
   // UNDERPASS_TUNNEL_MAX_PENDING_OPENS, UNDERPASS_BIND_PER_CLIENT, UNDERPASS_BIND_PER_AGENT,
   // UNDERPASS_BUFFER_BUDGET_BYTES, UNDERPASS_CLIENT_BUFFER_BYTES, UNDERPASS_IDLE_TIMEOUT_MS,
   // UNDERPASS_FTP_IDLE_TIMEOUT_MS, UNDERPASS_LOG_SUMMARY_MS)
@@ -81,9 +102,28 @@ export function relayConfigFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Rela
     ftpPasvAddress: e.UNDERPASS_FTP_PASV_ADDRESS,
     timers: { pingIntervalMs: e.UNDERPASS_PING_INTERVAL_MS, pingTimeoutMs: e.UNDERPASS_PING_TIMEOUT_MS },
     databaseUrl: e.UNDERPASS_DATABASE_URL,
+    relayId: e.UNDERPASS_RELAY_ID,
+    publicUrl: e.UNDERPASS_RELAY_PUBLIC_URL,
+    adminUrl: e.UNDERPASS_RELAY_ADMIN_URL?.replace(/\/$/, ""),
+    membership: membershipTimers(e.UNDERPASS_RELAY_HEARTBEAT_MS, e.UNDERPASS_RELAY_LIVE_MS),
     bounds: boundsFromEnv(e),
+    tlsReload: {
+      watch: e.UNDERPASS_TLS_WATCH === undefined || envFlag(e.UNDERPASS_TLS_WATCH),
+      debounceMs: e.UNDERPASS_TLS_RELOAD_DEBOUNCE_MS,
+    },
     logger,
   };
+}
+
+/** A relay is live for at least two heartbeats: one late heartbeat does not drop it. */
+function membershipTimers(heartbeatMs: number, liveMs: number): { heartbeatMs: number; liveMs: number } {
+  if (liveMs < 2 * heartbeatMs) {
+    const message = `must be at least twice UNDERPASS_RELAY_HEARTBEAT_MS (${heartbeatMs})`;
+    throw new ValidationError(`UNDERPASS_RELAY_LIVE_MS=${liveMs}: ${message}`, [
+      { path: "UNDERPASS_RELAY_LIVE_MS", message },
+    ]);
+  }
+  return { heartbeatMs, liveMs };
 }
 
 const METRICS_LISTEN = "UNDERPASS_METRICS_LISTEN";
@@ -105,7 +145,7 @@ function metricsListen(value: string, others: Readonly<Record<string, ListenAddr
     if (
       at.port !== 0 &&
       at.port === other.port &&
-      (at.host === other.host || isAnyAddress(at.host) || isAnyAddress(other.host))
+      (at.host === other.host || isWildcard(at.host) || isWildcard(other.host))
     ) {
       const message = `port ${at.port} is taken by ${name}`;
       throw new ValidationError(`${METRICS_LISTEN}=${value}: ${message}`, [
@@ -114,11 +154,6 @@ function metricsListen(value: string, others: Readonly<Record<string, ListenAddr
     }
   }
   return at;
-}
-
-/** The wildcard addresses: a listener on one takes the port on every interface. */
-function isAnyAddress(host: string): boolean {
-  return host === "0.0.0.0" || host === "::";
 }
 
 /** The variable names of one certificate and key pair. */

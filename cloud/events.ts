@@ -189,6 +189,9 @@ export interface TunnelConnected extends RelayMessage {
   readonly location: string;
   readonly remote: string;
   readonly agentVersion: string;
+  /** From the hello; null for an agent that does not send them. */
+  readonly hostName: string | null;
+  readonly instanceId: string | null;
 }
 
 /** A tunnel was refused at the hello (no hello in time, bad hello, version, token). */
@@ -210,6 +213,31 @@ export interface TunnelDisconnected extends RelayMessage {
   /** The agent said GOAWAY or the WebSocket closed under us, rather than this relay closing it. */
   readonly byPeer: boolean;
   readonly durationMs: number;
+}
+
+/** Where one instance of an agent is connected from (cloud/tunnel/registry.ts `AgentLink`). */
+export interface InstanceSeen {
+  readonly tunnelId: string;
+  readonly remote: string;
+  readonly hostName: string | null;
+  readonly instanceId: string | null;
+}
+
+/**
+ * A hello of an agent came from another instance (another instance id, or for an agent that
+ * sends none another host) than the tunnels the agent already holds here: its token is in two
+ * places. A single-instance agent's second instance is refused.
+ */
+export interface TunnelSecondInstance extends RelayMessage {
+  readonly agentId: string;
+  readonly agentName: string;
+  readonly location: string;
+  /** The new tunnel. */
+  readonly tunnel: InstanceSeen;
+  /** The instances already connected, the oldest tunnel of each. */
+  readonly connected: readonly InstanceSeen[];
+  /** The agent is single-instance: the new tunnel got GOAWAY SECOND_INSTANCE. */
+  readonly refused: boolean;
 }
 
 /** A PONG answered the relay's latest PING. */
@@ -237,11 +265,34 @@ export interface TunnelOpenResult extends RelayMessage {
 
 // ---- admin API -----------------------------------------------------------------------------
 
-/** A request to the admin API without a valid bearer token (answered 401). */
+/** A request to the admin API without a valid bearer token or session (answered 401, or 429 over the bound). */
 export interface AdminAuthFailed extends RelayMessage {
   readonly remoteAddress: string;
-  /** No or a malformed Authorization header, or a token that is not the admin token. */
-  readonly reason: "missing" | "invalid";
+  /** No or a malformed Authorization header, a token that is not the admin token, or an ended console session. */
+  readonly reason: "missing" | "invalid" | "session";
+  /** Id of the secret presented (cloud/admin/auth-limit.ts `secretId`, never the secret); null when none was. */
+  readonly secretId: string | null;
+  /** Over the bound on failed authentications: answered 429 rather than 401. */
+  readonly limited: boolean;
+}
+
+// ---- TLS -------------------------------------------------------------------------------------
+
+/** The relay's TLS listeners: the tunnel (`wss`) and the admin API (HTTPS). */
+export type TlsListenerName = "tunnel" | "admin";
+/** What made the relay read its certificates again (cloud/tls-reload.ts). */
+export type TlsReloadTrigger = "sighup" | "watch" | "call";
+
+/** A listener's certificate and key were read again: swapped in, or refused and kept. */
+export interface TlsReloaded extends RelayMessage {
+  readonly listener: TlsListenerName;
+  readonly trigger: TlsReloadTrigger;
+  /** The new pair serves new connections; false: it could not be used, the old one stays. */
+  readonly ok: boolean;
+  /** SHA-256 fingerprint of the certificate now served (ok only), `AA:BB:…`. */
+  readonly fingerprint: string | null;
+  /** Why the new pair was refused (not ok only). */
+  readonly error: string | null;
 }
 
 // ---- bounds -------------------------------------------------------------------------------
@@ -276,9 +327,11 @@ export const CHANNEL = {
   tunnelConnected: "underpass:tunnel:connected",
   tunnelRejected: "underpass:tunnel:rejected",
   tunnelDisconnected: "underpass:tunnel:disconnected",
+  tunnelSecondInstance: "underpass:tunnel:second-instance",
   tunnelRoundTrip: "underpass:tunnel:round-trip",
   tunnelOpenResult: "underpass:tunnel:open-result",
   adminAuthFailed: "underpass:admin:auth-failed",
+  tlsReloaded: "underpass:tls:reloaded",
   limitHit: "underpass:limit:hit",
 } as const;
 
@@ -299,9 +352,11 @@ export interface EventMessages {
   tunnelConnected: TunnelConnected;
   tunnelRejected: TunnelRejected;
   tunnelDisconnected: TunnelDisconnected;
+  tunnelSecondInstance: TunnelSecondInstance;
   tunnelRoundTrip: TunnelRoundTrip;
   tunnelOpenResult: TunnelOpenResult;
   adminAuthFailed: AdminAuthFailed;
+  tlsReloaded: TlsReloaded;
   limitHit: LimitHit;
 }
 export type EventKey = keyof typeof CHANNEL;

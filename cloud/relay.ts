@@ -5,8 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo, Server, Socket } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { UnderpassError } from "../shared/errors.js";
@@ -30,9 +31,21 @@ import { FileAuditLog } from "./audit/file-audit-log.js";
 import { writeAuditLog } from "./audit/from-events.js";
 import { PostgresAuditLog } from "./audit/postgres-audit-log.js";
 import { applyRemoteChanges } from "./cluster/change-effects.js";
+import { ClusterView } from "./cluster/cluster-view.js";
+import {
+  DatabaseMembership,
+  LocalMembership,
+  type Membership,
+  type MembershipTimers,
+  type RelaySelf,
+} from "./cluster/membership.js";
+import { RelayLease } from "./cluster/relay-lease.js";
+import { advertisedUrl, defaultRelayId } from "./cluster/relay-self.js";
+import { SharedBindControls } from "./cluster/shared-bind-controls.js";
+import { SharedFtpExpectations } from "./cluster/shared-ftp-expectations.js";
 import { type RelayEvents, relayEvents } from "./events.js";
 import { FtpCheckRunner } from "./ftp/check-runner.js";
-import { FtpDataExpectations } from "./ftp/expectations.js";
+import { FtpDataExpectations, type FtpExpectations } from "./ftp/expectations.js";
 import { BindListeners } from "./limits/bind-listeners.js";
 import { type RelayBounds, relayBounds } from "./limits/bounds.js";
 import { BufferBudget } from "./limits/buffer-budget.js";
@@ -43,6 +56,7 @@ import { LIMIT, type LimitName } from "./limits/limit-names.js";
 import { PreauthGuard } from "./limits/preauth-guard.js";
 import { socksGuards } from "./limits/socks-guards.js";
 import { createMetricsServer } from "./metrics-server.js";
+import { NO_OTHER_RELAYS, type RemoteBindControls } from "./socks/bind-controls.js";
 import { CheckCredentials } from "./socks/check-credentials.js";
 import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
@@ -51,8 +65,14 @@ import { FileStore } from "./store/file-store.js";
 import { PostgresStore } from "./store/postgres-store.js";
 import type { MappingRecord, Store } from "./store/store.js";
 import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
+import {
+  DEFAULT_TLS_RELOAD,
+  reloadCertificates,
+  type TlsListener,
+  type TlsReloadSettings,
+} from "./tls-reload.js";
 import { BindPeers } from "./tunnel/bind-peers.js";
-import { TunnelGateway } from "./tunnel/gateway.js";
+import { TUNNEL_PATH, TunnelGateway } from "./tunnel/gateway.js";
 import type { CheckResult } from "./tunnel/reachability.js";
 import { AgentRegistry } from "./tunnel/registry.js";
 
@@ -96,8 +116,23 @@ export interface RelayConfig {
    * shared with the other relays of a cluster (unless `store` is given).
    */
   readonly databaseUrl?: string | undefined;
+  /**
+   * Where FTP-aware control connections keep the data ports they announced and the BIND
+   * listeners their clients got; by default in memory, or shared through the database with one.
+   */
+  readonly ftpExpectations?: FtpExpectations;
   /** Bounds on what peers can make the relay hold (cloud/limits/bounds.ts); defaults for the rest. */
   readonly bounds?: Partial<RelayBounds>;
+  /** How renewed certificates are picked up (SIGHUP always; the file watch and its debounce). */
+  readonly tlsReload?: TlsReloadSettings;
+  /** UNDERPASS_RELAY_ID; by default the same per host and tunnel port, random for port 0. */
+  readonly relayId?: string | undefined;
+  /** UNDERPASS_RELAY_PUBLIC_URL: the tunnel URL agents should use; by default from the tunnel's address. */
+  readonly publicUrl?: string | undefined;
+  /** UNDERPASS_RELAY_ADMIN_URL: where peers reach this admin API; by default from its address. */
+  readonly adminUrl?: string | undefined;
+  /** Heartbeat, live and prune bounds of the membership (cluster/membership.ts). */
+  readonly membership?: Partial<MembershipTimers>;
 }
 
 export interface Relay {
@@ -111,6 +146,10 @@ export interface Relay {
   readonly store: Store;
   readonly registry: AgentRegistry;
   readonly connections: LiveConnections;
+  /** This relay's id in the cluster, in its events, audit events and metrics. */
+  readonly relayId: string;
+  /** The relays of the cluster (only this one over the file store). */
+  readonly membership: Membership;
   /** What happens in this relay, as it happens (cloud/events.ts). */
   readonly events: RelayEvents;
   /** Last-seen times of agents and clients, written in batches (`flush()` writes now). */
@@ -146,9 +185,19 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     });
   }
 
-  const registry = new AgentRegistry();
+  const relayId = config.relayId ?? defaultRelayId(hostname(), config.tunnelListen.port);
+  const startedAt = new Date().toISOString();
+  const events = relayEvents(relayId);
+  // FTP's control, data and BIND connections may each land on another relay of a cluster
+  const shared =
+    store instanceof PostgresStore
+      ? await clusterFtp(store, events, log).catch(async (err: unknown) => {
+          await store.close();
+          throw err;
+        })
+      : null;
+  const registry = new AgentRegistry(events.relayId);
   const connections = new LiveConnections();
-  const events = relayEvents();
   const metrics = new RelayMetrics({ agents: registry, connections, events, registered: store });
   const dialTimeoutMs = config.dialTimeoutMs ?? 10_000;
   const bindPeers = new BindPeers();
@@ -202,6 +251,9 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     hits,
     bounds,
     windowBudget: budget.process,
+    relayId,
+    // nothing until the relay has joined: an agent told of no relays would drop those it learned
+    relays: () => joined?.advertised(),
   });
   const tunnelServer: HttpServer = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) })
@@ -226,8 +278,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   // a cluster keeps one trail, in its database
   const auditLog: AuditLog =
     store instanceof PostgresStore
-      ? new PostgresAuditLog({ pool: store.pool, logger: log })
-      : new FileAuditLog({ dir: join(config.dataDir, "audit") });
+      ? new PostgresAuditLog({ pool: store.pool, logger: log, relayId })
+      : new FileAuditLog({ dir: join(config.dataDir, "audit"), relayId });
   const stopAudit = writeAuditLog(events, audit, auditLog, { summaryPeriodMs: bounds.summaryPeriodMs });
   // what another relay changed is acted on here too (tunnels closed, connections reset)
   const stopChangeEffects =
@@ -245,7 +297,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     dialTimeoutMs,
     bindTimeoutMs: config.bindTimeoutMs ?? 60_000,
     bindPeers,
-    ftpExpectations: new FtpDataExpectations(),
+    ftpExpectations: config.ftpExpectations ?? shared?.expectations ?? new FtpDataExpectations(),
+    bindControls: shared?.bindControls ?? NO_OTHER_RELAYS,
     ftpPasvAddress: config.ftpPasvAddress,
     guards: socksGuards(bounds, hits),
     bindListeners: new BindListeners(bounds, hits),
@@ -280,11 +333,23 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       ftpCheck,
       audit: auditLog,
       events: liveEvents,
+      cluster: new ClusterView({
+        selfId: relayId,
+        membership: () => joined,
+        ca: config.adminTls ? readFileSync(config.adminTls.certFile) : undefined,
+        logger: log.child({ component: "cluster" }),
+      }),
     },
     adminTokenHash,
     logger: log.child({ component: "admin" }),
     version: VERSION,
     events,
+    authLimit: {
+      failures: bounds.adminAuthFailures,
+      windowMs: bounds.adminAuthWindowMs,
+      delayMs: bounds.adminAuthDelayMs,
+    },
+    hits,
     tls: config.adminTls && {
       cert: readFileSync(config.adminTls.certFile),
       key: readFileSync(config.adminTls.keyFile),
@@ -316,6 +381,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   }
 
   const started: Array<() => Promise<void>> = [];
+  let membership!: Membership;
+  let joined: Membership | null = null;
   try {
     await listen(tunnelServer, config.tunnelListen);
     started.push(() => closeServer(tunnelServer));
@@ -327,6 +394,22 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       await listen(metricsServer, metricsAt);
       started.push(() => closeServer(metricsServer));
     }
+    membership = await joinCluster(
+      config,
+      store,
+      relayId,
+      startedAt,
+      {
+        tunnel: tunnelServer.address() as AddressInfo,
+        socks: socksServer.address() as AddressInfo,
+        admin: admin.server.address() as AddressInfo,
+      },
+      () => ({
+        agents: new Set(registry.all().map((t) => t.agentId)).size,
+        connections: connections.size,
+      }),
+    );
+    joined = membership;
   } catch (err) {
     for (const stop of started.reverse()) await stop().catch(() => {});
     stopChangeEffects();
@@ -338,10 +421,31 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     await usage.close();
     liveEvents.close();
     await auditLog.close();
+    await shared?.close();
     await store.close();
     throw err;
   }
 
+  // renewed certificates are read again on SIGHUP and when their files change
+  const tlsListeners: TlsListener[] = [
+    ...(config.tls ? [{ name: "tunnel" as const, ...config.tls, server: tunnelServer as HttpsServer }] : []),
+    ...(config.adminTls
+      ? [{ name: "admin" as const, ...config.adminTls, server: admin.server as unknown as HttpsServer }]
+      : []),
+  ];
+  const tlsReload =
+    tlsListeners.length === 0
+      ? null
+      : reloadCertificates({
+          listeners: tlsListeners,
+          settings: config.tlsReload ?? DEFAULT_TLS_RELOAD,
+          logger: log,
+          events,
+        });
+
+  // agents that came in before the relay joined hear the set now, and every change after
+  gateway.announceRelays(membership.advertised());
+  const stopAnnouncing = membership.onChange((set) => gateway.announceRelays(set));
   const relay: Relay = {
     tunnelAddress: tunnelServer.address() as AddressInfo,
     socksAddress: socksServer.address() as AddressInfo,
@@ -351,6 +455,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     store,
     registry,
     connections,
+    relayId,
+    membership,
     events,
     usage,
     admin,
@@ -362,6 +468,10 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   };
   let closing: Promise<void> | null = null;
   async function closeAll(): Promise<void> {
+    // the row goes first: the other relays drop this one before its tunnels close
+    stopAnnouncing();
+    await relay.membership.close();
+    tlsReload?.close();
     stopChangeEffects();
     socksServer.close();
     for (const c of connections.list()) connections.kill(c.id);
@@ -381,6 +491,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     hits.close();
     await usage.close();
     await auditLog.close();
+    await shared?.close();
     await store.close();
   }
   log.info(
@@ -391,6 +502,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       admin: fmt(relay.adminAddress),
       ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
       adminTls: Boolean(config.adminTls),
+      relayId,
       ...(store instanceof PostgresStore
         ? { store: "postgres", origin: store.origin }
         : { dataDir: config.dataDir }),
@@ -398,6 +510,77 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     "relay listening",
   );
   return relay;
+}
+
+/** What the relays of a cluster share of FTP, under this relay's lease in their database. */
+async function clusterFtp(
+  store: PostgresStore,
+  events: RelayEvents,
+  logger: Logger,
+): Promise<{ expectations: FtpExpectations; bindControls: RemoteBindControls; close(): Promise<void> }> {
+  const lease = new RelayLease({ pool: store.pool, relayId: events.relayId, logger });
+  await lease.open();
+  const bindControls = new SharedBindControls({ pool: store.pool, lease, events, logger });
+  return {
+    expectations: new SharedFtpExpectations({
+      pool: store.pool,
+      lease,
+      mappingOf: (id) => store.getMapping(id),
+      logger,
+    }),
+    bindControls,
+    async close() {
+      bindControls.close();
+      await lease.close();
+    },
+  };
+}
+
+/**
+ * This relay's place in the cluster: its row in the database (registered now, heartbeat from
+ * here on), or the set of itself over the file store. A relay with no tunnel URL to advertise
+ * registers all the same, says why it is not advertised, and agents learn nothing of it.
+ */
+async function joinCluster(
+  config: RelayConfig,
+  store: Store,
+  relayId: string,
+  startedAt: string,
+  bound: { readonly tunnel: AddressInfo; readonly socks: AddressInfo; readonly admin: AddressInfo },
+  load: () => { agents: number; connections: number },
+): Promise<Membership> {
+  const log = config.logger;
+  const tunnelUrl = advertisedUrl(
+    config.publicUrl,
+    { host: config.tunnelListen.host, port: bound.tunnel.port },
+    config.tls ? "wss" : "ws",
+    TUNNEL_PATH,
+    { url: "UNDERPASS_RELAY_PUBLIC_URL", listen: "UNDERPASS_TUNNEL_LISTEN" },
+  );
+  const adminUrl = advertisedUrl(
+    config.adminUrl,
+    { host: config.adminListen.host, port: bound.admin.port },
+    config.adminTls ? "https" : "http",
+    "",
+    { url: "UNDERPASS_RELAY_ADMIN_URL", listen: "UNDERPASS_ADMIN_LISTEN" },
+  );
+  if (tunnelUrl.url === null && store instanceof PostgresStore) {
+    log.warn({ relayId, why: tunnelUrl.why }, "this relay is not advertised to agents");
+  }
+  const self: RelaySelf = {
+    id: relayId,
+    tunnelUrl: tunnelUrl.url,
+    adminUrl: adminUrl.url,
+    addresses: { tunnel: fmt(bound.tunnel), socks: fmt(bound.socks), admin: fmt(bound.admin) },
+    version: VERSION,
+    startedAt,
+  };
+  const membership: Membership =
+    store instanceof PostgresStore
+      ? new DatabaseMembership({ pool: store.pool, self, load, timers: config.membership, logger: log })
+      : new LocalMembership(self, load, log);
+  await membership.start();
+  return membership;
 }
 
 /** The agent really dials the mapping's first internal port, as a CONNECT would. */

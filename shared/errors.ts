@@ -156,10 +156,14 @@ export class ForbiddenError extends defineError({
     "A change made with a console session cookie lacks the session's CSRF token or comes from another origin.",
 }) {}
 
-/** Too many failed console sign-ins from one source address; retry after the answer's Retry-After. */
+/**
+ * Too many failed admin authentications or console sign-ins from one source address, or with
+ * one token; retry after the answer's Retry-After.
+ */
 export class RateLimitedError extends defineError({
   code: "UP_ERR_RATE_LIMITED",
-  description: "Too many failed sign-ins from this address; retry after the time the answer gives.",
+  description:
+    "Too many failed authentications from this address or with this token; retry after the time the answer gives.",
 }) {
   /** Seconds until the next attempt is considered (the HTTP Retry-After, RFC 9110 §10.2.3). */
   readonly retryAfterSeconds: number;
@@ -178,6 +182,13 @@ export class StoreUnavailableError extends defineError({
   code: "UP_ERR_STORE_UNAVAILABLE",
   description:
     "The configuration database cannot be reached; nothing was changed. Relays keep serving the configuration they hold; try again once it is back.",
+}) {}
+
+/** A single-instance agent's token presented by a second instance while the first is connected. */
+export class SecondInstanceError extends defineError({
+  code: "UP_ERR_SECOND_INSTANCE",
+  description:
+    "Another instance of this single-instance agent is connected; this one is refused until that one leaves.",
 }) {}
 
 /** The coded subclasses; UnderpassError itself is UP_ERR_INTERNAL. */
@@ -203,6 +214,7 @@ const CODED_ERROR_CLASSES = [
   ForbiddenError,
   RateLimitedError,
   StoreUnavailableError,
+  SecondInstanceError,
 ] as const;
 
 /** Every error class, for the README table and for code lookups. */

@@ -56,6 +56,8 @@ export interface AdminClientOptions {
   readonly token: string;
   /** Milliseconds before a request is given up (an FTP check may take a while). */
   readonly timeoutMs?: number;
+  /** Hears the relays of the cluster that did not answer a merged view (Underpass-Missing-Relays). */
+  readonly onMissingRelays?: (relayIds: readonly string[]) => void;
 }
 
 export type Query = Readonly<Record<string, string | number | boolean | undefined>>;
@@ -64,11 +66,13 @@ export class AdminClient {
   readonly #base: string;
   readonly #token: string;
   readonly #timeoutMs: number;
+  readonly #onMissingRelays: ((relayIds: readonly string[]) => void) | undefined;
 
   constructor(o: AdminClientOptions) {
     this.#base = o.baseUrl.replace(/\/+$/, "");
     this.#token = o.token;
     this.#timeoutMs = o.timeoutMs ?? 60_000;
+    this.#onMissingRelays = o.onMissingRelays;
   }
 
   get baseUrl(): string {
@@ -110,6 +114,8 @@ export class AdminClient {
       throw new ApiUnreachable(this.#base, err);
     }
     const text = await res.text();
+    const missing = res.headers.get("underpass-missing-relays");
+    if (missing) this.#onMissingRelays?.(missing.split(",").filter((id) => id !== ""));
     if (!res.ok) throw refusalOf(res.status, text);
     if (text.length === 0) return undefined as T;
     try {

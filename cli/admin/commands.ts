@@ -1,5 +1,5 @@
 /**
- * `underpass agents|clients|mappings|connections|audit …`, `underpass export|import`: the admin
+ * `underpass agents|clients|mappings|connections|relays|audit …`, `underpass export|import`: the admin
  * API from a terminal or a script. Human tables by default, `--json` for scripts. Exit codes:
  * 0 success, 1 the API refused (its code and message are printed) or could not be reached,
  * 2 bad usage.
@@ -20,6 +20,8 @@ import {
   type ImportAnswer,
   type MappingView,
   mappingColumns,
+  type RelayView,
+  relayColumns,
   renderCheck,
   renderFtpCheck,
   renderImport,
@@ -49,6 +51,7 @@ export const ADMIN_COMMANDS: ReadonlySet<string> = new Set([
   "clients",
   "mappings",
   "connections",
+  "relays",
   "audit",
   "export",
   "import",
@@ -99,7 +102,9 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
       const cmd = raw[raw.length - 1] as Command;
       const o = cmd.optsWithGlobals() as CommonOptions & Record<string, unknown>;
       const args = raw.slice(0, raw.length - 2) as A;
-      setExit((await fn(clientFor(o, io.env), o, ...args)) ?? 0);
+      const missing = (ids: readonly string[]): void =>
+        io.err(`warning: relays ${ids.join(", ")} did not answer; what they hold is not shown\n`);
+      setExit((await fn(clientFor(o, io.env, missing), o, ...args)) ?? 0);
     };
 
   const print = (o: CommonOptions, value: unknown, human: () => string): void => {
@@ -119,7 +124,10 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     readonly howTo: (v: V, secret: string) => string;
     /** Fields shown beside the secret. */
     readonly shown: (v: V) => ReadonlyArray<readonly [string, unknown]>;
-  }): void => {
+    /** Options of `add` beyond the location, and the body fields they give. */
+    readonly addOptions?: (cmd: Command) => Command;
+    readonly addBody?: (o: Record<string, unknown>) => Record<string, unknown>;
+  }): Command => {
     const group = program.command(`${r.noun}s`).description(r.description);
     const withSecret = (o: CommonOptions, v: V & Record<string, unknown>): void => {
       const secret = String(v[r.secret]);
@@ -136,14 +144,14 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
         print(o, list, () => renderTable(list, r.columns));
       }),
     );
-    common(
-      group
-        .command("add <name>")
-        .description(`register a${r.noun === "agent" ? "n" : ""} ${r.noun}; its ${r.secret} is shown once`)
-        .option("--location <location>", r.locationHelp, "default"),
-    ).action(
+    const add = group
+      .command("add <name>")
+      .description(`register a${r.noun === "agent" ? "n" : ""} ${r.noun}; its ${r.secret} is shown once`)
+      .option("--location <location>", r.locationHelp, "default");
+    common(r.addOptions?.(add) ?? add).action(
       act(async (c, o, name: string) => {
-        withSecret(o, await c.post<V & Record<string, unknown>>(r.path, { name, location: o.location }));
+        const body = { name, location: o.location, ...r.addBody?.(o) };
+        withSecret(o, await c.post<V & Record<string, unknown>>(r.path, body));
       }),
     );
     common(
@@ -168,9 +176,10 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
         );
       }),
     );
+    return group;
   };
 
-  credentialed<AgentView>({
+  const agents = credentialed<AgentView>({
     noun: "agent",
     path: "/v1/agents",
     secret: "token",
@@ -185,7 +194,28 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     ],
     howTo: (_a, token) =>
       `Start the agent on premises with:\n  UNDERPASS_RELAY_URL=wss://<relay host>:8443/tunnel UNDERPASS_AGENT_TOKEN=${token} underpass agent\n`,
+    addOptions: (cmd) =>
+      cmd.option("--single-instance", "refuse a second instance (agent process) while one is connected"),
+    addBody: (o) => (o["singleInstance"] === true ? { singleInstance: true } : {}),
   });
+  common(
+    agents
+      .command("set <id>")
+      .description("rename an agent or change its single-instance flag; its token and tunnels stay")
+      .option("--name <name>", "a new name")
+      .option("--single-instance", "refuse a second instance while one is connected")
+      .option("--no-single-instance", "let a second instance in (logged and audited)"),
+  ).action(
+    act(async (c, o, id: string) => {
+      const body: Record<string, unknown> = {};
+      if (typeof o["name"] === "string") body["name"] = o["name"];
+      if (typeof o["singleInstance"] === "boolean") body["singleInstance"] = o["singleInstance"];
+      if (Object.keys(body).length === 0)
+        throw new UsageError("say what to change: --name, --single-instance or --no-single-instance");
+      const a = await c.patch<AgentView>(`/v1/agents/${encodeURIComponent(id)}`, body);
+      print(o, a, () => renderTable([a], agentColumns));
+    }),
+  );
   credentialed<ClientView>({
     noun: "client",
     path: "/v1/clients",
@@ -321,6 +351,18 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
     }),
   );
 
+  // ---- relays ------------------------------------------------------------------------------
+  common(
+    program
+      .command("relays")
+      .description("the relays of the cluster (* the one answering): live or not, what each holds"),
+  ).action(
+    act(async (c, o) => {
+      const list = await c.get<RelayView[]>("/v1/relays");
+      print(o, list, () => renderTable(list, relayColumns));
+    }),
+  );
+
   // ---- audit -------------------------------------------------------------------------------
   const audit = program.command("audit").description("the audit trail: denials, changes, agents, kills");
   common(
@@ -391,7 +433,11 @@ function buildProgram(io: Io, setExit: (code: number) => void): Command {
   return program;
 }
 
-function clientFor(o: CommonOptions, env: NodeJS.ProcessEnv): AdminClient {
+function clientFor(
+  o: CommonOptions,
+  env: NodeJS.ProcessEnv,
+  onMissingRelays: (relayIds: readonly string[]) => void,
+): AdminClient {
   const baseUrl = o.adminUrl ?? env.UNDERPASS_ADMIN_URL ?? DEFAULT_ADMIN_URL;
   const token = o.token ?? env.UNDERPASS_ADMIN_TOKEN;
   if (!token) throw new UsageError("no admin token: set UNDERPASS_ADMIN_TOKEN or pass --token");
@@ -401,7 +447,7 @@ function clientFor(o: CommonOptions, env: NodeJS.ProcessEnv): AdminClient {
   } catch {
     throw new UsageError(`admin URL "${baseUrl}" is not an http:// or https:// URL`);
   }
-  return new AdminClient({ baseUrl, token });
+  return new AdminClient({ baseUrl, token, onMissingRelays });
 }
 
 /** `1h`, `30m`, `45s`, `2d` back from now, or an ISO time as given. */

@@ -15,6 +15,24 @@ export interface AgentView {
   readonly version: string | null;
   readonly tunnels: number;
   readonly lastSeenAt?: string | null;
+  readonly singleInstance?: boolean;
+  /** Each live tunnel (absent from relays that predate it). */
+  readonly links?: ReadonlyArray<{
+    readonly remoteAddress: string;
+    readonly hostName: string | null;
+    readonly instanceId: string | null;
+  }>;
+}
+
+/** The distinct instances an agent's tunnels come from: `host (address)` each. */
+function instancesOf(a: AgentView): string {
+  const seen = new Map<string, string>();
+  for (const l of a.links ?? []) {
+    const address = l.remoteAddress.slice(0, l.remoteAddress.lastIndexOf(":"));
+    const key = l.instanceId ?? `address ${address}`;
+    if (!seen.has(key)) seen.set(key, l.hostName === null ? address : `${l.hostName} (${address})`);
+  }
+  return [...seen.values()].join(", ");
 }
 
 export interface ClientView {
@@ -53,6 +71,20 @@ export interface ConnectionView {
   readonly ageMs: number;
 }
 
+export interface RelayView {
+  readonly id: string;
+  readonly self: boolean;
+  readonly tunnelUrl: string | null;
+  readonly adminUrl: string | null;
+  readonly addresses: Readonly<Record<string, string>>;
+  readonly version: string;
+  readonly startedAt: string;
+  readonly heartbeatAt: string;
+  readonly live: boolean;
+  readonly agents: number;
+  readonly connections: number;
+}
+
 export interface AuditEvent {
   readonly time: string;
   readonly event: string;
@@ -74,6 +106,8 @@ export const agentColumns: readonly Column<AgentView>[] = [
   { header: "SINCE", value: (a) => a.connectedAt },
   { header: "FROM", value: (a) => a.remoteAddress },
   { header: "VERSION", value: (a) => a.version },
+  { header: "SINGLE", value: (a) => a.singleInstance === true },
+  { header: "INSTANCES", value: (a) => instancesOf(a) },
 ];
 
 export const clientColumns: readonly Column<ClientView>[] = [
@@ -105,6 +139,19 @@ export const connectionColumns: readonly Column<ConnectionView>[] = [
   { header: "UP", value: (c) => formatBytes(c.bytesUp), right: true },
   { header: "DOWN", value: (c) => formatBytes(c.bytesDown), right: true },
   { header: "AGE", value: (c) => formatAge(c.ageMs), right: true },
+  { header: "RELAY", value: (c) => c.relayId },
+];
+
+export const relayColumns: readonly Column<RelayView>[] = [
+  { header: "ID", value: (r) => (r.self ? `${r.id} *` : r.id) },
+  { header: "STATUS", value: (r) => (r.live ? "live" : "silent") },
+  { header: "TUNNEL URL", value: (r) => r.tunnelUrl ?? "(not advertised)" },
+  { header: "SOCKS", value: (r) => r.addresses["socks"] },
+  { header: "VERSION", value: (r) => r.version },
+  { header: "UP SINCE", value: (r) => r.startedAt },
+  { header: "HEARTBEAT", value: (r) => r.heartbeatAt },
+  { header: "AGENTS", value: (r) => r.agents, right: true },
+  { header: "CONNECTIONS", value: (r) => r.connections, right: true },
 ];
 
 /** Fields shown beside the event name; the rest is in `--json`. */

@@ -41,6 +41,8 @@ const exportedAgent = z.strictObject({
   createdAt: isoTime,
   lastSeenAt: isoTime.nullable().optional(),
   ...lastSeen,
+  // the record carries the flag only when it is set
+  singleInstance: z.literal(true).optional(),
 });
 const exportedClient = z.strictObject({
   id,

@@ -4,16 +4,19 @@
  */
 
 import type { AuditLog } from "../audit/audit-log.js";
+import type { ClusterDirectory } from "../cluster/cluster-view.js";
 import type { FtpCheckAnswer } from "../ftp/check.js";
 import type { ConnectionInfo } from "../socks/connections.js";
 import type { MappingRecord, Store } from "../store/store.js";
 import type { CheckResult } from "../tunnel/reachability.js";
-import type { AgentStatus } from "../tunnel/registry.js";
+import type { AgentStatus, TunnelLink } from "../tunnel/registry.js";
 
-export type { AgentStatus, CheckResult, ConnectionInfo };
+export type { AgentStatus, CheckResult, ClusterDirectory, ConnectionInfo, TunnelLink };
 
 export interface TunnelDirectory {
   statusOf(agentId: string): AgentStatus;
+  /** Every live tunnel of this relay. */
+  links(): TunnelLink[];
   /** Close every live tunnel of the agent (it was deleted: its token stops working). */
   disconnectAgent(agentId: string, reason: string): void;
 }
@@ -65,6 +68,8 @@ export interface AdminDeps {
   /** The audit trail: admin changes are appended, `GET /v1/audit` reads it. */
   readonly audit: AuditLog;
   readonly events: LiveEvents;
+  /** The other relays of the cluster, for the merged view (none over the file store). */
+  readonly cluster: ClusterDirectory;
 }
 
 /** What every admin route plugin is given. */

@@ -27,6 +27,7 @@ export const HTTP_STATUS_FOR_ERROR: Readonly<Record<ErrorCode, number>> = {
   UP_ERR_FORBIDDEN: 403,
   UP_ERR_RATE_LIMITED: 429,
   UP_ERR_STORE_UNAVAILABLE: 503,
+  UP_ERR_SECOND_INSTANCE: 409,
 };
 
 /** The HTTP status for any coded error. */

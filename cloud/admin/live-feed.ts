@@ -61,6 +61,8 @@ export function startLiveFeed(o: LiveFeedOptions): () => void {
         remote: m.remote,
         tunnelId: m.tunnelId,
         version: m.agentVersion,
+        hostName: m.hostName,
+        instanceId: m.instanceId,
       }),
     ),
     events.tunnelDisconnected.subscribe((m) =>

@@ -6,8 +6,10 @@
  * direction, a SOCKS reply code, an outcome, a location capped by location-labels.ts): nothing
  * per connection, client, username, host or error text. The names are the README's (Metrics).
  */
+
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { GOAWAY_CODE } from "../../shared/tunnel/constants.js";
+import { VERSION } from "../../shared/version.js";
 import type { RelayEvents } from "../events.js";
 import { LIMIT_NAMES } from "../limits/limit-names.js";
 import type { LiveConnections } from "../socks/connections.js";
@@ -52,6 +54,19 @@ export class RelayMetrics {
     const locations = new LocationLabels(options.maxLocations ?? MAX_LOCATION_LABELS);
     this.#locations = locations;
     this.#registered = sources.registered;
+
+    // ---- which relay: an info metric, joined on the scrape's own target labels ------------
+    // (Prometheus: "info" metrics rather than a label on every series, which would change every
+    // series' identity when a relay's id changes and repeat the id in each one)
+    new Gauge({
+      name: "underpass_relay_info",
+      help: "Always 1: the relay's id in the cluster and its version.",
+      labelNames: ["relay_id", "version"] as const,
+      registers,
+      collect() {
+        this.set({ relay_id: events.relayId, version: VERSION }, 1);
+      },
+    });
 
     // ---- tunnels and agents: gauges read from the registry when scraped --------------------
     new Gauge({
@@ -249,6 +264,13 @@ export class RelayMetrics {
       "limit",
       LIMIT_NAMES,
     );
+    const secondInstances = countedFromZero(
+      this.registry,
+      "underpass_agent_second_instances_total",
+      "Tunnels from a second instance (agent process) of an agent already connected: admitted, or refused for a single-instance agent.",
+      "outcome",
+      ["admitted", "refused"],
+    );
     const bounces = new Counter({
       name: "underpass_ftp_bounces_refused_total",
       help: "PORT/EPRT commands refused for naming an address other than the client's own (FTP bounce).",
@@ -295,6 +317,7 @@ export class RelayMetrics {
       events.ftpActiveDial.subscribe((m) => dialledBack(m.outcome)),
       events.ftpBounceRefused.subscribe(() => bounces.inc()),
       events.limitHit.subscribe((m) => limitHits(m.limit)),
+      events.tunnelSecondInstance.subscribe((m) => secondInstances(m.refused ? "refused" : "admitted")),
     );
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }

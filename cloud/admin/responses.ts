@@ -19,22 +19,26 @@ const failures = {
   401: json("Missing or wrong admin token.", errorAnswer),
   404: json("No such id.", errorAnswer),
   409: json("Overlaps an existing mapping of the same location; `conflictsWith` names it.", errorAnswer),
+  429: json(
+    "Too many failed authentications from this address or with this token; `Retry-After` says when to try again. The right token is never refused.",
+    errorAnswer,
+  ),
   500: json("Internal or store failure; nothing was changed.", errorAnswer),
 };
 
 type Failures = typeof failures;
 
 /**
- * The answers of a route that needs the admin token: its own, 401 and 500 (possible on every
- * such route), and the other failures it names.
+ * The answers of a route that needs the admin token: its own, 401, 429 and 500 (possible on
+ * every such route), and the other failures it names.
  */
 export function answers<const Own extends object, const Also extends 400 | 404 | 409>(
   own: Own,
   ...also: Also[]
-): Own & Pick<Failures, 401 | 500 | Also> {
-  const statuses: Array<keyof Failures> = [401, 500, ...also];
+): Own & Pick<Failures, 401 | 429 | 500 | Also> {
+  const statuses: Array<keyof Failures> = [401, 429, 500, ...also];
   const picked = Object.fromEntries(statuses.map((status) => [status, failures[status]]));
-  return { ...own, ...picked } as Own & Pick<Failures, 401 | 500 | Also>;
+  return { ...own, ...picked } as Own & Pick<Failures, 401 | 429 | 500 | Also>;
 }
 
 /** `/…/:id`: the id of one agent, client, mapping or connection. */

@@ -152,8 +152,22 @@ export const mappingProtocol = z.enum(["tcp", "ftp"], { error: 'expected "tcp" o
 // ---------------------------------------------------------------------------------------------
 // Admin API bodies
 
-export const agentCreateBody = z.strictObject({ name, location }, OBJECT).meta({ id: "AgentCreate" });
+/** An agent's `singleInstance` flag (README: agent identity). */
+const singleInstance = z.boolean({ error: expected("true or false") }).meta({
+  description:
+    "Only one instance (agent process) may hold tunnels at once: while one is connected, another one's hello is refused (GOAWAY SECOND_INSTANCE). Default false: a second instance is logged and audited, and let in.",
+});
+
+export const agentCreateBody = z
+  .strictObject({ name, location, singleInstance: singleInstance.optional() }, OBJECT)
+  .meta({ id: "AgentCreate" });
 export type AgentCreateBody = z.output<typeof agentCreateBody>;
+
+/** `PATCH /v1/agents/:id`: the fields that can change without a new token. */
+export const agentPatchBody = z
+  .strictObject({ name: name.optional(), singleInstance: singleInstance.optional() }, OBJECT)
+  .meta({ id: "AgentPatch" });
+export type AgentPatchBody = z.output<typeof agentPatchBody>;
 
 export const clientCreateBody = z.strictObject({ name, location }, OBJECT).meta({ id: "ClientCreate" });
 export type ClientCreateBody = z.output<typeof clientCreateBody>;
@@ -281,9 +295,30 @@ export const agentCreated = z
   .meta({ id: "AgentCreated" });
 export type AgentCreated = z.output<typeof agentCreated>;
 
+/** One live tunnel of an agent; the same shape on every relay of a cluster. */
+export const agentLink = z
+  .strictObject({
+    relayId: z.string().meta({ description: "The relay that holds the tunnel." }),
+    tunnelId: z.string(),
+    remoteAddress: z.string().meta({ description: "`address:port` the tunnel came from." }),
+    hostName: z
+      .string()
+      .nullable()
+      .meta({ description: "The agent's host name; null for an agent that does not send it." }),
+    instanceId: z
+      .string()
+      .nullable()
+      .meta({ description: "Random id of the agent process; tunnels of one process share it." }),
+    version: z.string().meta({ description: "Agent software version." }),
+    connectedAt: isoTime,
+  })
+  .meta({ id: "AgentLink" });
+export type AgentLink = z.output<typeof agentLink>;
+
 export const agentAnswer = z
   .strictObject({
     ...registered,
+    singleInstance: z.boolean().meta({ description: "A second instance's hello is refused." }),
     connected: z.boolean(),
     connectedAt: isoTime.nullable(),
     remoteAddress: z.string().nullable(),
@@ -291,6 +326,10 @@ export const agentAnswer = z
     tunnels: z.number().int().meta({ description: "Live tunnels of the agent (it may keep a pool)." }),
     lastSeenAt: isoTime.nullable().meta({ description: "When a tunnel of the agent last came or went." }),
     lastAddress: z.string().nullable().meta({ description: "The source address of that tunnel." }),
+    links: z.array(agentLink).meta({
+      description:
+        "Each live tunnel on every relay of the cluster, oldest first: relay, source address, host name, instance.",
+    }),
   })
   .meta({ id: "Agent" });
 export type AgentAnswer = z.output<typeof agentAnswer>;
@@ -355,9 +394,42 @@ export const connectionAnswer = z
     bytesDown: z.number().int().meta({ description: "Bytes from the internal target towards the client." }),
     startedAt: isoTime,
     ageMs: z.number(),
+    relayId: z.string().meta({ description: "The relay of the cluster that carries it." }),
   })
   .meta({ id: "Connection" });
 export type ConnectionAnswer = z.output<typeof connectionAnswer>;
+
+export const relayAnswer = z
+  .strictObject({
+    id: z.string(),
+    self: z.boolean().meta({ description: "The relay that answers." }),
+    tunnelUrl: z
+      .string()
+      .nullable()
+      .meta({ description: "The tunnel URL agents learn; null: not advertised." }),
+    adminUrl: z.string().nullable().meta({ description: "Where the other relays reach its admin API." }),
+    addresses: z
+      .record(z.string(), z.string())
+      .meta({ description: "host:port it listens on, by listener." }),
+    version: z.string(),
+    startedAt: isoTime.meta({ description: "Up since." }),
+    heartbeatAt: isoTime.meta({ description: "Its last heartbeat, on the database's clock." }),
+    live: z.boolean().meta({ description: "Its heartbeat is within UNDERPASS_RELAY_LIVE_MS." }),
+    agents: z.number().int().meta({ description: "Agents with a tunnel to it, at its last heartbeat." }),
+    connections: z.number().int().meta({ description: "Connections it carried at its last heartbeat." }),
+  })
+  .meta({ id: "Relay" });
+export type RelayAnswer = z.output<typeof relayAnswer>;
+
+/** What one relay tells another of its live state (the cluster's merged view). */
+export const relayStateAnswer = z
+  .strictObject({
+    relayId: z.string(),
+    connections: z.array(connectionAnswer),
+    links: z.array(agentLink.extend({ agentId: z.string() })),
+  })
+  .meta({ id: "RelayState" });
+export type RelayStateAnswer = z.output<typeof relayStateAnswer>;
 
 export const healthAnswer = z
   .strictObject({

@@ -2,14 +2,14 @@
  * The audit log: a line with `"audit": true` and an `event` field for every grant and denial,
  * written from the relay's events. The lines and their fields are what operators and tests
  * read (README: socks.connect, socks.ftp-data, socks.bind, socks.denied, socks.bind-denied,
- * socks.auth-failed, ftp.bounce-refused, ftp.active-data).
+ * socks.auth-failed, admin.auth-failed, ftp.bounce-refused, ftp.active-data).
  *
  * What an operator must be able to look back on — every refusal, agents coming and going — also
  * goes to the audit trail (`GET /v1/audit`); grants stay in the log lines only, so the trail
  * does not grow with every connection.
  *
  * What a peer that has not authenticated can repeat at will (a wrong password, an unknown agent
- * token, a bound that bites) is rate-limited per source: the first entry is written, then one
+ * or admin token, a bound that bites) is rate-limited per source: the first entry is written, then one
  * summary entry per period (`summary: true`, `suppressed`: how many were left out). Thousands of
  * wrong passwords make a few lines, not thousands.
  */
@@ -71,7 +71,28 @@ export function writeAuditLog(
         remote: m.remote,
         tunnelId: m.tunnelId,
         version: m.agentVersion,
+        hostName: m.hostName,
+        instanceId: m.instanceId,
       }),
+    ),
+    // a token held in two places; rate-limited per agent, as a refused one retries
+    events.tunnelSecondInstance.subscribe((m) =>
+      limitedRefusal(
+        m.agentId,
+        {
+          event: "agent.second-instance",
+          agentId: m.agentId,
+          agent: m.agentName,
+          location: m.location,
+          remote: m.tunnel.remote,
+          hostName: m.tunnel.hostName,
+          instanceId: m.tunnel.instanceId,
+          tunnelId: m.tunnel.tunnelId,
+          connected: m.connected,
+          refused: m.refused,
+        },
+        `agent ${m.agentName}: a second instance${m.tunnel.hostName === null ? "" : ` on ${m.tunnel.hostName}`} (${m.tunnel.remote}) while ${m.connected.length} other${m.connected.length === 1 ? " is" : "s are"} connected${m.refused ? "; refused (single-instance)" : ""}`,
+      ),
     ),
     events.tunnelDisconnected.subscribe((m) =>
       trail.append({
@@ -98,6 +119,23 @@ export function writeAuditLog(
         sourceKey(m.remoteAddress),
         { event: "socks.auth-failed", username: m.username, remote: m.remoteAddress },
         "socks authentication failed",
+      ),
+    ),
+    events.adminAuthFailed.subscribe((m) =>
+      limitedRefusal(
+        sourceKey(m.remoteAddress),
+        {
+          event: "admin.auth-failed",
+          remote: m.remoteAddress,
+          reason: m.reason,
+          secretId: m.secretId,
+          limited: m.limited,
+        },
+        m.reason === "session"
+          ? "admin API: ended console session"
+          : m.reason === "missing"
+            ? "admin API: no admin token"
+            : "admin API: wrong admin token",
       ),
     ),
     events.limitHit.subscribe((m) =>

@@ -38,10 +38,10 @@ import {
   parsePortArgument,
   splitCommand,
 } from "./commands.js";
-import { DATA_EXPECTATION_TTL_MS, type FtpDataExpectations } from "./expectations.js";
+import { DATA_EXPECTATION_TTL_MS, type FtpExpectations } from "./expectations.js";
 
 export interface FtpContext {
-  readonly expectations: FtpDataExpectations;
+  readonly expectations: FtpExpectations;
   readonly bindPeers: BindPeers;
   /** Where active-mode data connections are listed and published; its events take the FTP ones. */
   readonly splice: SpliceDeps;
@@ -114,6 +114,11 @@ export class FtpControl implements SpliceFilter {
   /** The client began with a TLS hello (implicit FTPS): the server must answer in TLS too. */
   #implicitTls = false;
   #closing = false;
+  /** A 227/229's port is being published to the other relays: its reply waits until then. */
+  #announcing: Promise<void> | null = null;
+  /** Server bytes that came while `#announcing`, unread. */
+  readonly #serverQueue: Buffer[] = [];
+  #queuedBytes = 0;
 
   constructor(session: FtpControlSession, ctx: FtpContext) {
     this.#s = session;
@@ -143,6 +148,15 @@ export class FtpControl implements SpliceFilter {
         return NOTHING;
       }
     }
+    if (this.#announcing !== null) {
+      this.#queueServer(chunk);
+      return NOTHING;
+    }
+    return this.#readServer(chunk);
+  }
+
+  /** What reaches the client of `chunk`; stops at a 227/229 whose port is still being published. */
+  #readServer(chunk: Buffer): Buffer {
     if (this.#opaque) return chunk;
     this.#fromServer += chunk.toString("latin1");
     let out = "";
@@ -151,7 +165,13 @@ export class FtpControl implements SpliceFilter {
       if (nl < 0) break;
       const line = this.#fromServer.slice(0, nl + 1);
       this.#fromServer = this.#fromServer.slice(nl + 1);
-      out += this.#serverLine(line);
+      const piece = this.#serverLine(line);
+      if (this.#announcing !== null) {
+        // the client must not see the port before every relay would let its data CONNECT in
+        this.#holdFor(this.#announcing, piece);
+        break;
+      }
+      out += piece;
       if (this.#opaque) {
         // after 234 the rest is TLS: pass it on as it came
         out += this.#fromServer;
@@ -166,6 +186,41 @@ export class FtpControl implements SpliceFilter {
       return NOTHING;
     }
     return out.length > 0 ? Buffer.from(out, "latin1") : NOTHING;
+  }
+
+  /** Server bytes that came while a port was being published, kept in order within a bound. */
+  #queueServer(chunk: Buffer): void {
+    this.#queuedBytes += chunk.length;
+    if (this.#queuedBytes > MAX_LINE) {
+      this.#log.warn("FTP server kept sending while its data port was published; closing");
+      this.#s.stream.reset(RESET_CODE.INTERNAL, "FTP server flooded the control connection");
+      abortSocket(this.#s.socket);
+      return;
+    }
+    this.#serverQueue.push(chunk);
+  }
+
+  /** Once `published` settles: `line` to the client, then what the server sent meanwhile. */
+  #holdFor(published: Promise<void>, line: string): void {
+    const resume = (): void => {
+      this.#announcing = null;
+      const socket = this.#s.socket;
+      if (socket.destroyed) return;
+      socket.write(Buffer.from(line, "latin1"));
+      // the rest of the chunk the reply came in, then the chunks that came after it
+      let out = this.#readServer(NOTHING);
+      while (this.#announcing === null && this.#serverQueue.length > 0) {
+        const next = this.#serverQueue.shift()!;
+        this.#queuedBytes -= next.length;
+        out = Buffer.concat([out, this.#readServer(next)]);
+      }
+      if (out.length > 0) socket.write(out);
+    };
+    published.then(resume, (err: unknown) => {
+      // the other relays will not know this port; this one still does, as a single relay would
+      this.#log.warn({ err: String(err) }, "could not publish the announced data port to the other relays");
+      resume();
+    });
   }
 
   #serverLine(line: string): string {
@@ -223,7 +278,7 @@ export class FtpControl implements SpliceFilter {
     this.#cancelActive();
     const hosts = new Set([normalizeHost(this.#s.virtualHost), this.#relayAddress]);
     if (announced) hosts.add(announced);
-    this.#ctx.expectations.add({
+    const published = this.#ctx.expectations.add({
       owner: this.#s.owner,
       controlId: this.#s.connectionId,
       port,
@@ -234,6 +289,7 @@ export class FtpControl implements SpliceFilter {
       agentId: this.#s.tunnel.agentId,
       expiresAt: Date.now() + DATA_EXPECTATION_TTL_MS,
     });
+    if (published) this.#announcing = published;
     this.#log.debug({ port }, "passive data port announced");
   }
 
@@ -330,9 +386,9 @@ export class FtpControl implements SpliceFilter {
     const host = normalizeHost(unmapIPv4(target.host));
     const as = (h: string, port: number): string =>
       verb === "PORT" ? formatPortCommand(h, port) : formatEprtCommand(h, port);
-    if (this.#ctx.expectations.isBindListen(this.#s.owner, host, target.port)) {
+    if (await this.#ctx.expectations.isBindListen(this.#s.owner, host, target.port)) {
       // the client did a SOCKS BIND itself and names the agent's listener: pass it on
-      return { forward: as(host, target.port) };
+      return this.#s.socket.destroyed ? {} : { forward: as(host, target.port) };
     }
     if (target.port < 1024) {
       // RFC 2577: no data connections to privileged ports

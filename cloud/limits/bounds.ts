@@ -27,6 +27,12 @@ export interface RelayBounds {
   readonly authFreeFailures: number;
   /** Longest wait before a failed authentication is answered, in ms. */
   readonly authBackoffMaxMs: number;
+  /** Failed admin authentications of a source, or with one secret, in a window before they get 429. */
+  readonly adminAuthFailures: number;
+  /** That window, in ms; a failure over the bound starts it again. */
+  readonly adminAuthWindowMs: number;
+  /** How long a 429 for a failed admin authentication waits before it is answered, in ms. */
+  readonly adminAuthDelayMs: number;
   /** Live tunnels of one agent on this relay. */
   readonly tunnelsPerAgent: number;
   /** Streams the relay keeps open on one tunnel, whatever the agent announced. */
@@ -61,6 +67,9 @@ export const DEFAULT_BOUNDS: RelayBounds = {
   socksConnectionsPerSource: 8192,
   authFreeFailures: 5,
   authBackoffMaxMs: 10_000,
+  adminAuthFailures: 10,
+  adminAuthWindowMs: 60_000,
+  adminAuthDelayMs: 1000,
   tunnelsPerAgent: 128,
   tunnelMaxStreams: 32_768,
   tunnelMaxPendingOpens: 1024,

@@ -32,6 +32,12 @@ export const LIMIT = {
   SOCKS_AUTH_BACKOFF: "socks_auth_backoff",
   /** Failed agent hellos of a source address or a token: answers delayed. */
   AGENT_HELLO_BACKOFF: "agent_hello_backoff",
+  /** Failed admin authentications of a source address: answered 429. */
+  ADMIN_AUTH_PER_SOURCE: "admin_auth_per_source",
+  /** Failed admin authentications presenting one secret (a token or session id): answered 429. */
+  ADMIN_AUTH_PER_SECRET: "admin_auth_per_secret",
+  /** 429s of the admin API held for their delay, in all: more go out without it. */
+  ADMIN_AUTH_HELD: "admin_auth_held",
   /** Live tunnels of one agent. */
   TUNNELS_PER_AGENT: "tunnels_per_agent",
   /** Streams the relay keeps open on one tunnel. */

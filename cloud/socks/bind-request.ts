@@ -59,7 +59,14 @@ export interface BindHost {
 
 export async function serveBind(h: BindHost, req: SocksRequest): Promise<void> {
   const { o, who, socket } = h;
-  const target = await resolveBind(o.store, o.connections, who, socket.remoteAddress ?? "", req);
+  const target = await resolveBind(
+    o.store,
+    o.connections,
+    who,
+    socket.remoteAddress ?? "",
+    req,
+    o.bindControls,
+  );
   if (target instanceof UnderpassError) return h.fail(target);
   if ("error" in target) {
     publishDenied(o.events, socket, who, "bind", req, target.nearest);
@@ -94,7 +101,13 @@ export async function serveBind(h: BindHost, req: SocksRequest): Promise<void> {
     return giveBack();
   }
   const { stream, address, port } = opened;
-  const forget = o.ftpExpectations.noteBindListen(h.owner, address, port);
+  // known to every relay before the client can name it in a PORT on its control connection
+  const forget = await o.ftpExpectations.noteBindListen(h.owner, address, port);
+  if (socket.destroyed) {
+    forget();
+    stream.reset(RESET_CODE.CANCELLED, "client went away");
+    return giveBack();
+  }
   publishBindListening(o.events, who, control, tunnel, opened);
   h.reply(address, port);
   const broke = (err: UnderpassError, reply: Socks5Reply): void => {
@@ -102,11 +115,14 @@ export async function serveBind(h: BindHost, req: SocksRequest): Promise<void> {
     if (h.enter("closed") && !socket.destroyed) h.refuse(encodeReply(reply));
   };
   // a BIND belongs to its control connection: it goes when that one goes
-  const unlink = o.connections.whenGone(control.id, () => {
+  const controlGone = (): void => {
     if (cancel("its control connection closed")) {
       broke(new UnderpassError("the control connection closed"), SOCKS5_REPLY.GENERAL_FAILURE);
     }
-  });
+  };
+  const unlink = target.local
+    ? o.connections.whenGone(control.id, controlGone)
+    : o.bindControls.whenGone(control, controlGone);
   const cancel = waitForBindPeer(socket, stream, o.bindPeers, {
     onOver: (withPeer) => {
       h.waiting(null);

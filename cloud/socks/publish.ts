@@ -7,8 +7,8 @@ import type { UnderpassError } from "../../shared/errors.js";
 import type { RelayEvents } from "../events.js";
 import type { Tunnel } from "../tunnel/registry.js";
 import type { Principal } from "./authenticate.js";
+import type { BindControl } from "./bind-controls.js";
 import type { SocksRequest } from "./codec.js";
-import type { LiveConnection } from "./connections.js";
 import type { Socks5Reply } from "./reply.js";
 import type { Destination } from "./resolve.js";
 
@@ -109,7 +109,7 @@ export function publishRefused(
 export function publishBindListening(
   events: RelayEvents,
   who: Principal,
-  control: LiveConnection,
+  control: BindControl,
   tunnel: Tunnel,
   listen: { address: string; port: number },
 ): void {

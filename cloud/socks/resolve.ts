@@ -4,12 +4,14 @@
  * of this client it belongs to.
  */
 import { NotAllowedError } from "../../shared/errors.js";
+import { normalizeHost } from "../../shared/net/host.js";
 import { formatPortRange } from "../../shared/net/port-range.js";
-import type { FtpDataExpectations } from "../ftp/expectations.js";
+import type { FtpExpectations } from "../ftp/expectations.js";
 import type { MappingRecord, Store } from "../store/store.js";
 import { resolveDestination } from "./access-control.js";
 import type { Principal } from "./authenticate.js";
-import type { LiveConnection, LiveConnections } from "./connections.js";
+import { type BindControl, NO_OTHER_RELAYS, type RemoteBindControls } from "./bind-controls.js";
+import type { LiveConnections } from "./connections.js";
 
 /** Where a CONNECT goes on premises. */
 export interface Target {
@@ -36,14 +38,14 @@ export interface Destination {
 
 export async function resolveConnect(
   store: Store,
-  expectations: FtpDataExpectations,
+  expectations: FtpExpectations,
   who: Principal,
   owner: string,
   to: Destination,
   /** The relay address the client reached (what ftplib under proxychains names). */
   ownAddress: string,
 ): Promise<Target | Denial> {
-  const data = expectations.take(owner, to.host, to.port, ownAddress);
+  const data = await expectations.take(owner, to.host, to.port, ownAddress);
   if (data) {
     const { mapping, internalHost, internalPort, agentId } = data;
     return { grant: "ftp-data", mapping, internalHost, internalPort, agentId };
@@ -61,13 +63,17 @@ export async function resolveConnect(
 
 /** Where a BIND listens: beside the live connection it belongs to. */
 export interface BindTarget {
-  readonly control: LiveConnection;
+  readonly control: BindControl;
+  /** Carried by this relay (false: by another relay of the cluster). */
+  readonly local: boolean;
   readonly mapping: MappingRecord;
 }
 
 /**
  * DST.ADDR of a BIND is not trusted (socksify sends fake addresses): the BIND belongs to a
- * live CONNECT of this client, its newest to DST's host if there is one, else its newest.
+ * live CONNECT of this client, its newest to DST's host if there is one, else its newest. In a
+ * cluster one to DST's host on this relay comes first, then one to it on another relay, then
+ * this relay's newest, then another relay's.
  */
 export async function resolveBind(
   store: Store,
@@ -75,8 +81,15 @@ export async function resolveBind(
   who: Principal,
   remoteAddress: string,
   to: Destination,
+  others: RemoteBindControls = NO_OTHER_RELAYS,
 ): Promise<BindTarget | Denial | NotAllowedError> {
-  const control = connections.controlFor(who.clientId, remoteAddress, to.host);
+  const here = connections.controlFor(who.clientId, remoteAddress, to.host);
+  const toHost = (c: BindControl | undefined): boolean =>
+    c !== undefined && normalizeHost(c.virtualHost) === normalizeHost(to.host);
+  // with one here, another relay's counts only when it is to DST's host, and is not waited for
+  const there = toHost(here) ? undefined : await others.find(who.clientId, remoteAddress, to.host, !here);
+  const local = here !== undefined && (toHost(here) || !toHost(there));
+  const control = local ? here : there;
   if (!control) {
     return {
       error: new NotAllowedError("BIND needs a live connection of this client to a mapped host"),
@@ -85,5 +98,5 @@ export async function resolveBind(
   }
   const mapping = await store.getMapping(control.mappingId);
   if (!mapping) return new NotAllowedError("the mapping of the connection is gone");
-  return { control, mapping };
+  return { control, local, mapping };
 }

@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:net";
 import type { Logger } from "../../shared/logger.js";
 import type { RelayEvents } from "../events.js";
 import type { FtpContext } from "../ftp/control.js";
-import type { FtpDataExpectations } from "../ftp/expectations.js";
+import type { FtpExpectations } from "../ftp/expectations.js";
 import type { BindListeners } from "../limits/bind-listeners.js";
 import type { BufferBudget } from "../limits/buffer-budget.js";
 import type { SocksGuards } from "../limits/socks-guards.js";
@@ -14,6 +14,7 @@ import type { Store } from "../store/store.js";
 import type { BindPeers } from "../tunnel/bind-peers.js";
 import type { AgentRegistry } from "../tunnel/registry.js";
 import type { AuthPolicy } from "./authenticate.js";
+import type { RemoteBindControls } from "./bind-controls.js";
 import { ClientConnection } from "./client-connection.js";
 import type { LiveConnections } from "./connections.js";
 import type { SpliceDeps } from "./splice.js";
@@ -31,8 +32,10 @@ export interface SocksServerOptions extends AuthPolicy {
   /** How long a BIND listener on premises waits for its peer, in ms. */
   readonly bindTimeoutMs: number;
   readonly bindPeers: BindPeers;
+  /** The control connections other relays carry, for a BIND that lands here (none: one relay). */
+  readonly bindControls: RemoteBindControls;
   /** Data ports announced on FTP-aware control connections. */
-  readonly ftpExpectations: FtpDataExpectations;
+  readonly ftpExpectations: FtpExpectations;
   /** IPv4 address announced in rewritten 227 replies; by default the relay address the client reached. */
   readonly ftpPasvAddress?: string | undefined;
   /** Bounds before and after authentication (cloud/limits/socks-guards.ts). */

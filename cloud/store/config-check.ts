@@ -15,7 +15,7 @@ const portRange = z
   .object({ start: z.number().int().min(1).max(65535), end: z.number().int().min(1).max(65535) })
   .refine((r) => r.start <= r.end, "range ends before it starts");
 
-const agentRecord = z.object({
+export const agentRecord = z.object({
   id,
   name: z.string(),
   location: z.string().min(1),
@@ -23,8 +23,9 @@ const agentRecord = z.object({
   createdAt: isoTime,
   lastSeenAt: isoTime.nullable().optional(),
   lastAddress: z.string().nullable().optional(),
+  singleInstance: z.literal(true).optional(),
 });
-const clientRecord = z.object({
+export const clientRecord = z.object({
   id,
   name: z.string(),
   location: z.string().min(1),
@@ -34,7 +35,7 @@ const clientRecord = z.object({
   lastUsedAt: isoTime.nullable().optional(),
   lastAddress: z.string().nullable().optional(),
 });
-const mappingRecord = z.object({
+export const mappingRecord = z.object({
   id,
   virtualHost: z.string().min(1),
   virtualPort: portRange,

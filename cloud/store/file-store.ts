@@ -1,80 +1,88 @@
 /**
- * The embedded store: everything in memory, persisted as one JSON file `<dir>/underpass.json`.
+ * The embedded store: everything in memory, persisted as a snapshot `<dir>/underpass.json` and
+ * a journal `<dir>/underpass.journal` beside it.
  *
- * Every write builds the next data as a copy, writes it to a temporary file in the same
- * directory, fsyncs it, renames it over the real file and fsyncs the directory (POSIX rename is
- * atomic: after a crash the file is either the old or the new version, never a torn one). Only
- * when that succeeded is the copy swapped in, so a failed write leaves memory unchanged. Writes
- * run one at a time through a queue, and each checks its preconditions (unique ids, tokens and
- * usernames; no overlapping mapping) against the data as the writes before it left it, so a
- * check and its write cannot be split by another write. Reads are answered from memory
- * (snapshot.ts).
+ * A write appends one record (its changes, numbered) to the journal and fsyncs it before it
+ * resolves: it costs what changed, not the whole configuration. Only when that succeeded is the
+ * new data swapped in, so a failed write leaves memory unchanged. When the journal outgrows the
+ * snapshot (and at least `journalLimit` bytes), a compaction writes the whole data as a new
+ * snapshot — to a temporary file in the same directory, fsynced, renamed over the old one, the
+ * directory fsynced (POSIX rename is atomic) — and only then empties the journal. The snapshot
+ * names the last change it holds, so load replays only the journal records after it: a crash
+ * between the rename and the truncation applies nothing twice, one before the rename reads the
+ * old snapshot and the whole journal. A crash in an append leaves a torn last record, which load
+ * detects (newline, checksum) and drops: that write was never acknowledged.
+ *
+ * Writes run one at a time through a queue, compactions between them, and each write checks its
+ * preconditions (unique ids, tokens and usernames; no overlapping mapping) against the data as
+ * the writes before it left it, so a check and its write cannot be split by another write.
+ * Reads are answered from memory (snapshot.ts).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open as openFile, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
-import { checkConfig, configSchema, hash } from "./config-check.js";
+import { checkConfig } from "./config-check.js";
+import { errorMessage } from "./fs-errors.js";
+import { applyChanges, type JournalChange, recordsAfter } from "./journal.js";
+import { JournalFile } from "./journal-file.js";
 import { refuseOverlap } from "./overlap.js";
 import { ConfigSnapshot, SnapshotReads } from "./snapshot.js";
-import type {
-  AgentRecord,
-  ClientRecord,
-  ConfigData,
-  MappingRecord,
-  Store,
-  StoreData,
-  UsageNote,
-} from "./store.js";
+import { parseStoreFile, SnapshotFile, type StoreFile, snapshotText } from "./snapshot-file.js";
+import type { AgentRecord, ClientRecord, ConfigData, MappingRecord, Store, UsageNote } from "./store.js";
 
-/** Name of the data file inside the data directory. */
-export const STORE_FILE = "underpass.json";
-/** Temporary files are `underpass.json.<random>.tmp`; leftovers of a crash are removed on open. */
-const TMP_PREFIX = `${STORE_FILE}.`;
-const TMP_SUFFIX = ".tmp";
+export { STORE_FILE } from "./snapshot-file.js";
+/** Name of the journal inside the data directory. */
+export const JOURNAL_FILE = "underpass.journal";
+/** The journal is compacted once it is larger than the snapshot and than this, in bytes (1 MiB). */
+const DEFAULT_JOURNAL_LIMIT = 1024 * 1024;
 
 export interface FileStoreOptions {
   /** Data directory; created with mode 0700 when missing. */
   readonly dir: string;
   readonly logger: Logger;
+  /**
+   * Compact once the journal holds more than this many bytes and more than the snapshot does
+   * (default 1 MiB); a smaller bound compacts more often.
+   */
+  readonly journalLimit?: number;
 }
-
-// ---------------------------------------------------------------------------------------------
-// The file format, validated on load
-
-const storeFile = configSchema.extend({
-  version: z.literal(1, {
-    error: (i) => `unsupported store version ${JSON.stringify(i.input)} (expected 1)`,
-  }),
-  adminTokenHash: hash.nullable(),
-});
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
 
 export class FileStore extends SnapshotReads implements Store {
-  /** Absolute or relative path of the data file. */
+  /** Absolute or relative path of the snapshot file. */
   readonly path: string;
   private readonly dir: string;
   private readonly logger: Logger;
+  private readonly snapshotFile: SnapshotFile;
+  private readonly journal: JournalFile;
+  private readonly journalLimit: number;
   private state: "new" | "open" | "closed" = "new";
   /** Tail of the write queue; each write starts when the previous one settled. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** The number of the last change the data in memory holds. */
+  private sequence = 0;
+  /** Bytes of the snapshot file on disk. */
+  private snapshotBytes = 0;
+  /** A compaction is queued behind the writes in flight. */
+  private compactionQueued = false;
+  /** After a failed compaction, the journal size at which to try again. */
+  private retryCompactionAt = 0;
 
   constructor(options: FileStoreOptions) {
     super();
     this.dir = options.dir;
-    this.path = join(options.dir, STORE_FILE);
     this.logger = options.logger.child({ component: "file-store" });
+    this.snapshotFile = new SnapshotFile(options.dir, this.logger);
+    this.path = this.snapshotFile.path;
+    this.journal = new JournalFile(join(options.dir, JOURNAL_FILE), this.logger, () =>
+      this.snapshotFile.syncDir(),
+    );
+    this.journalLimit = options.journalLimit ?? DEFAULT_JOURNAL_LIMIT;
+  }
+
+  /** Path of the journal file. */
+  get journalPath(): string {
+    return this.journal.path;
   }
 
   async open(): Promise<void> {
@@ -86,25 +94,51 @@ export class FileStore extends SnapshotReads implements Store {
         cause: err,
       });
     }
-    await this.removeLeftovers();
-
-    let text: string | undefined;
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch (err) {
-      if (errnoCode(err) !== "ENOENT") {
-        throw new StoreError(`cannot read ${this.path}: ${errorMessage(err)}`, { cause: err });
-      }
+    await this.snapshotFile.removeLeftovers();
+    const text = await this.snapshotFile.read();
+    const base: StoreFile =
+      text === undefined ? { data: this.snapshot.data, sequence: 0 } : parseStoreFile(this.path, text);
+    this.snapshotBytes = text === undefined ? 0 : Buffer.byteLength(text, "utf8");
+    const pending = recordsAfter(base.sequence, await this.journal.load());
+    if (typeof pending === "string") {
+      throw new StoreError(
+        `${this.journal.path} does not follow on from ${this.path} (snapshot at change ${base.sequence}, ${pending}); ` +
+          "refusing to start over it — restore the data directory from a backup or move it away",
+      );
     }
+    let data = base.data;
+    try {
+      data = applyChanges(
+        base.data,
+        pending.flatMap((r) => r.changes),
+      );
+    } catch (err) {
+      throw new StoreError(`cannot replay ${this.journal.path} over ${this.path}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    this.snapshot = new ConfigSnapshot(data);
+    this.sequence = pending.at(-1)?.seq ?? base.sequence;
     if (text === undefined) {
-      // Write the empty file now, so that an unwritable data directory shows at start-up.
-      await this.persist(this.snapshot.data);
-      this.logger.info({ path: this.path }, "created a new store");
+      // Write the snapshot now, so that an unwritable data directory shows at start-up.
+      await this.compactNow();
+      if (pending.length === 0) this.logger.info({ path: this.path }, "created a new store");
+      else
+        this.logger.warn(
+          { path: this.path, replayed: pending.length },
+          "the snapshot was missing: rebuilt it from the journal",
+        );
     } else {
-      this.snapshot = new ConfigSnapshot(parseStoreFile(this.path, text));
       const { agents, clients, mappings } = this.snapshot.data;
       this.logger.info(
-        { path: this.path, agents: agents.length, clients: clients.length, mappings: mappings.length },
+        {
+          path: this.path,
+          agents: agents.length,
+          clients: clients.length,
+          mappings: mappings.length,
+          sequence: this.sequence,
+          replayed: pending.length,
+        },
         "store loaded",
       );
     }
@@ -118,142 +152,150 @@ export class FileStore extends SnapshotReads implements Store {
     await this.tail.catch(() => undefined);
   }
 
+  /**
+   * Writes the data as a new snapshot and empties the journal, after the writes already queued;
+   * writes asked for meanwhile wait for it. The store does this by itself when the journal grows.
+   */
+  compact(): Promise<void> {
+    if (this.state !== "open") return Promise.reject(new StoreError(`store ${this.path} is not open`));
+    return this.enqueue(async () => {
+      await this.compactNow();
+    });
+  }
+
   // -- writes: durable when they resolve, no change when they reject -------------------------
 
   setAdminTokenHash(hash: string): Promise<void> {
-    return this.write((d) => ({ ...d, adminTokenHash: hash }));
+    return this.write(() => [{ op: "admin", adminTokenHash: hash }]);
   }
 
   addAgent(agent: AgentRecord): Promise<void> {
-    return this.write((d) => {
-      if (this.snapshot.agentsById.has(agent.id)) throw new ConflictError(`agent ${agent.id} already exists`);
-      if (this.snapshot.agentsByTokenHash.has(agent.tokenHash)) {
+    return this.write((s) => {
+      if (s.agentsById.has(agent.id)) throw new ConflictError(`agent ${agent.id} already exists`);
+      if (s.agentsByTokenHash.has(agent.tokenHash)) {
         throw new ConflictError("another agent already has this token");
       }
-      return { ...d, agents: [...d.agents, agent] };
+      return [{ op: "put", entity: "agents", record: agent }];
     });
   }
 
   replaceAgent(agent: AgentRecord): Promise<void> {
-    return this.write((d) => {
-      if (!this.snapshot.agentsById.has(agent.id)) throw new NotFoundError(`no agent ${agent.id}`);
-      const holder = this.snapshot.agentsByTokenHash.get(agent.tokenHash);
+    return this.write((s) => {
+      if (!s.agentsById.has(agent.id)) throw new NotFoundError(`no agent ${agent.id}`);
+      const holder = s.agentsByTokenHash.get(agent.tokenHash);
       if (holder && holder.id !== agent.id) throw new ConflictError("another agent already has this token");
-      return { ...d, agents: d.agents.map((a) => (a.id === agent.id ? agent : a)) };
+      return [{ op: "put", entity: "agents", record: agent }];
     });
   }
 
-  async deleteAgent(id: string): Promise<boolean> {
-    return this.writeDelete((d) => {
-      const agents = d.agents.filter((a) => a.id !== id);
-      return agents.length === d.agents.length ? undefined : { ...d, agents };
-    });
+  deleteAgent(id: string): Promise<boolean> {
+    return this.writeDelete("agents", id, (s) => s.agentsById.has(id));
   }
 
   addClient(client: ClientRecord): Promise<void> {
-    return this.write((d) => {
-      if (this.snapshot.clientsById.has(client.id))
-        throw new ConflictError(`client ${client.id} already exists`);
-      if (this.snapshot.clientsByUsername.has(client.username)) {
+    return this.write((s) => {
+      if (s.clientsById.has(client.id)) throw new ConflictError(`client ${client.id} already exists`);
+      if (s.clientsByUsername.has(client.username)) {
         throw new ConflictError(`username ${client.username} is taken`);
       }
-      return { ...d, clients: [...d.clients, client] };
+      return [{ op: "put", entity: "clients", record: client }];
     });
   }
 
   replaceClient(client: ClientRecord): Promise<void> {
-    return this.write((d) => {
-      if (!this.snapshot.clientsById.has(client.id)) throw new NotFoundError(`no client ${client.id}`);
-      const holder = this.snapshot.clientsByUsername.get(client.username);
+    return this.write((s) => {
+      if (!s.clientsById.has(client.id)) throw new NotFoundError(`no client ${client.id}`);
+      const holder = s.clientsByUsername.get(client.username);
       if (holder && holder.id !== client.id) throw new ConflictError(`username ${client.username} is taken`);
-      return { ...d, clients: d.clients.map((c) => (c.id === client.id ? client : c)) };
+      return [{ op: "put", entity: "clients", record: client }];
     });
   }
 
-  async deleteClient(id: string): Promise<boolean> {
-    return this.writeDelete((d) => {
-      const clients = d.clients.filter((c) => c.id !== id);
-      return clients.length === d.clients.length ? undefined : { ...d, clients };
-    });
+  deleteClient(id: string): Promise<boolean> {
+    return this.writeDelete("clients", id, (s) => s.clientsById.has(id));
   }
 
   addMapping(mapping: MappingRecord): Promise<void> {
-    return this.write((d) => {
-      if (this.snapshot.mappingsById.has(mapping.id))
-        throw new ConflictError(`mapping ${mapping.id} already exists`);
-      refuseOverlap(this.snapshot.mappingsIn(mapping.location), mapping);
-      return { ...d, mappings: [...d.mappings, mapping] };
+    return this.write((s) => {
+      if (s.mappingsById.has(mapping.id)) throw new ConflictError(`mapping ${mapping.id} already exists`);
+      refuseOverlap(s.mappingsOnHost(mapping.location, mapping.virtualHost), mapping);
+      return [{ op: "put", entity: "mappings", record: mapping }];
     });
   }
 
   replaceMapping(mapping: MappingRecord): Promise<void> {
-    return this.write((d) => {
-      if (!this.snapshot.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
-      refuseOverlap(this.snapshot.mappingsIn(mapping.location), mapping);
-      return { ...d, mappings: d.mappings.map((m) => (m.id === mapping.id ? mapping : m)) };
+    return this.write((s) => {
+      if (!s.mappingsById.has(mapping.id)) throw new NotFoundError(`no mapping ${mapping.id}`);
+      refuseOverlap(s.mappingsOnHost(mapping.location, mapping.virtualHost), mapping);
+      return [{ op: "put", entity: "mappings", record: mapping }];
     });
   }
 
-  async deleteMapping(id: string): Promise<boolean> {
-    return this.writeDelete((d) => {
-      const mappings = d.mappings.filter((m) => m.id !== id);
-      return mappings.length === d.mappings.length ? undefined : { ...d, mappings };
-    });
+  deleteMapping(id: string): Promise<boolean> {
+    return this.writeDelete("mappings", id, (s) => s.mappingsById.has(id));
   }
 
   noteUsage(notes: readonly UsageNote[]): Promise<void> {
-    return this.write((d) => {
-      const agents = new Map<string, UsageNote>();
-      const clients = new Map<string, UsageNote>();
-      for (const n of notes) (n.kind === "agent" ? agents : clients).set(n.id, n);
-      if (
-        ![...agents.keys()].some((id) => this.snapshot.agentsById.has(id)) &&
-        ![...clients.keys()].some((id) => this.snapshot.clientsById.has(id))
-      ) {
-        return undefined;
-      }
-      return {
-        ...d,
-        agents: d.agents.map((a) => {
-          const n = agents.get(a.id);
-          return n ? { ...a, lastSeenAt: n.at, lastAddress: n.address } : a;
-        }),
-        clients: d.clients.map((c) => {
-          const n = clients.get(c.id);
-          return n ? { ...c, lastUsedAt: n.at, lastAddress: n.address } : c;
-        }),
-      };
+    return this.write((s) => {
+      const latest = new Map<string, UsageNote>();
+      for (const n of notes) latest.set(`${n.kind}:${n.id}`, n);
+      const changes = [...latest.values()].flatMap((n): JournalChange[] => {
+        const a = n.kind === "agent" ? s.agentsById.get(n.id) : undefined;
+        if (a)
+          return [
+            { op: "put", entity: "agents", record: { ...a, lastSeenAt: n.at, lastAddress: n.address } },
+          ];
+        const c = n.kind === "client" ? s.clientsById.get(n.id) : undefined;
+        if (c)
+          return [
+            { op: "put", entity: "clients", record: { ...c, lastUsedAt: n.at, lastAddress: n.address } },
+          ];
+        return [];
+      });
+      return changes.length > 0 ? changes : undefined;
     });
   }
 
   importConfig(config: ConfigData): Promise<void> {
-    return this.write((d) => {
+    return this.write(() => {
       checkConfig(config);
-      return { ...d, agents: config.agents, clients: config.clients, mappings: config.mappings };
+      const { agents, clients, mappings } = config;
+      return [{ op: "import", config: { agents, clients, mappings } }];
     });
   }
 
   // -- the write path ------------------------------------------------------------------------
 
   /** `change` runs in the queue against the current data; `undefined` means "nothing to do". */
-  private write(change: (current: StoreData) => StoreData | undefined): Promise<void> {
+  private write(change: (current: ConfigSnapshot) => JournalChange[] | undefined): Promise<void> {
     if (this.state === "new") return Promise.reject(new StoreError(`store ${this.path} is not open`));
     if (this.state === "closed") return Promise.reject(new StoreError(`store ${this.path} is closed`));
     return this.enqueue(async () => {
-      const next = change(this.snapshot.data);
-      if (next === undefined) return;
-      const snapshot = new ConfigSnapshot(next);
-      await this.persist(snapshot.data);
-      this.snapshot = snapshot;
+      const changes = change(this.snapshot);
+      if (changes === undefined) return;
+      const seq = this.sequence + 1;
+      try {
+        await this.journal.append({ seq, changes });
+      } catch (err) {
+        this.logger.error({ err, path: this.journal.path }, "store write failed; nothing was changed");
+        throw err;
+      }
+      // Durable now: the change goes into memory at once, in this same turn, for every reader.
+      this.sequence = seq;
+      this.snapshot = this.snapshot.withChanges(changes);
+      this.compactWhenDue();
     });
   }
 
-  private async writeDelete(change: (current: StoreData) => StoreData | undefined): Promise<boolean> {
+  private async writeDelete(
+    entity: "agents" | "clients" | "mappings",
+    id: string,
+    present: (current: ConfigSnapshot) => boolean,
+  ): Promise<boolean> {
     let deleted = false;
-    await this.write((d) => {
-      const next = change(d);
-      deleted = next !== undefined;
-      return next;
+    await this.write((s) => {
+      deleted = present(s);
+      return deleted ? [{ op: "delete", entity, id }] : undefined;
     });
     return deleted;
   }
@@ -264,90 +306,48 @@ export class FileStore extends SnapshotReads implements Store {
     return run;
   }
 
-  /** Atomically replace the data file with `data`; on failure the old file is untouched. */
-  private async persist(data: StoreData): Promise<void> {
-    const tmp = join(this.dir, `${TMP_PREFIX}${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
-    const text = `${JSON.stringify(data, null, 2)}\n`;
-    try {
-      // 0600: the file holds hashes only, but nobody else needs to read them.
-      const file = await openFile(tmp, "wx", 0o600);
-      try {
-        await file.writeFile(text, "utf8");
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(tmp, this.path);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      this.logger.error({ err, path: this.path }, "store write failed; nothing was changed");
-      throw new StoreError(`cannot write ${this.path}: ${errorMessage(err)}`, { cause: err });
+  /** Queues a compaction behind the write that made the journal outgrow its bound. */
+  private compactWhenDue(): void {
+    const size = this.journal.size;
+    if (
+      this.compactionQueued ||
+      size <= Math.max(this.journalLimit, this.snapshotBytes, this.retryCompactionAt)
+    ) {
+      return;
     }
-    await this.syncDir();
+    this.compactionQueued = true;
+    void this.enqueue(async () => {
+      this.compactionQueued = false;
+      let done = false;
+      try {
+        done = await this.compactNow();
+      } catch (err) {
+        this.logger.warn({ err, path: this.path }, "store compaction failed; the journal keeps every change");
+      }
+      // Else the journal still holds every change: try again once it has grown by another bound.
+      this.retryCompactionAt = done ? 0 : this.journal.size + this.journalLimit;
+    });
   }
 
   /**
-   * Make the rename itself durable. A failure here is only logged: the new file is already in
-   * place and will be read on restart, so rejecting would make memory disagree with the disk.
+   * The data in memory as a new snapshot, then an empty journal. Runs in the queue: nothing is
+   * appended meanwhile. Until the rename is durable the old snapshot and the whole journal are
+   * what a restart reads; after it, the new snapshot, which names the last change it holds, so
+   * the journal's records are skipped even when the truncation never happened.
    */
-  private async syncDir(): Promise<void> {
-    if (process.platform === "win32") return; // directories cannot be opened for fsync there
-    try {
-      const dir = await openFile(this.dir, "r");
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    } catch (err) {
-      this.logger.warn(
-        { err, dir: this.dir },
-        "cannot fsync the data directory; the last write may not survive a power loss",
-      );
+  private async compactNow(): Promise<boolean> {
+    const text = snapshotText(this.snapshot.data, this.sequence);
+    await this.snapshotFile.replace(text);
+    this.snapshotBytes = Buffer.byteLength(text, "utf8");
+    if (!(await this.snapshotFile.syncDir())) {
+      // The rename may not survive a power loss: keep the journal, which the old snapshot needs.
+      return false;
     }
-  }
-
-  /** A temporary file left by a crash was never renamed into place: it holds nothing committed. */
-  private async removeLeftovers(): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      throw new StoreError(`cannot list the data directory ${this.dir}: ${errorMessage(err)}`, {
-        cause: err,
-      });
-    }
-    for (const n of names) {
-      if (n.startsWith(TMP_PREFIX) && n.endsWith(TMP_SUFFIX)) {
-        await unlink(join(this.dir, n)).catch((err: unknown) => {
-          this.logger.warn({ err, file: n }, "cannot remove a leftover temporary store file");
-        });
-        this.logger.warn({ file: n }, "removed a temporary store file left by an interrupted write");
-      }
-    }
-  }
-}
-
-/** Parse and validate the file's text; a corrupt file is an error, never an empty store. */
-export function parseStoreFile(path: string, text: string): StoreData {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new StoreError(
-      `${path} is not valid JSON (${errorMessage(err)}); refusing to start over it — restore it from a backup or move it away`,
-      { cause: err },
+    await this.journal.clear();
+    this.logger.debug(
+      { path: this.path, sequence: this.sequence, bytes: this.snapshotBytes },
+      "store compacted",
     );
+    return true;
   }
-  const parsed = storeFile.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.length > 0 ? i.path.join(".") : "(top)"}: ${i.message}`)
-      .join("; ");
-    throw new StoreError(
-      `${path} is corrupt (${issues}); refusing to start over it — restore it from a backup or move it away`,
-    );
-  }
-  return parsed.data;
 }

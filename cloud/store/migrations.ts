@@ -129,6 +129,99 @@ export const MIGRATIONS: readonly Migration[] = [
       create index audit_events_mapping on audit_events (mapping_id, seq);
     `,
   },
+  {
+    version: 3,
+    name: "agents: single-instance flag",
+    sql: `
+      -- a single-instance agent's tunnels come from one agent process at a time
+      alter table agents add column single_instance boolean not null default false;
+    `,
+  },
+  {
+    version: 4,
+    name: "relay membership",
+    sql: `
+      -- one row per running relay, written by the relay itself: registered at start, its
+      -- heartbeat every second, deleted on a clean stop. Liveness is judged on the database's
+      -- clock (heartbeat_at against now()), so relays whose clocks differ agree on it.
+      create table relays (
+        id text primary key,
+        -- the tunnel URL agents should use; null when the relay has none to offer
+        tunnel_url text,
+        -- where peers reach its admin API; null when it has none
+        admin_url text,
+        -- the addresses it listens on: {"tunnel": "host:port", "socks": …, "admin": …}
+        addresses jsonb not null,
+        version text not null,
+        started_at timestamptz not null,
+        heartbeat_at timestamptz not null,
+        agents integer not null default 0,
+        connections integer not null default 0
+      );
+      create index relays_heartbeat on relays (heartbeat_at);
+    `,
+  },
+  {
+    version: 5,
+    name: "FTP across relays",
+    sql: `
+      -- what an FTP control connection on one relay lets a data connection or a BIND's PORT do
+      -- on another (cluster/shared-ftp-expectations.ts). Each row names the relay that holds
+      -- its control connection; a row counts only while that relay's lease runs, so a relay
+      -- that crashed leaves nothing valid behind. Times are the database's own clock.
+      create table ftp_relay_leases (
+        relay_id text primary key,
+        alive_until timestamptz not null
+      );
+
+      -- a passive data port a 227/229 announced: for one owner (SOCKS client), once, briefly
+      create table ftp_data_expectations (
+        owner text not null,
+        port integer not null,
+        relay_id text not null,
+        control_id text not null,
+        -- host names and addresses the data CONNECT may name, canonical
+        hosts text[] not null,
+        mapping_id text not null,
+        internal_host text not null,
+        internal_port integer not null,
+        agent_id text not null,
+        expires_at timestamptz not null,
+        primary key (owner, port)
+      );
+      create index ftp_data_expectations_control on ftp_data_expectations (control_id);
+      create index ftp_data_expectations_relay on ftp_data_expectations (relay_id);
+
+      -- the on-premise listener a SOCKS BIND got: a PORT naming it, on any relay, is no bounce
+      create table ftp_bind_listens (
+        owner text not null,
+        address text not null,
+        port integer not null,
+        relay_id text not null,
+        primary key (owner, address, port)
+      );
+      create index ftp_bind_listens_relay on ftp_bind_listens (relay_id);
+
+      -- live CONNECTs a BIND arriving at another relay may belong to (resolve.ts resolveBind)
+      create table ftp_bind_controls (
+        connection_id text primary key,
+        relay_id text not null,
+        -- null when SOCKS authentication is off: then remote_host tells clients apart
+        client_id text,
+        remote_host text not null,
+        mapping_id text not null,
+        location text not null,
+        virtual_host text not null,
+        virtual_port integer not null,
+        internal_host text not null,
+        internal_port integer not null,
+        agent_id text not null,
+        started_at timestamptz not null default clock_timestamp()
+      );
+      create index ftp_bind_controls_client on ftp_bind_controls (client_id, started_at);
+      create index ftp_bind_controls_relay on ftp_bind_controls (relay_id);
+    `,
+  },
 ];
 
 /** Brings the database to the newest schema this build knows; returns the versions it applied. */

@@ -21,6 +21,7 @@ interface AgentRow {
   created_at: string;
   last_seen_at: string | null;
   last_address: string | null;
+  single_instance: boolean;
 }
 
 interface ClientRow {
@@ -66,6 +67,7 @@ function agentOf(r: AgentRow): Ordered<AgentRecord> {
       createdAt: r.created_at,
       ...optional("lastSeenAt", r.last_seen_at),
       ...optional("lastAddress", r.last_address),
+      ...(r.single_instance ? { singleInstance: true as const } : {}),
     },
   };
 }
@@ -132,7 +134,16 @@ export async function selectAdminTokenHash(db: Queryable): Promise<string | null
 
 /** Column values of an agent, in the order of its table's `columns`. */
 function agentValues(a: AgentRecord): unknown[] {
-  return [a.id, a.name, a.location, a.tokenHash, a.createdAt, a.lastSeenAt ?? null, a.lastAddress ?? null];
+  return [
+    a.id,
+    a.name,
+    a.location,
+    a.tokenHash,
+    a.createdAt,
+    a.lastSeenAt ?? null,
+    a.lastAddress ?? null,
+    a.singleInstance === true,
+  ];
 }
 
 function clientValues(c: ClientRecord): unknown[] {
@@ -179,10 +190,19 @@ export interface Table<R, Row extends pg.QueryResultRow = pg.QueryResultRow> {
 
 export const AGENTS: Table<AgentRecord, AgentRow> = {
   name: "agents",
-  selected: "id, ord, name, location, token_hash, created_at, last_seen_at, last_address",
+  selected: "id, ord, name, location, token_hash, created_at, last_seen_at, last_address, single_instance",
   fromRow: agentOf,
-  columns: ["id", "name", "location", "token_hash", "created_at", "last_seen_at", "last_address"],
-  types: ["text", "text", "text", "text", "text", "text", "text"],
+  columns: [
+    "id",
+    "name",
+    "location",
+    "token_hash",
+    "created_at",
+    "last_seen_at",
+    "last_address",
+    "single_instance",
+  ],
+  types: ["text", "text", "text", "text", "text", "text", "text", "boolean"],
   values: agentValues,
 };
 

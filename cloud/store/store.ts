@@ -18,6 +18,11 @@ export interface AgentRecord {
   readonly lastSeenAt?: string | null;
   /** The source address of that tunnel. */
   readonly lastAddress?: string | null;
+  /**
+   * Only one instance (agent process) may hold tunnels at once: a hello of another instance is
+   * refused while one is connected. Present only when true.
+   */
+  readonly singleInstance?: true;
 }
 
 export interface ClientRecord {

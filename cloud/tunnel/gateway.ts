@@ -14,34 +14,36 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
+import { SecondInstanceError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import {
   DEFAULT_LIMITS,
   DEFAULT_TIMERS,
   FRAME_HEADER_SIZE,
   GOAWAY_CODE,
+  MAX_ADVERTISED_RELAYS,
   PROTOCOL_VERSION,
   type SessionTimers,
   type TunnelLimits,
 } from "../../shared/tunnel/constants.js";
-import type { Frame } from "../../shared/tunnel/frame.js";
-import { type Hello, mergeLimits } from "../../shared/tunnel/handshake.js";
+import type { Frame, RelayEntry } from "../../shared/tunnel/frame.js";
+import { CAPABILITY, type Hello, mergeLimits } from "../../shared/tunnel/handshake.js";
 import { MuxSession, type SessionCloseInfo } from "../../shared/tunnel/mux-session.js";
 import type { MuxStream } from "../../shared/tunnel/mux-stream.js";
 import type { WindowBudget } from "../../shared/tunnel/window-budget.js";
 import { WebSocketTransport } from "../../shared/tunnel/ws-transport.js";
 import { hashSecret } from "../admin/secrets.js";
-import type { RelayEvents } from "../events.js";
+import type { InstanceSeen, RelayEvents } from "../events.js";
 import type { RelayBounds } from "../limits/bounds.js";
 import type { FailureBackoff } from "../limits/failure-backoff.js";
 import type { LimitHits } from "../limits/limit-hits.js";
 import { LIMIT } from "../limits/limit-names.js";
 import type { PreauthGuard, PreauthSlot } from "../limits/preauth-guard.js";
 import { sourceKey } from "../limits/source-key.js";
-import type { Store } from "../store/store.js";
+import type { AgentRecord, Store } from "../store/store.js";
 import { authenticateAgent } from "./agent-auth.js";
 import { checkHello, helloTimedOut, type TunnelRefusal } from "./hello-check.js";
-import type { AgentRegistry, Tunnel } from "./registry.js";
+import { type AgentRegistry, instanceKey, type Tunnel } from "./registry.js";
 
 export const TUNNEL_PATH = "/tunnel";
 
@@ -67,6 +69,10 @@ export interface GatewayOptions {
     RelayBounds,
     "tunnelsPerAgent" | "tunnelMaxStreams" | "tunnelMaxPendingOpens" | "authBackoffMaxMs"
   >;
+  /** This relay's id in the cluster, named in the welcome. */
+  readonly relayId?: string;
+  /** The cluster's live relays, for the welcome (cluster/membership.ts); undefined while unknown. */
+  readonly relays?: () => readonly RelayEntry[] | undefined;
 }
 
 export class TunnelGateway {
@@ -74,6 +80,8 @@ export class TunnelGateway {
   readonly #limits: TunnelLimits;
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<MuxSession>();
+  /** Established tunnels whose agent follows the relay set (the `relays` capability). */
+  readonly #following = new Set<MuxSession>();
 
   constructor(options: GatewayOptions) {
     this.#o = options;
@@ -97,6 +105,12 @@ export class TunnelGateway {
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, socket, req));
   }
 
+  /** Sends the relay set to every agent that follows it; agents of older builds get nothing. */
+  announceRelays(relays: readonly RelayEntry[]): void {
+    const set = relays.slice(0, MAX_ADVERTISED_RELAYS);
+    for (const s of this.#following) s.sendRelays(set);
+  }
+
   /** Close every tunnel with a GOAWAY. */
   close(reason: string): void {
     for (const s of [...this.#sessions]) s.close(GOAWAY_CODE.NORMAL, reason);
@@ -118,7 +132,9 @@ export class TunnelGateway {
     this.#sessions.add(session);
     session.onBindPeer = this.#o.onBindPeer ?? null;
     const slot = this.#o.preauth?.slotOf(req.socket) ?? null;
-    const arrival = new Arrival(id, remote, session, log, this.#o, this.#limits, slot);
+    const arrival = new Arrival(id, remote, session, log, this.#o, this.#limits, slot, () =>
+      this.#following.add(session),
+    );
     arrival.source = sourceKey(req.socket.remoteAddress);
 
     ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -138,6 +154,7 @@ export class TunnelGateway {
     session.onHandshake = (frame) => arrival.hello(frame);
     session.onClose = (info) => {
       this.#sessions.delete(session);
+      this.#following.delete(session);
       arrival.closed(info);
       // the sender of a GOAWAY closes with 4000 + its code (the session does that right after
       // this); only a tunnel that went away under us is closed here, plainly
@@ -156,6 +173,8 @@ class Arrival {
   readonly #limits: TunnelLimits;
   readonly #helloTimer: NodeJS.Timeout;
   readonly #slot: PreauthSlot | null;
+  /** The agent follows the relay set: from now on it hears its changes. */
+  readonly #follows: () => void;
   #tunnel: Tunnel | null = null;
   /** One hello per connection: a second one would be a second guess at a token. */
   #helloSeen = false;
@@ -171,7 +190,9 @@ class Arrival {
     options: GatewayOptions,
     limits: TunnelLimits,
     slot: PreauthSlot | null,
+    follows: () => void,
   ) {
+    this.#follows = follows;
     this.#id = id;
     this.#remote = remote;
     this.#session = session;
@@ -242,10 +263,20 @@ class Arrival {
       this.#session.close(GOAWAY_CODE.LIMIT_EXCEEDED, `agent holds ${max} tunnels, the relay's limit`);
       return;
     }
+    const instance = { remoteAddress: this.#remote, instanceId: hello.instanceId ?? null };
+    const others = registry.otherInstances(agentId, instanceKey(instance));
+    if (others.length > 0 && this.#secondInstance(agent.value, hello, others)) return;
     const session = this.#session;
     session.sendHandshake({
       type: "welcome",
-      body: { version: PROTOCOL_VERSION, agentId, location, limits: this.#limits },
+      body: {
+        version: PROTOCOL_VERSION,
+        agentId,
+        location,
+        limits: this.#limits,
+        ...(this.#o.relayId === undefined ? {} : { relayId: this.#o.relayId }),
+        ...relaysField(this.#o.relays?.()),
+      },
     });
     // the agent's announced limits, within the relay's own: a rogue agent that announces a
     // million pending opens does not make the relay queue them
@@ -253,6 +284,7 @@ class Arrival {
     const maxStreams = Math.min(peer.maxStreams, bounds.tunnelMaxStreams);
     const maxPendingOpens = Math.min(peer.maxPendingOpens, bounds.tunnelMaxPendingOpens);
     session.establish({ ...peer, maxStreams, maxPendingOpens });
+    if (hello.capabilities.includes(CAPABILITY.RELAYS)) this.#follows();
     this.#slot?.admitted();
     const tunnel: Tunnel = {
       id: this.#id,
@@ -263,6 +295,8 @@ class Arrival {
       connectedAt: new Date(),
       remoteAddress: this.#remote,
       agentVersion: hello.agentVersion,
+      hostName: hello.hostName ?? null,
+      instanceId: hello.instanceId ?? null,
       capabilities: hello.capabilities,
       opens: { pending: 0 },
       maxStreams,
@@ -286,12 +320,70 @@ class Arrival {
         location,
         remote: this.#remote,
         agentVersion: hello.agentVersion,
+        hostName: tunnel.hostName,
+        instanceId: tunnel.instanceId,
       });
     }
     session.onRoundTrip = (rttMs) => {
       const rtt = events.tunnelRoundTrip;
       if (rtt.active) rtt.publish({ relayId: rtt.relayId, tunnelId: this.#id, agentId, rttMs });
     };
+  }
+
+  /**
+   * The hello comes from another instance than the agent's live tunnels: its token is held in
+   * two places. Published (audit, a warning line) either way; a single-instance agent's second
+   * instance is refused, with SECOND_INSTANCE for an agent that knows the code. True when it was.
+   * Checked and registered in one turn of the event loop, so two racing hellos cannot both pass.
+   */
+  #secondInstance(agent: AgentRecord, hello: Hello, others: readonly Tunnel[]): boolean {
+    const refused = agent.singleInstance === true;
+    const seen = (t: Tunnel): InstanceSeen => ({
+      tunnelId: t.id,
+      remote: t.remoteAddress,
+      hostName: t.hostName,
+      instanceId: t.instanceId,
+    });
+    const ch = this.#o.events.tunnelSecondInstance;
+    if (ch.active) {
+      ch.publish({
+        relayId: ch.relayId,
+        agentId: agent.id,
+        agentName: agent.name,
+        location: agent.location,
+        tunnel: {
+          tunnelId: this.#id,
+          remote: this.#remote,
+          hostName: hello.hostName ?? null,
+          instanceId: hello.instanceId ?? null,
+        },
+        connected: others.map(seen),
+        refused,
+      });
+    }
+    const first = others[0]!;
+    const where = `${first.hostName ?? "a host that does not say its name"} (${first.remoteAddress}${first.instanceId === null ? "" : `, instance ${first.instanceId}`})`;
+    if (!refused) {
+      this.#log.warn(
+        {
+          agentId: agent.id,
+          hostName: hello.hostName,
+          instanceId: hello.instanceId,
+          connected: others.map(seen),
+        },
+        `agent ${agent.name}: a second instance connects while one is connected from ${where}`,
+      );
+      return false;
+    }
+    const error = new SecondInstanceError(
+      `agent ${agent.name} is single-instance and already connected from ${where}; this instance is refused until that one leaves`,
+    );
+    const goaway = hello.instanceId === undefined ? GOAWAY_CODE.LIMIT_EXCEEDED : GOAWAY_CODE.SECOND_INSTANCE;
+    this.#refuse(
+      { error, goaway },
+      { agentId: agent.id, hostName: hello.hostName, instanceId: hello.instanceId },
+    );
+    return true;
   }
 
   /**
@@ -344,6 +436,11 @@ class Arrival {
     this.#log.warn({ code: error.code, ...details }, error.message);
     this.#session.close(goaway, error.message);
   }
+}
+
+/** The welcome's `relays`, when the set is known. */
+function relaysField(relays: readonly RelayEntry[] | undefined): { relays?: RelayEntry[] } {
+  return relays === undefined ? {} : { relays: relays.slice(0, MAX_ADVERTISED_RELAYS) };
 }
 
 /** The versions a refused hello announced, for the log: only what has the expected type and size. */

@@ -16,6 +16,10 @@ export interface Tunnel {
   readonly connectedAt: Date;
   readonly remoteAddress: string;
   readonly agentVersion: string;
+  /** The agent's host name from its hello; null for an agent that does not send it. */
+  readonly hostName: string | null;
+  /** The agent process's random id from its hello; null for an agent that does not send it. */
+  readonly instanceId: string | null;
   readonly capabilities: readonly string[];
   /** OPENs of the relay waiting for their OPEN_RESULT on this tunnel (counted in open.ts). */
   readonly opens: { pending: number };
@@ -29,6 +33,37 @@ export function hasRoom(t: Tunnel): boolean {
   return t.session.streamCount < t.maxStreams && t.opens.pending < t.maxPendingOpens;
 }
 
+/**
+ * One live tunnel of an agent as the admin API lists it. The shape is the same on every relay
+ * of a cluster, so that lists of several relays can be put together.
+ */
+export interface AgentLink {
+  /** The relay that holds the tunnel. */
+  readonly relayId: string;
+  readonly tunnelId: string;
+  /** `address:port` the tunnel came from. */
+  readonly remoteAddress: string;
+  readonly hostName: string | null;
+  readonly instanceId: string | null;
+  /** Agent software version from the hello. */
+  readonly version: string;
+  /** ISO time the tunnel was established. */
+  readonly connectedAt: string;
+}
+
+/**
+ * The key one agent process counts under: its instance id, or, for an agent that sends none,
+ * its source address (the tunnels of one host are taken for one instance).
+ */
+export function instanceKey(t: Pick<Tunnel, "instanceId" | "remoteAddress">): string {
+  if (t.instanceId !== null) return `instance ${t.instanceId}`;
+  const colon = t.remoteAddress.lastIndexOf(":");
+  return `address ${colon < 0 ? t.remoteAddress : t.remoteAddress.slice(0, colon)}`;
+}
+
+/** A live tunnel with its agent: what a relay tells its peers for the cluster's view. */
+export type TunnelLink = AgentLink & { readonly agentId: string };
+
 export interface AgentStatus {
   readonly connected: boolean;
   /** ISO time the oldest live tunnel of the agent was established, or null. */
@@ -39,14 +74,27 @@ export interface AgentStatus {
   readonly version: string | null;
   /** Live tunnels of the agent (an agent may keep a pool). */
   readonly tunnels: number;
+  /** Each live tunnel, oldest first: where it came from and which instance holds it. */
+  readonly links: AgentLink[];
+}
+
+/** The status of an agent without a live tunnel. */
+export function notConnected(): AgentStatus {
+  return { connected: false, connectedAt: null, remoteAddress: null, version: null, tunnels: 0, links: [] };
 }
 
 export class AgentRegistry {
+  /** This relay's id, named in each link. */
+  readonly relayId: string;
   readonly #byLocation = new Map<string, Tunnel[]>();
   readonly #byAgent = new Map<string, Set<Tunnel>>();
   #rotor = 0;
   /** Bumped by every revocation of an agent: a hello checked meanwhile is checked again. */
   #revision = 0;
+
+  constructor(relayId = "") {
+    this.relayId = relayId;
+  }
 
   get revision(): number {
     return this.#revision;
@@ -55,6 +103,21 @@ export class AgentRegistry {
   /** Live tunnels of one agent. */
   tunnelsOf(agentId: string): number {
     return this.#byAgent.get(agentId)?.size ?? 0;
+  }
+
+  /**
+   * The live tunnels of `agentId` held by instances other than the one of `key`
+   * (`instanceKey`): the oldest tunnel of each such instance.
+   */
+  otherInstances(agentId: string, key: string): Tunnel[] {
+    const first = new Map<string, Tunnel>();
+    for (const t of this.#byAgent.get(agentId) ?? []) {
+      if (t.session.closed) continue;
+      const k = instanceKey(t);
+      const seen = first.get(k);
+      if (k !== key && (seen === undefined || t.connectedAt < seen.connectedAt)) first.set(k, t);
+    }
+    return [...first.values()];
   }
 
   add(t: Tunnel): void {
@@ -118,19 +181,37 @@ export class AgentRegistry {
     return [...this.#byLocation.values()].flat();
   }
 
+  /** Every live tunnel with its agent, oldest first: what a peer relay is told of this one. */
+  links(): TunnelLink[] {
+    return this.all()
+      .sort((a, b) => a.connectedAt.getTime() - b.connectedAt.getTime())
+      .map((t) => ({ agentId: t.agentId, ...this.#link(t) }));
+  }
+
+  #link(t: Tunnel): AgentLink {
+    return {
+      relayId: this.relayId,
+      tunnelId: t.id,
+      remoteAddress: t.remoteAddress,
+      hostName: t.hostName,
+      instanceId: t.instanceId,
+      version: t.agentVersion,
+      connectedAt: t.connectedAt.toISOString(),
+    };
+  }
+
   statusOf(agentId: string): AgentStatus {
     const set = this.#byAgent.get(agentId);
-    if (!set || set.size === 0) {
-      return { connected: false, connectedAt: null, remoteAddress: null, version: null, tunnels: 0 };
-    }
-    let oldest: Tunnel | undefined;
-    for (const t of set) if (!oldest || t.connectedAt < oldest.connectedAt) oldest = t;
+    if (!set || set.size === 0) return notConnected();
+    const tunnels = [...set].sort((a, b) => a.connectedAt.getTime() - b.connectedAt.getTime());
+    const oldest = tunnels[0]!;
     return {
       connected: true,
-      connectedAt: oldest!.connectedAt.toISOString(),
-      remoteAddress: oldest!.remoteAddress,
-      version: oldest!.agentVersion,
+      connectedAt: oldest.connectedAt.toISOString(),
+      remoteAddress: oldest.remoteAddress,
+      version: oldest.agentVersion,
       tunnels: set.size,
+      links: tunnels.map((t) => this.#link(t)),
     };
   }
 

@@ -15,6 +15,8 @@ const KNOWN_EVENTS = [
   "socks.denied",
   "socks.bind-denied",
   "socks.auth-failed",
+  "admin.auth-failed",
+  "limit.hit",
   "ftp.bounce-refused",
   "agent.connected",
   "agent.disconnected",

@@ -16,6 +16,9 @@ export const PROTOCOL_VERSION = 1;
 /** Versions this build accepts in a hello. */
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 
+/** Relays a RELAYS frame or a welcome names at most; a larger cluster is cut to this many. */
+export const MAX_ADVERTISED_RELAYS = 64;
+
 /** Bytes of the frame header: 1 type + 4 stream id + 4 length. */
 export const FRAME_HEADER_SIZE = 9;
 
@@ -23,7 +26,7 @@ export const FRAME_HEADER_SIZE = 9;
 export const FRAME_TYPE = {
   /** Agent → relay, stream 0: JSON {version, token, agentVersion, capabilities, limits}. */
   HELLO: 0x01,
-  /** Relay → agent, stream 0: JSON {version, agentId, location, limits}. */
+  /** Relay → agent, stream 0: JSON {version, agentId, location, limits, relayId?, relays?}. */
   WELCOME: 0x02,
   /** Relay → agent: open a stream; kind u8, port u16, timeout ms u32, host length u8, host. */
   OPEN: 0x03,
@@ -45,6 +48,12 @@ export const FRAME_TYPE = {
   GOAWAY: 0x0b,
   /** Agent → relay, BIND streams: the peer that connected; port u16, address length u8, address. */
   BIND_PEER: 0x0c,
+  /**
+   * Relay → agent, stream 0, only to an agent whose hello announced the `relays` capability:
+   * the live relays of the cluster, sent whenever the set changes; count u16, then per relay
+   * id length u8, id (UTF-8), URL length u16, URL (UTF-8).
+   */
+  RELAYS: 0x0d,
 } as const;
 export type FrameType = (typeof FRAME_TYPE)[keyof typeof FRAME_TYPE];
 
@@ -109,6 +118,12 @@ export const GOAWAY_CODE = {
   HELLO_TIMEOUT: 0x08,
   /** An internal failure on the sender. */
   INTERNAL: 0x09,
+  /**
+   * Another instance of this agent (its token, another instance id) is connected and the agent
+   * is single-instance. Sent only to agents whose hello names an instance id; an older agent
+   * gets LIMIT_EXCEEDED with the same reason.
+   */
+  SECOND_INSTANCE: 0x0a,
 } as const;
 export type GoAwayCode = (typeof GOAWAY_CODE)[keyof typeof GOAWAY_CODE];
 

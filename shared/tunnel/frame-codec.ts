@@ -10,6 +10,7 @@ import {
   type FrameType,
   GOAWAY_CODE,
   type GoAwayCode,
+  MAX_ADVERTISED_RELAYS,
   OPEN_CODE,
   OPEN_KIND,
   type OpenCode,
@@ -17,7 +18,7 @@ import {
   RESET_CODE,
   type ResetCode,
 } from "./constants.js";
-import type { Frame } from "./frame.js";
+import type { Frame, RelayEntry } from "./frame.js";
 import { PartialBuffer } from "./partial-buffer.js";
 
 const MAX_U32 = 0xffff_ffff;
@@ -119,11 +120,55 @@ export function encodeFrame(frame: Frame): Buffer {
       const p = withTrailingString(2, frame.address, (b) => b.writeUInt16BE(frame.port, 0));
       return withPayload(FRAME_TYPE.BIND_PEER, frame.streamId, p);
     }
+    case "relays":
+      return withPayload(FRAME_TYPE.RELAYS, 0, encodeRelays(frame.relays));
     default: {
       const never: never = frame;
       throw new ProtocolError(`cannot encode ${String(never)}`);
     }
   }
+}
+
+/** count u16, then per relay: id length u8, id, URL length u16, URL. */
+function encodeRelays(relays: readonly RelayEntry[]): Buffer {
+  if (relays.length > MAX_ADVERTISED_RELAYS)
+    throw new ProtocolError(`${relays.length} relays in one frame, at most ${MAX_ADVERTISED_RELAYS}`);
+  const parts: Buffer[] = [Buffer.alloc(2)];
+  parts[0]!.writeUInt16BE(relays.length, 0);
+  for (const r of relays) {
+    const id = Buffer.from(r.id, "utf8");
+    const url = Buffer.from(r.url, "utf8");
+    if (id.length === 0 || id.length > 255 || url.length === 0 || url.length > 0xffff)
+      throw new ProtocolError(`relay ${r.id}: id of 1 to 255 bytes and URL of 1 to 65535 bytes`);
+    const head = Buffer.allocUnsafe(1 + id.length + 2);
+    head[0] = id.length;
+    id.copy(head, 1);
+    head.writeUInt16BE(url.length, 1 + id.length);
+    parts.push(head, url);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeRelays(p: Buffer): RelayEntry[] {
+  need(p, 2, "relays");
+  const count = p.readUInt16BE(0);
+  if (count > MAX_ADVERTISED_RELAYS)
+    throw new ProtocolError(`relays frame names ${count} relays, at most ${MAX_ADVERTISED_RELAYS}`);
+  const relays: RelayEntry[] = [];
+  let at = 2;
+  for (let i = 0; i < count; i++) {
+    const idLen = p[at] ?? 0;
+    if (idLen === 0 || at + 1 + idLen + 2 > p.length) throw new ProtocolError("relays frame cut short");
+    const id = p.toString("utf8", at + 1, at + 1 + idLen);
+    at += 1 + idLen;
+    const urlLen = p.readUInt16BE(at);
+    at += 2;
+    if (urlLen === 0 || at + urlLen > p.length) throw new ProtocolError("relays frame cut short");
+    relays.push({ id, url: p.toString("utf8", at, at + urlLen) });
+    at += urlLen;
+  }
+  if (at !== p.length) throw new ProtocolError("relays frame has bytes after its last relay");
+  return relays;
 }
 
 /** What the decoder accepts; larger frames are refused before their payload is read. */
@@ -133,6 +178,7 @@ export interface DecoderLimits {
 }
 
 const SESSION_TYPES: ReadonlySet<number> = new Set([
+  FRAME_TYPE.RELAYS,
   FRAME_TYPE.HELLO,
   FRAME_TYPE.WELCOME,
   FRAME_TYPE.PING,
@@ -327,6 +373,8 @@ function parseControl(type: number, streamId: number, p: Buffer): Frame {
       const address = trailingString(p, 2, "bind-peer");
       return { type: "bind-peer", streamId, port: p.readUInt16BE(0), address };
     }
+    case FRAME_TYPE.RELAYS:
+      return { type: "relays", relays: decodeRelays(p) };
     default:
       throw new ProtocolError(`unknown frame type 0x${hex(type)}`);
   }

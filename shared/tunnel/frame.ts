@@ -68,6 +68,17 @@ export interface BindPeerFrame {
   readonly port: number;
 }
 
+/** One relay agents may tunnel to. */
+export interface RelayEntry {
+  readonly id: string;
+  /** ws:// or wss:// URL of its tunnel endpoint. */
+  readonly url: string;
+}
+export interface RelaysFrame {
+  readonly type: "relays";
+  readonly relays: readonly RelayEntry[];
+}
+
 export type Frame =
   | HelloFrame
   | WelcomeFrame
@@ -80,4 +91,5 @@ export type Frame =
   | PingFrame
   | PongFrame
   | GoAwayFrame
-  | BindPeerFrame;
+  | BindPeerFrame
+  | RelaysFrame;

@@ -27,7 +27,7 @@ import {
   type TunnelLimits,
   type WindowTuning,
 } from "./constants.js";
-import type { Frame, OpenFrame } from "./frame.js";
+import type { Frame, OpenFrame, RelayEntry } from "./frame.js";
 import { encodeFrame, FrameDecoder } from "./frame-codec.js";
 import type { FrameTransport } from "./frame-transport.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -111,6 +111,8 @@ export class MuxSession implements StreamHost {
   onBindPeer: ((stream: MuxStream, address: string, port: number) => void) | null = null;
   /** Fires once when the session ends for any reason. */
   onClose: ((info: SessionCloseInfo) => void) | null = null;
+  /** The relay sent the cluster's relay set (agent side, RELAYS frames). */
+  onRelays: ((relays: readonly RelayEntry[]) => void) | null = null;
   /** A PONG answered our latest PING after `rttMs` milliseconds. */
   onRoundTrip: ((rttMs: number) => void) | null = null;
 
@@ -191,6 +193,12 @@ export class MuxSession implements StreamHost {
    */
   sweepWindows(): void {
     for (const w of this.windows.budget.holders) w.sweep();
+  }
+
+  /** Send the cluster's relay set (relay side, once established). */
+  sendRelays(relays: readonly RelayEntry[]): void {
+    if (this.#closed || !this.#established) return;
+    this.#send({ type: "relays", relays });
   }
 
   /** Send a hello or welcome (before establishment). */
@@ -402,6 +410,10 @@ export class MuxSession implements StreamHost {
         return;
       case "goaway":
         return this.#peerGoAway(frame.code, frame.reason);
+      case "relays":
+        if (this.role !== "agent") throw new ProtocolError("only the relay sends the relay set");
+        this.onRelays?.(frame.relays);
+        return;
       case "hello":
       case "welcome":
         throw new ProtocolError(`${frame.type} after the handshake`);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ChildRegistry, type SpawnResult, spawnBounded } from "../helpers/clients.js";
@@ -89,11 +89,34 @@ describe("admin CLI against a real relay and agent", () => {
     await cloud.admin.waitAgentConnected(id);
     const listed = await underpass(["agents", "list"]);
     assert.match(listed.stdout, new RegExp(`^${id}\\s+plant-1 agent\\s+plant-1\\s+up\\s+1\\s`, "m"));
-    const asJson = await json<Array<{ id: string; connected: boolean }>>(["agents", "list"]);
+    const asJson = await json<
+      Array<{ id: string; connected: boolean; links: Array<{ hostName: string; instanceId: string }> }>
+    >(["agents", "list"]);
     assert.deepEqual(
       asJson.filter((a) => a.id === id).map((a) => a.connected),
       [true],
     );
+    // the agent process says which host and process it is
+    const links = asJson.find((a) => a.id === id)?.links ?? [];
+    assert.equal(links.length, 1);
+    assert.equal(links[0]?.hostName, hostname());
+    assert.match(links[0]?.instanceId ?? "", /^[0-9a-f]{16}$/);
+    assert.match(listed.stdout, new RegExp(`\\s${hostname().replaceAll(".", "\\.")} \\(127\\.0\\.0\\.1\\)`));
+  });
+
+  it("registers a single-instance agent and changes the flag in place", async () => {
+    const added = await underpass(["agents", "add", "lone agent", "--single-instance", "--json"]);
+    assert.equal(added.code, 0, added.stderr);
+    const { id } = JSON.parse(added.stdout) as { id: string };
+    const single = await json<Array<{ id: string; singleInstance: boolean }>>(["agents", "list"]);
+    assert.equal(single.find((a) => a.id === id)?.singleInstance, true);
+    const off = await underpass(["agents", "set", id, "--no-single-instance"]);
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stdout, /^ID\s+NAME.*SINGLE/m);
+    assert.match(off.stdout, new RegExp(`^${id}\\s+lone agent\\s.*\\sno\\s+-$`, "m"));
+    const nothing = await underpass(["agents", "set", id]);
+    assert.equal(nothing.code, 2, "nothing to change is bad usage");
+    assert.equal((await underpass(["agents", "rm", id])).code, 0);
   });
 
   it("adds mappings (ranges included), refuses an overlap with exit 1 and the API's code", async () => {
@@ -211,6 +234,20 @@ describe("admin CLI against a real relay and agent", () => {
     } finally {
       socket.destroy();
     }
+  });
+
+  it("lists the relays: over the file store, the one that answers", async () => {
+    const list = await json<Array<{ id: string; self: boolean; live: boolean; tunnelUrl: string }>>([
+      "relays",
+    ]);
+    assert.equal(list.length, 1);
+    assert.equal(list[0]?.self, true);
+    assert.equal(list[0]?.live, true);
+    assert.equal(list[0]?.tunnelUrl, `ws://127.0.0.1:${cloud.ports.tunnel}/tunnel`);
+    const table = await underpass(["relays"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^ID\s+STATUS\s+TUNNEL URL/m);
+    assert.match(table.stdout, new RegExp(`^${list[0]?.id} \\*\\s+live\\s`, "m"));
   });
 
   it("rotates an agent's token: the running agent is cut off, the new token is shown once", async () => {

@@ -5,7 +5,7 @@
  * agent because the second starts on a copy of the first's store (same token hash, mappings).
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,11 +13,11 @@ import { ChildRegistry } from "../helpers/clients.js";
 import { waitFor } from "../helpers/ports.js";
 import { type CliProcess, type CloudProcess, startAgentProcess, startCloud } from "../helpers/processes.js";
 import { socksConnect } from "../helpers/stack.js";
+import { copyStoreFiles } from "../helpers/store-files.js";
 import { bannerEcho, readAll, startTarget, type Target } from "../helpers/targets.js";
 
 const ADMIN_TOKEN = "agent-relays-admin-token-0123456789";
 /** The embedded store's file in a data dir (cloud/store/file-store.ts). */
-const STORE_FILE = "underpass.json";
 const TUNNELS = 2;
 
 describe("underpass agent with two relays in UNDERPASS_RELAY_URL", () => {
@@ -45,7 +45,7 @@ describe("underpass agent with two relays in UNDERPASS_RELAY_URL", () => {
     });
     // the second relay starts on a copy of the first's store: the same agent, client and mapping
     await mkdir(join(work, "b"));
-    await copyFile(join(work, "a", STORE_FILE), join(work, "b", STORE_FILE));
+    await copyStoreFiles(join(work, "a"), join(work, "b"));
     b = await startCloud({ dataDir: join(work, "b"), adminToken: ADMIN_TOKEN, registry: children });
     agent = startAgentProcess({
       relayUrl: `${a.relayUrl},${b.relayUrl}`,

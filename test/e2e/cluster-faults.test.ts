@@ -1,7 +1,8 @@
 /**
  * Three `underpass cloud` processes over one PostgreSQL database behind a private haproxy
- * (`balance roundrobin`, health checks on `/healthz`), one `underpass agent` with a tunnel to
- * each, eight HTTP downloads in flight through the balancer and new SOCKS connections at 20/s.
+ * (`balance roundrobin`, health checks on `/healthz`), one `underpass agent` told of relay 1
+ * only that keeps a tunnel to each (it learns the others from the cluster's relay set), eight
+ * HTTP downloads in flight through the balancer and new SOCKS connections at 20/s.
  * `kill -9` of one relay: only the downloads it carried end, each as an error in curl (never a
  * clean short file), the others arrive whole (SHA-256), new connections succeed through the
  * balancer within 2 s, the agent keeps its tunnels to the survivors; the relay started again on
@@ -147,12 +148,14 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
         { timeoutMs: 20_000, intervalMs: 100, what: "both mappings on every relay" },
       );
     }
+    // told of relay 1 only: it learns the others from the relay set the cluster advertises
     agent = startAgentProcess({
-      relayUrl: relays.map((r) => r.relayUrl).join(","),
+      relayUrl: relays[0]!.relayUrl,
       token: created.token,
       registry,
     });
-    for (const r of relays) await r.admin.waitAgentConnected(agentId, 30_000);
+    for (const [i, r] of relays.entries())
+      await r.admin.waitAgentConnected(agentId, 30_000, `relay-${i + 1}`);
     lb = await startHaproxy({
       relays: relays.map((r, i) => ({
         name: `relay-${i + 1}`,
@@ -255,8 +258,11 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
     })();
 
     const victim = relays[2]!;
+    // the cluster's connections, as any relay lists them: those the victim carries
     const held: Json[] = await victim.admin.expect("GET", "/v1/connections", undefined, 200);
-    const victimTransfers = held.filter((c) => c.virtualHost === "files.corp").length;
+    const victimTransfers = held.filter(
+      (c) => c.virtualHost === "files.corp" && c.relayId === "relay-3",
+    ).length;
     victim.kill("SIGKILL");
     const killedAt = Date.now();
     await victim.exited;
@@ -321,8 +327,19 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
 
     // the agent kept its tunnels to the survivors: same tunnels, connected since before the kill
     const agentsAfter = await Promise.all(relays.slice(0, 2).map((r) => r.admin.agent(agentId)));
+    const survivorLinks = (a: Json): string[] =>
+      (a.links as Json[])
+        .filter((l) => l.relayId === "relay-1" || l.relayId === "relay-2")
+        .map((l) => `${l.relayId}/${l.tunnelId}`)
+        .sort();
     for (const [i, a] of agentsAfter.entries()) {
-      assert.equal(a.connected, true, `agent still connected to relay ${i + 1}`);
+      assert.equal(a.connected, true, `agent still connected, seen from relay ${i + 1}`);
+      assert.equal(survivorLinks(a).length, 2, "a tunnel to each survivor");
+      assert.deepEqual(
+        survivorLinks(a),
+        survivorLinks(agentsBefore[i]!),
+        "the same tunnels as before the kill",
+      );
       assert.equal(
         a.connectedAt,
         agentsBefore[i]!.connectedAt,
@@ -331,7 +348,7 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
     }
   });
 
-  it("gets the agent back on a relay started again on its ports", async () => {
+  it("gets the agent back, through the relay set, on a relay started again on its ports", async () => {
     const victim = relays[2]!;
     assert.equal(victim.running(), false);
     const restarted = await startCloud({
@@ -343,7 +360,7 @@ describe("three relays behind haproxy: one killed with SIGKILL, the database sto
       startTimeoutMs: 60_000,
     });
     relays[2] = restarted;
-    await restarted.admin.waitAgentConnected(agentId, 60_000);
+    await restarted.admin.waitAgentConnected(agentId, 60_000, "relay-3");
     const s = await socksConnect(restarted.ports.socks, client, "echo.corp", 7);
     try {
       assert.equal((await readAll(s, 10, 10_000)).toString(), "220 echo\r\n");

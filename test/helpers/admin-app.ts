@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildAdminApi } from "../../cloud/admin/app.js";
+import type { AdminAuthLimit } from "../../cloud/admin/auth-limit.js";
 import type {
   AgentStatus,
   CheckResult,
@@ -17,27 +18,41 @@ import type {
   MetricsSource,
   ReachabilityChecker,
   TunnelDirectory,
+  TunnelLink,
 } from "../../cloud/admin/deps.js";
 import { EventHub } from "../../cloud/admin/event-hub.js";
 import { hashSecret } from "../../cloud/admin/secrets.js";
 import { FileAuditLog } from "../../cloud/audit/file-audit-log.js";
+import { ClusterView } from "../../cloud/cluster/cluster-view.js";
+import { LocalMembership } from "../../cloud/cluster/membership.js";
 import type { FtpCheckAnswer } from "../../cloud/ftp/check.js";
 import { FileStore } from "../../cloud/store/file-store.js";
 import type { MappingRecord, Store } from "../../cloud/store/store.js";
+import { notConnected } from "../../cloud/tunnel/registry.js";
 import type { Logger } from "../../shared/logger.js";
+
+/** The id of the relay the admin API under test answers for. */
+export const RELAY_ID = "rl_under_test";
 
 export class FakeTunnels implements TunnelDirectory {
   readonly disconnected: Array<{ agentId: string; reason: string }> = [];
   readonly status = new Map<string, AgentStatus>();
   statusOf(agentId: string): AgentStatus {
-    return (
-      this.status.get(agentId) ?? {
-        connected: false,
-        connectedAt: null,
-        remoteAddress: null,
-        version: null,
-        tunnels: 0,
-      }
+    return this.status.get(agentId) ?? notConnected();
+  }
+  /** A link per tunnel the status says the agent has. */
+  links(): TunnelLink[] {
+    return [...this.status].flatMap(([agentId, s]) =>
+      Array.from({ length: s.tunnels }, (_, i) => ({
+        agentId,
+        relayId: RELAY_ID,
+        tunnelId: `tn_${agentId}_${i}`,
+        remoteAddress: s.remoteAddress ?? "",
+        hostName: null,
+        instanceId: null,
+        version: s.version ?? "",
+        connectedAt: s.connectedAt ?? new Date(0).toISOString(),
+      })),
     );
   }
   disconnectAgent(agentId: string, reason: string): void {
@@ -148,6 +163,8 @@ export interface AdminUnderTest {
   readonly audit: FileAuditLog;
   /** The real live-event hub. */
   readonly events: EventHub;
+  /** The cluster of one relay the app answers for. */
+  readonly cluster: ClusterView;
   /** Close the app and the store and remove the directory. */
   close(): Promise<void>;
 }
@@ -160,7 +177,15 @@ export interface AdminUnderTestOptions {
   readonly wrapStore?: (store: Store) => Store;
   /** Called before `ready()`, while hooks can still be added. */
   readonly beforeReady?: (app: FastifyInstance) => void;
+  /**
+   * The bound on failed authentications; by default one no test of another subject reaches
+   * (they send their 401s from the one address inject() uses).
+   */
+  readonly authLimit?: AdminAuthLimit;
 }
+
+/** The bound tests of other subjects run under: far more failures than any of them sends. */
+export const LENIENT_AUTH_LIMIT: AdminAuthLimit = { failures: 10_000, windowMs: 60_000, delayMs: 1 };
 
 export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminUnderTest> {
   const dir = await mkdtemp(join(tmpdir(), "underpass-admin-"));
@@ -173,12 +198,27 @@ export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminU
   const ftpCheck = new FakeFtpCheck();
   const audit = new FileAuditLog({ dir: join(dir, "audit") });
   const events = new EventHub();
+  // one relay alone, as over the file store
+  const membership = new LocalMembership(
+    {
+      id: RELAY_ID,
+      tunnelUrl: "ws://127.0.0.1:8443/tunnel",
+      adminUrl: null,
+      addresses: { tunnel: "127.0.0.1:8443" },
+      version: options.version,
+      startedAt: new Date().toISOString(),
+    },
+    () => ({ agents: 0, connections: connections.live.length }),
+    options.logger,
+  );
+  const cluster = new ClusterView({ selfId: RELAY_ID, membership: () => membership, logger: options.logger });
   const app = buildAdminApi({
     store: options.wrapStore?.(store) ?? store,
-    deps: { tunnels, connections, reachability, metrics, ftpCheck, audit, events },
+    deps: { tunnels, connections, reachability, metrics, ftpCheck, audit, events, cluster },
     adminTokenHash: hashSecret(options.token),
     logger: options.logger,
     version: options.version,
+    authLimit: options.authLimit ?? LENIENT_AUTH_LIMIT,
   });
   options.beforeReady?.(app);
   await app.ready();
@@ -193,6 +233,7 @@ export async function startAdmin(options: AdminUnderTestOptions): Promise<AdminU
     ftpCheck,
     audit,
     events,
+    cluster,
     async close() {
       events.close();
       await app.close();

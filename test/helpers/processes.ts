@@ -266,13 +266,19 @@ export class AdminClient {
   }
 
   /** Polls GET /v1/agents until the agent is connected; returns its entry. */
-  waitAgentConnected(id: string, timeoutMs = 20_000): Promise<Json> {
+  /** Until the agent is connected; with `relayId`, until it has a tunnel on that relay of the cluster. */
+  waitAgentConnected(id: string, timeoutMs = 20_000, relayId?: string): Promise<Json> {
     return waitFor(
       async () => {
         const a = await this.agent(id);
+        if (relayId !== undefined) return a.links.some((l: Json) => l.relayId === relayId) ? a : undefined;
         return a.connected === true ? a : undefined;
       },
-      { timeoutMs, intervalMs: 100, what: `agent ${id} connected in GET /v1/agents` },
+      {
+        timeoutMs,
+        intervalMs: 100,
+        what: `agent ${id} connected${relayId ? ` to ${relayId}` : ""} in GET /v1/agents`,
+      },
     );
   }
 }

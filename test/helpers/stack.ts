@@ -13,6 +13,7 @@ import type { BindSettings } from "../../agent/bind-listener.js";
 import { allowAll, parsePolicy } from "../../agent/policy.js";
 import { type Relay, type RelayConfig, startRelay } from "../../cloud/relay.js";
 import { createLogger, type Logger, silentLogger } from "../../shared/logger.js";
+import { bannerEcho, startTarget, type Target } from "./targets.js";
 
 /** A parsed admin API body; tests read it freely and assert on what they read. */
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by assertions, not types
@@ -37,12 +38,31 @@ export interface Stack {
   addMapping(body: Record<string, unknown>): Promise<{ id: string }>;
   addClient(name: string, location?: string): Promise<Credentials & { id: string }>;
   addAgent(name: string, location?: string): Promise<{ id: string; token: string }>;
-  startAgent(options?: { token?: string; allow?: string; tunnels?: number }): Promise<Agent>;
+  /** `follow: false` keeps the agent to this relay, whatever relays its cluster has. */
+  startAgent(options?: {
+    token?: string;
+    allow?: string;
+    tunnels?: number;
+    follow?: boolean;
+  }): Promise<Agent>;
   close(): Promise<void>;
 }
 
 export function testLogger(name: string): Logger {
   return process.env["UNDERPASS_TEST_LOG"] ? createLogger({ name, level: "debug" }) : silentLogger();
+}
+
+/** A relay's admin API with the stacks' token, through `inject()`. */
+export function adminApiOf(relay: Relay): Stack["api"] {
+  return async (method, url, body) => {
+    const res = await relay.admin.inject({
+      method: method as "GET",
+      url,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null };
+  };
 }
 
 export async function startStack(
@@ -65,15 +85,7 @@ export async function startStack(
     logger: testLogger("relay"),
     ...options.relay,
   });
-  const api: Stack["api"] = async (method, url, body) => {
-    const res = await relay.admin.inject({
-      method: method as "GET",
-      url,
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      ...(body === undefined ? {} : { payload: body as object }),
-    });
-    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : null };
-  };
+  const api = adminApiOf(relay);
   const expect = async (method: string, url: string, body: unknown, status: number): Promise<Json> => {
     const r = await api(method, url, body);
     if (r.status !== status) throw new Error(`${method} ${url} → ${r.status} ${JSON.stringify(r.body)}`);
@@ -107,6 +119,7 @@ export async function startStack(
         logger: testLogger("agent"),
         tunnels: o.tunnels ?? 1,
         backoff: { baseMs: 50, maxMs: 500 },
+        ...(o.follow === false ? { followRelays: false } : {}),
         ...(options.bind ? { bind: options.bind } : {}),
       });
       agents.push(agent);
@@ -208,5 +221,47 @@ export function socksReply(
         resolve({ reply: buf[1]!, socket: s });
       }
     });
+  });
+}
+
+/**
+ * A greeting echo server on premises behind `virtualHost:21` of the stack's default location:
+ * a CONNECT reads `banner`, then its own bytes back. The caller closes the target.
+ */
+export async function mapEcho(stack: Stack, virtualHost: string, banner: string): Promise<Target> {
+  const target = await startTarget(bannerEcho(banner));
+  await stack.addMapping({
+    virtualHost,
+    virtualPort: 21,
+    internalHost: "127.0.0.1",
+    internalPort: target.port,
+  });
+  return target;
+}
+
+/** Heartbeat and live bounds short enough for a test to see relays join and leave. */
+export const FAST_MEMBERSHIP = { heartbeatMs: 200, liveMs: 1_000 };
+
+/**
+ * A relay of a cluster over `databaseUrl`, on loopback port 0 unless told, with the admin token
+ * of the stacks and fast membership timers; no agent, client or mapping of its own.
+ */
+export function startClusterRelay(
+  databaseUrl: string,
+  relayId: string,
+  o: Partial<RelayConfig> & { tunnelHost?: string; tunnelPort?: number } = {},
+): Promise<Relay> {
+  const { tunnelHost, tunnelPort, ...rest } = o;
+  return startRelay({
+    tunnelListen: { host: tunnelHost ?? "127.0.0.1", port: tunnelPort ?? 0 },
+    socksListen: { host: "127.0.0.1", port: 0 },
+    adminListen: { host: "127.0.0.1", port: 0 },
+    dataDir: "/nonexistent",
+    adminToken: ADMIN_TOKEN,
+    logger: testLogger(relayId),
+    databaseUrl,
+    membership: FAST_MEMBERSHIP,
+    relayId,
+    ...rest,
   });
 }

@@ -5,7 +5,7 @@
  * of one store.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,8 +13,7 @@ import { type Agent, startAgent } from "../../agent/agent.js";
 import { allowAll } from "../../agent/policy.js";
 import { waitFor } from "../helpers/ports.js";
 import { type Stack, startStack, testLogger } from "../helpers/stack.js";
-
-const STORE_FILE = "underpass.json";
+import { copyStoreFiles } from "../helpers/store-files.js";
 
 describe("the agent's relays at run time", () => {
   let work: string;
@@ -38,7 +37,7 @@ describe("the agent's relays at run time", () => {
     await mkdir(join(work, "a"));
     await mkdir(join(work, "b"));
     a = await startStack({ agent: false, dataDir: join(work, "a") });
-    await copyFile(join(work, "a", STORE_FILE), join(work, "b", STORE_FILE));
+    await copyStoreFiles(join(work, "a"), join(work, "b"));
     b = await startStack({ agent: false, dataDir: join(work, "b") });
   });
 

@@ -41,7 +41,13 @@ describe("metrics: bounded cardinality under real traffic", () => {
 
   before(async () => {
     // PINGs every 100 ms: the tunnel's round-trip series exists before anything is compared
-    stack = await startStack({ relay: { timers: { pingIntervalMs: 100, pingTimeoutMs: 5_000 } } });
+    stack = await startStack({
+      relay: {
+        timers: { pingIntervalMs: 100, pingTimeoutMs: 5_000 },
+        // every round's wrong admin token is a 401 here, never the 429 past the bound
+        bounds: { adminAuthFailures: 10_000 },
+      },
+    });
     for (let i = 0; i <= ROUND; i++) {
       const gone = await startTarget(() => {});
       await gone.close();

@@ -132,6 +132,8 @@ describe("operating a relay through the admin API", () => {
       await agent.waitUp(1, 20_000);
       const up = await feed.until("agent.up", (e) => e.type === "agent.up");
       assert.equal(up.data.agentId, stack.agentId);
+      assert.equal(up.data.hostName, agent.identity.hostName, "which host and process it is");
+      assert.equal(up.data.instanceId, agent.identity.instanceId);
       await agent.close();
       await feed.until("agent.down", (e) => e.type === "agent.down");
     } finally {

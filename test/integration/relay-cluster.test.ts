@@ -77,9 +77,9 @@ describe("two relays over one database", () => {
     await a?.close();
   });
 
-  /** A's agent, tunnelled to B. */
+  /** A's agent, tunnelled to B only (not following the relay set, which would add A). */
   async function agentOnB() {
-    const agent = await b.startAgent({ token: a.agentToken });
+    const agent = await b.startAgent({ token: a.agentToken, follow: false });
     await agent.waitUp(1, 15_000);
     return agent;
   }

@@ -17,16 +17,21 @@ import { type AdminUnderTest, CONNECTION, startAdmin } from "../helpers/admin-ap
 
 // What the running relay hands over is answered as it is: the shapes must stay the same.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const sameConnection: Same<ConnectionInfo, ConnectionAnswer> = true;
+const sameConnection: Same<ConnectionInfo, Omit<ConnectionAnswer, "relayId">> = true;
 const sameCheck: Same<CheckResult, CheckAnswer> = true;
 const sameStatus: Same<
   AgentStatus,
-  Omit<AgentAnswer, "id" | "name" | "location" | "createdAt" | "lastSeenAt" | "lastAddress">
+  Omit<
+    AgentAnswer,
+    "id" | "name" | "location" | "createdAt" | "lastSeenAt" | "lastAddress" | "singleInstance"
+  >
 > = true;
 void [sameConnection, sameCheck, sameStatus];
 
 const ADMIN_TOKEN = "upadm_answers-test-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
+/** Above the 401s the test sends from inject()'s own address; reached on purpose from another. */
+const AUTH_LIMIT = { failures: 100, windowMs: 60_000, delayMs: 1 };
 
 /** One request as the app saw it: its route, the status, and what the handler gave to send. */
 interface Exchange {
@@ -77,6 +82,7 @@ describe("admin API answers against their route schemas", () => {
       token: ADMIN_TOKEN,
       logger: silentLogger(),
       version: "1.2.3",
+      authLimit: AUTH_LIMIT,
       wrapStore: (store) => failingWhen(store, failing),
       beforeReady: (app) => {
         const sent = new WeakMap<FastifyRequest, unknown>();
@@ -166,11 +172,38 @@ describe("admin API answers against their route schemas", () => {
       remoteAddress: "198.51.100.7:50000",
       version: "0.1.0",
       tunnels: 2,
+      links: [
+        {
+          relayId: "rl_000000000001",
+          tunnelId: "tn_000000000001",
+          remoteAddress: "198.51.100.7:50000",
+          hostName: "ftp-gw-01",
+          instanceId: "3f9c0a7e5b21d864",
+          version: "0.1.0",
+          connectedAt: "2026-01-01T00:00:00.000Z",
+        },
+        {
+          relayId: "rl_000000000001",
+          tunnelId: "tn_000000000002",
+          remoteAddress: "198.51.100.7:50001",
+          hostName: null,
+          instanceId: null,
+          version: "0.1.0",
+          connectedAt: "2026-01-01T00:00:01.000Z",
+        },
+      ],
     });
     await expect(200, "GET", "/v1/agents");
     await expect(400, "POST", "/v1/agents", { name: "" });
     await expect(401, "POST", "/v1/agents", { name: "a" }, NO_TOKEN);
     await expect(401, "GET", "/v1/agents", undefined, NO_TOKEN);
+    const patched = (await expect(200, "PATCH", `/v1/agents/${agent.id}`, { singleInstance: true })) as {
+      singleInstance: boolean;
+    };
+    assert.equal(patched.singleInstance, true);
+    await expect(400, "PATCH", `/v1/agents/${agent.id}`, { singleInstance: "yes" });
+    await expect(404, "PATCH", "/v1/agents/ag_nope", { singleInstance: true });
+    await expect(401, "PATCH", `/v1/agents/${agent.id}`, { singleInstance: true }, NO_TOKEN);
     await expect(204, "DELETE", `/v1/agents/${agent.id}`);
     await expect(404, "DELETE", `/v1/agents/${agent.id}`);
     await expect(401, "DELETE", "/v1/agents/ag_1", undefined, NO_TOKEN);
@@ -219,6 +252,8 @@ describe("admin API answers against their route schemas", () => {
     // connections
     connections.live.push(CONNECTION);
     await expect(200, "GET", "/v1/connections");
+    await expect(200, "GET", "/v1/relays");
+    await expect(401, "GET", "/v1/relays", undefined, NO_TOKEN);
     await expect(401, "GET", "/v1/connections", undefined, NO_TOKEN);
     await expect(204, "DELETE", `/v1/connections/${CONNECTION.id}`);
     await expect(404, "DELETE", `/v1/connections/${CONNECTION.id}`);
@@ -300,6 +335,7 @@ describe("admin API answers against their route schemas", () => {
     await expect(500, "POST", "/v1/agents", { name: "a" });
     await expect(500, "GET", "/v1/agents");
     await expect(500, "DELETE", "/v1/agents/ag_1");
+    await expect(500, "PATCH", "/v1/agents/ag_1", { singleInstance: true });
     await expect(500, "POST", "/v1/clients", { name: "c" });
     await expect(500, "GET", "/v1/clients");
     await expect(500, "DELETE", "/v1/clients/cl_1");
@@ -325,15 +361,54 @@ describe("admin API answers against their route schemas", () => {
     metrics.render = () => {
       throw new Error("registry broken");
     };
+    const realRelays = admin.cluster.relays;
     try {
       await expect(500, "GET", "/v1/connections");
       await expect(500, "DELETE", "/v1/connections/cn_1");
       await expect(500, "GET", "/metrics");
+      admin.cluster.relays = () => {
+        throw new Error("membership broken");
+      };
+      await expect(500, "GET", "/v1/relays");
     } finally {
       connections.list = realList;
       connections.kill = realKill;
       metrics.render = realRender;
+      admin.cluster.relays = realRelays;
     }
+
+    // 429: from an address past the bound on failed authentications, every route that needs
+    // the token answers 429 to a wrong one, with Retry-After
+    const flooder = "203.0.113.9";
+    for (let i = 0; i < AUTH_LIMIT.failures; i++) {
+      const res = await admin.app.inject({ method: "GET", url: "/v1/agents", remoteAddress: flooder });
+      assert.equal(res.statusCode, 401);
+    }
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (op.responses["429"] === undefined) continue;
+        const url = path.replaceAll(/\{[^}]+\}/g, "x1");
+        const res = await admin.app.inject({
+          method: method.toUpperCase() as InjectOptions["method"],
+          url,
+          remoteAddress: flooder,
+          headers: { authorization: "Bearer not-the-admin-token-0123456789" },
+        });
+        assert.equal(res.statusCode, 429, `${method} ${url}: ${res.body}`);
+        assert.ok(Number(res.headers["retry-after"]) >= 1, `${method} ${url} says when to retry`);
+        const ex = exchanges.at(-1)!;
+        const declared = responseSchema(ex.schema, 429);
+        assert.ok(declared?.zod.safeParse(JSON.parse(res.body)).success, `${ex.route} 429 fits its schema`);
+      }
+    }
+    // the right token from that address still passes
+    const right = await admin.app.inject({
+      method: "GET",
+      url: "/v1/agents",
+      remoteAddress: flooder,
+      headers: AUTH,
+    });
+    assert.equal(right.statusCode, 200);
 
     // Every status of every documented operation was answered, and nothing undocumented was.
     const documented = new Set<string>();

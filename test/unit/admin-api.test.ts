@@ -14,12 +14,19 @@ import {
   FakeMetrics,
   type FakeReachability,
   type FakeTunnels,
+  RELAY_ID,
   startAdmin,
 } from "../helpers/admin-app.js";
 import { waitFor } from "../helpers/ports.js";
 
 const ADMIN_TOKEN = "upadm_test-admin-token";
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+/** What the file store holds on disk: its snapshot and its journal. */
+async function storedText(store: FileStore): Promise<string> {
+  const journal = await readFile(store.journalPath, "utf8").catch(() => "");
+  return `${await readFile(store.path, "utf8")}\n${journal}`;
+}
 
 describe("admin API", () => {
   let admin: AdminUnderTest;
@@ -165,7 +172,7 @@ describe("admin API", () => {
       assert.ok(!Number.isNaN(Date.parse(created.createdAt)));
 
       assert.equal((await store.findAgentByTokenHash(hashSecret(created.token)))?.id, created.id);
-      const file = await readFile(store.path, "utf8");
+      const file = await storedText(store);
       assert.ok(!file.includes(created.token));
       assert.ok(file.includes(hashSecret(created.token)));
 
@@ -186,6 +193,7 @@ describe("admin API", () => {
         remoteAddress: "198.51.100.7",
         version: "0.1.0",
         tunnels: 2,
+        links: [],
       });
       const res = await call("GET", "/v1/agents");
       assert.equal(res.statusCode, 200);
@@ -195,6 +203,7 @@ describe("admin API", () => {
           name: "a",
           location: "default",
           createdAt: a.createdAt,
+          singleInstance: false,
           connected: false,
           connectedAt: null,
           remoteAddress: null,
@@ -202,12 +211,14 @@ describe("admin API", () => {
           tunnels: 0,
           lastSeenAt: null,
           lastAddress: null,
+          links: [],
         },
         {
           id: b.id,
           name: "b",
           location: "default",
           createdAt: b.createdAt,
+          singleInstance: false,
           connected: true,
           connectedAt: "2026-01-01T00:00:00.000Z",
           remoteAddress: "198.51.100.7",
@@ -215,6 +226,15 @@ describe("admin API", () => {
           tunnels: 2,
           lastSeenAt: null,
           lastAddress: null,
+          links: [0, 1].map((i) => ({
+            relayId: RELAY_ID,
+            tunnelId: `tn_${b.id}_${i}`,
+            remoteAddress: "198.51.100.7",
+            hostName: null,
+            instanceId: null,
+            version: "0.1.0",
+            connectedAt: "2026-01-01T00:00:00.000Z",
+          })),
         },
       ]);
     });
@@ -278,7 +298,7 @@ describe("admin API", () => {
 
       const stored = await store.findClientByUsername(c.username);
       assert.equal(stored?.passwordHash, hashSecret(c.password));
-      const file = await readFile(store.path, "utf8");
+      const file = await storedText(store);
       assert.ok(!file.includes(c.password));
 
       const list = await call("GET", "/v1/clients");
@@ -603,7 +623,7 @@ describe("admin API", () => {
 
     it("a store write failure answers 500 UP_ERR_STORE and changes nothing", async () => {
       const m = await createMapping(FTP);
-      const before = await readFile(store.path, "utf8");
+      const before = await storedText(store);
       const moved = `${dir}-moved`;
       await rename(dir, moved);
       await writeFile(dir, "not a directory");
@@ -628,7 +648,7 @@ describe("admin API", () => {
       );
       assert.equal((await store.listAgents()).length, 0);
       assert.deepEqual(connections.killedByMapping, []);
-      assert.equal(await readFile(store.path, "utf8"), before);
+      assert.equal(await storedText(store), before);
       // The API keeps working once the disk is back.
       assert.equal((await call("DELETE", `/v1/mappings/${m.id}`)).statusCode, 204);
     });
@@ -641,10 +661,32 @@ describe("admin API", () => {
       connections.live.push(CONNECTION);
       const list = await call("GET", "/v1/connections");
       assert.equal(list.statusCode, 200);
-      assert.deepEqual(list.json(), [CONNECTION]);
+      assert.deepEqual(list.json(), [{ ...CONNECTION, relayId: RELAY_ID }]);
+      assert.equal(list.headers["underpass-missing-relays"], undefined, "every relay answered");
       assert.equal((await call("DELETE", "/v1/connections/cn_1")).statusCode, 204);
       assert.deepEqual(connections.killed, ["cn_1"]);
       assertError(await call("DELETE", "/v1/connections/cn_1"), 404, "UP_ERR_NOT_FOUND");
+    });
+
+    it("lists the relays of the cluster: over the file store, itself", async () => {
+      const res = await call("GET", "/v1/relays");
+      assert.equal(res.statusCode, 200);
+      const [self, ...others] = res.json();
+      assert.deepEqual(others, []);
+      assert.equal(self.id, RELAY_ID);
+      assert.equal(self.self, true);
+      assert.equal(self.live, true);
+      assert.equal(self.tunnelUrl, "ws://127.0.0.1:8443/tunnel");
+    });
+
+    it("keeps the relays' own routes to the cluster secret: the admin token does not open them", async () => {
+      for (const [method, url] of [
+        ["GET", "/v1/cluster/state"],
+        ["DELETE", "/v1/cluster/connections/cn_1"],
+      ] as const) {
+        assertError(await call(method, url), 401, "UP_ERR_AUTH");
+        assertError(await call(method, url, undefined, {}), 401, "UP_ERR_AUTH");
+      }
     });
 
     it("serves Prometheus metrics as text", async () => {
@@ -666,6 +708,7 @@ describe("admin API", () => {
     const ROUTES: Array<[string, string, number]> = [
       ["post", "/v1/agents", 201],
       ["get", "/v1/agents", 200],
+      ["patch", "/v1/agents/{id}", 200],
       ["delete", "/v1/agents/{id}", 204],
       ["post", "/v1/clients", 201],
       ["get", "/v1/clients", 200],
@@ -677,6 +720,7 @@ describe("admin API", () => {
       ["delete", "/v1/mappings/{id}", 204],
       ["post", "/v1/mappings/{id}/check", 200],
       ["get", "/v1/connections", 200],
+      ["get", "/v1/relays", 200],
       ["delete", "/v1/connections/{id}", 204],
       ["get", "/healthz", 200],
       ["get", "/metrics", 200],

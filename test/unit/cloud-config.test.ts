@@ -1,4 +1,4 @@
-/** `underpass cloud`'s environment as cloud/config.ts reads it: UNDERPASS_METRICS_LISTEN. */
+/** `underpass cloud`'s environment as cloud/config.ts reads it: UNDERPASS_METRICS_LISTEN, the TLS reload. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { relayConfigFromEnv } from "../../cloud/config.js";
@@ -69,6 +69,28 @@ describe("relay configuration: UNDERPASS_METRICS_LISTEN", () => {
         .metricsListen,
       { host: "127.0.0.2", port: 9000 },
       "another address may share the port",
+    );
+  });
+});
+
+describe("relay configuration: UNDERPASS_TLS_WATCH, UNDERPASS_TLS_RELOAD_DEBOUNCE_MS", () => {
+  it("watches the certificate files with a one-second debounce by default", () => {
+    assert.deepEqual(read({}).tlsReload, { watch: true, debounceMs: 1000 });
+  });
+
+  it("turns the watch off and sets the debounce", () => {
+    for (const off of ["0", "false", "no", "OFF"]) {
+      assert.equal(read({ UNDERPASS_TLS_WATCH: off }).tlsReload?.watch, false, off);
+    }
+    assert.equal(read({ UNDERPASS_TLS_WATCH: "1" }).tlsReload?.watch, true);
+    assert.equal(read({ UNDERPASS_TLS_RELOAD_DEBOUNCE_MS: "250" }).tlsReload?.debounceMs, 250);
+  });
+
+  it("refuses what is not a flag or a duration, naming the variable", () => {
+    assert.match(refusal({ UNDERPASS_TLS_WATCH: "maybe" }).message, /UNDERPASS_TLS_WATCH/);
+    assert.match(
+      refusal({ UNDERPASS_TLS_RELOAD_DEBOUNCE_MS: "0" }).message,
+      /UNDERPASS_TLS_RELOAD_DEBOUNCE_MS/,
     );
   });
 });

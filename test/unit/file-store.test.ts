@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { generateSecret, hashSecret } from "../../cloud/admin/secrets.js";
-import { FileStore, STORE_FILE } from "../../cloud/store/file-store.js";
+import { FileStore, JOURNAL_FILE, STORE_FILE } from "../../cloud/store/file-store.js";
 import { MappingConflictError } from "../../cloud/store/overlap.js";
 import type { AgentRecord, ClientRecord, MappingRecord } from "../../cloud/store/store.js";
 import { ConflictError, NotFoundError, StoreError } from "../../shared/errors.js";
@@ -42,6 +42,12 @@ function mapping(id: string, location = "default", start = 21, end = start): Map
   };
 }
 
+/** The snapshot and the journal, as the next open would read them. */
+async function onDisk(store: FileStore): Promise<string> {
+  const journal = await readFile(store.journalPath, "utf8").catch(() => "");
+  return `${await readFile(store.path, "utf8")}\n--- journal ---\n${journal}`;
+}
+
 describe("FileStore", () => {
   let dir: string;
   const opened: FileStore[] = [];
@@ -70,7 +76,14 @@ describe("FileStore", () => {
     assert.equal(store.path, file);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
     const saved = JSON.parse(await readFile(file, "utf8"));
-    assert.deepEqual(saved, { version: 1, adminTokenHash: null, agents: [], clients: [], mappings: [] });
+    assert.deepEqual(saved, {
+      version: 1,
+      sequence: 0,
+      adminTokenHash: null,
+      agents: [],
+      clients: [],
+      mappings: [],
+    });
     assert.deepEqual(await store.listAgents(), []);
     assert.equal(await store.adminTokenHash(), null);
   });
@@ -139,13 +152,13 @@ describe("FileStore", () => {
     await store.addAgent(agent("ag_1", token));
     await store.addClient(client("cl_1", "u1"));
     await store.addMapping(mapping("mp_1"));
-    const before = await readFile(store.path, "utf8");
+    const before = await onDisk(store);
     await assert.rejects(store.addAgent(agent("ag_1")), ConflictError);
     await assert.rejects(store.addAgent(agent("ag_2", token)), ConflictError);
     await assert.rejects(store.addClient(client("cl_2", "u1")), ConflictError);
     await assert.rejects(store.addMapping(mapping("mp_1")), ConflictError);
     await assert.rejects(store.replaceMapping(mapping("mp_9")), NotFoundError);
-    assert.equal(await readFile(store.path, "utf8"), before);
+    assert.equal(await onDisk(store), before);
     assert.equal((await store.listAgents()).length, 1);
   });
 
@@ -170,7 +183,7 @@ describe("FileStore", () => {
   it("refuses an overlapping mapping of the same location, naming the one in the way", async () => {
     const store = await openStore();
     await store.addMapping(mapping("mp_pasv", "default", 30000, 30010));
-    const before = await readFile(store.path, "utf8");
+    const before = await onDisk(store);
     // A single port inside the range, with the host in another case.
     const inside = { ...mapping("mp_in", "default", 30005), virtualHost: "FTP.EXAMPLE" };
     await assert.rejects(store.addMapping(inside), (err: unknown) => {
@@ -182,7 +195,7 @@ describe("FileStore", () => {
     });
     // A range that touches only at its last port.
     await assert.rejects(store.addMapping(mapping("mp_edge", "default", 29990, 30000)), MappingConflictError);
-    assert.equal(await readFile(store.path, "utf8"), before);
+    assert.equal(await onDisk(store), before);
     assert.deepEqual(
       (await store.listMappings()).map((m) => m.id),
       ["mp_pasv"],
@@ -256,11 +269,17 @@ describe("FileStore", () => {
     );
   });
 
-  it("replaces the file atomically and leaves no temporary files", async () => {
+  it("appends to the journal (0600), compacts atomically and leaves no temporary files", async () => {
     const store = await openStore();
     for (let i = 0; i < 5; i++) await store.addAgent(agent(`ag_${i}`));
-    assert.deepEqual(await readdir(dir), [STORE_FILE]);
+    assert.deepEqual((await readdir(dir)).sort(), [JOURNAL_FILE, STORE_FILE].sort());
+    assert.equal(store.journalPath, join(dir, JOURNAL_FILE));
+    assert.equal((await stat(store.journalPath)).mode & 0o777, 0o600);
+    await store.compact();
+    assert.deepEqual((await readdir(dir)).sort(), [JOURNAL_FILE, STORE_FILE].sort());
     assert.equal((await stat(store.path)).mode & 0o777, 0o600);
+    assert.equal((await stat(store.journalPath)).size, 0);
+    assert.equal(JSON.parse(await readFile(store.path, "utf8")).agents.length, 5);
   });
 
   it("ignores and removes a temporary file left by a crash", async () => {
@@ -274,7 +293,7 @@ describe("FileStore", () => {
       (await store.listAgents()).map((a) => a.id),
       ["ag_1"],
     );
-    assert.deepEqual(await readdir(dir), [STORE_FILE]);
+    assert.deepEqual((await readdir(dir)).sort(), [JOURNAL_FILE, STORE_FILE].sort());
   });
 
   it("refuses a file that is not JSON, naming the file", async () => {
@@ -334,7 +353,7 @@ describe("FileStore", () => {
     const store = await openStore();
     await store.addAgent(agent("ag_1"));
     await store.addMapping(mapping("mp_1"));
-    const before = await readFile(store.path, "utf8");
+    const before = await onDisk(store);
 
     // Pull the directory away and put a file in its place: the temporary file cannot be created
     // (ENOTDIR). This works as root too, where a read-only mode would not stop the write.
@@ -358,7 +377,7 @@ describe("FileStore", () => {
     assert.equal((await store.getMapping("mp_1"))?.description, "");
     assert.equal((await store.mappingsOf("default")).length, 1);
     assert.equal(await store.adminTokenHash(), null);
-    assert.equal(await readFile(store.path, "utf8"), before);
+    assert.equal(await onDisk(store), before);
 
     // The queue is not wedged by the failures: the next write goes through.
     await store.addAgent(agent("ag_3"));
@@ -377,13 +396,15 @@ describe("FileStore", () => {
     );
   });
 
-  it("keeps only hashes: no secret appears in the file", async () => {
+  it("keeps only hashes: no secret appears in the journal or the snapshot", async () => {
     const store = await openStore();
     const token = generateSecret("upa");
     const password = generateSecret("ups");
     await store.addAgent(agent("ag_1", token));
     await store.addClient(client("cl_1", "u1", password));
-    const text = await readFile(store.path, "utf8");
+    const journal = await readFile(store.journalPath, "utf8");
+    await store.compact();
+    const text = journal + (await readFile(store.path, "utf8"));
     assert.ok(!text.includes(token));
     assert.ok(!text.includes(password));
     assert.ok(text.includes(hashSecret(token)));

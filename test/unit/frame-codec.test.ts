@@ -33,6 +33,14 @@ const samples: Frame[] = [
   { type: "pong", nonce: 42 },
   { type: "goaway", code: GOAWAY_CODE.UNSUPPORTED_VERSION, reason: "version 9 is not supported" },
   { type: "bind-peer", streamId: 11, address: "::1", port: 20 },
+  {
+    type: "relays",
+    relays: [
+      { id: "relay-a", url: "wss://relay-a.example:8443/tunnel" },
+      { id: "rl_0123456789ab", url: "ws://[::1]:8443/tunnel" },
+    ],
+  },
+  { type: "relays", relays: [] },
 ];
 
 function decodeAll(chunks: Buffer[], limits = DEFAULT_LIMITS): Frame[] {
@@ -76,6 +84,34 @@ describe("frame codec", () => {
       encodeFrame({ type: "ping", nonce: 1 }).toString("hex"),
       "09" + "00000000" + "00000004" + "00000001",
     );
+    // 2 count + (1 id length + "a" + 2 URL length + "ws://b") + (1 + "cd" + 2 + "w")
+    assert.equal(
+      encodeFrame({
+        type: "relays",
+        relays: [
+          { id: "a", url: "ws://b" },
+          { id: "cd", url: "w" },
+        ],
+      }).toString("hex"),
+      "0d" +
+        "00000000" +
+        "00000012" +
+        "0002" +
+        "01" +
+        "61" +
+        "0006" +
+        "77733a2f2f62" +
+        "02" +
+        "6364" +
+        "0001" +
+        "77",
+    );
+  });
+
+  it("refuses a relay set it cannot carry", () => {
+    const many = Array.from({ length: 65 }, (_, i) => ({ id: `r${i}`, url: "ws://x/tunnel" }));
+    assert.throws(() => encodeFrame({ type: "relays", relays: many }), ProtocolError);
+    assert.throws(() => encodeFrame({ type: "relays", relays: [{ id: "", url: "ws://x" }] }), ProtocolError);
   });
 
   it("round-trips every frame type", () => {
@@ -131,6 +167,13 @@ describe("frame codec", () => {
         ProtocolError,
       ],
       ["bad reset code", Buffer.from("080000000100000001ee", "hex"), ProtocolError],
+      ["relays on a stream", Buffer.from("0d00000001000000020000", "hex"), ProtocolError],
+      ["relays too short", Buffer.from("0d000000000000000100", "hex"), ProtocolError],
+      ["relays count beyond its bytes", Buffer.from("0d00000000000000020001", "hex"), ProtocolError],
+      ["relays count above the bound", Buffer.from("0d00000000000000020041", "hex"), ProtocolError],
+      ["relays with an empty id", Buffer.from("0d000000000000000600010000017a", "hex"), ProtocolError],
+      ["relays URL cut short", Buffer.from("0d0000000000000006000101610005", "hex"), ProtocolError],
+      ["relays with trailing bytes", Buffer.from("0d00000000000000080001016100017700", "hex"), ProtocolError],
       ["oversized data", Buffer.from("0500000001ffffffff", "hex"), FrameTooLargeError],
       ["oversized control", Buffer.from("0100000000" + "00100000", "hex"), FrameTooLargeError],
     ];

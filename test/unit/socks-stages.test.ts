@@ -9,8 +9,9 @@ import { hashSecret } from "../../cloud/admin/secrets.js";
 import { FtpDataExpectations, ownerKey } from "../../cloud/ftp/expectations.js";
 import { resolveDestination } from "../../cloud/socks/access-control.js";
 import { anonymous, authenticate, chooseMethod } from "../../cloud/socks/authenticate.js";
+import type { RemoteBindControls } from "../../cloud/socks/bind-controls.js";
 import { NEED_MORE } from "../../cloud/socks/codec.js";
-import { LiveConnections } from "../../cloud/socks/connections.js";
+import { type LiveConnection, LiveConnections } from "../../cloud/socks/connections.js";
 import { SOCKS5_AUTH } from "../../cloud/socks/constants.js";
 import { readHandshake } from "../../cloud/socks/handshake.js";
 import { openOnPremises, pickTunnel } from "../../cloud/socks/open.js";
@@ -278,6 +279,25 @@ describe("SOCKS stages", () => {
       assert.ok("error" in again, "served once");
     });
 
+    /** A live CONNECT of `who` to the control mapping, from 198.51.100.7. */
+    const liveControl = (id: string): LiveConnection => ({
+      id,
+      kind: "connect",
+      clientId: "cl_1",
+      clientName: "flow",
+      mappingId: "mp_control",
+      location: "default",
+      virtualHost: "ftp.corp",
+      virtualPort: 21,
+      internalHost: "10.0.0.5",
+      internalPort: 21,
+      agentId: "ag_1",
+      remoteAddress: "198.51.100.7:5000",
+      startedAt: new Date(),
+      stream: {} as MuxStream,
+      socket: {} as never,
+    });
+
     it("puts a BIND beside the client's live connection, or denies it", async () => {
       const connections = new LiveConnections();
       const none = await resolveBind(fakeStore(), connections, who, "198.51.100.7", {
@@ -286,29 +306,55 @@ describe("SOCKS stages", () => {
       });
       assert.ok(!(none instanceof UnderpassError) && "error" in none);
       assert.match(none.error.message, /BIND needs a live connection/);
-      connections.add({
-        id: "cn_1",
-        kind: "connect",
-        clientId: "cl_1",
-        clientName: "flow",
-        mappingId: "mp_control",
-        location: "default",
-        virtualHost: "ftp.corp",
-        virtualPort: 21,
-        internalHost: "10.0.0.5",
-        internalPort: 21,
-        agentId: "ag_1",
-        remoteAddress: "198.51.100.7:5000",
-        startedAt: new Date(),
-        stream: {} as MuxStream,
-        socket: {} as never,
-      });
+      connections.add(liveControl("cn_1"));
       const t = await resolveBind(fakeStore(), connections, who, "198.51.100.7", {
         host: "0.0.0.0",
         port: 0,
       });
       assert.ok(!(t instanceof UnderpassError) && !("error" in t));
       assert.deepEqual([t.control.id, t.mapping.id], ["cn_1", "mp_control"]);
+    });
+
+    it("in a cluster, takes another relay's connection to DST's host over this relay's to another host, and waits for one only when there is none here", async () => {
+      const connections = new LiveConnections();
+      const asked: Array<[string, boolean]> = [];
+      /** Another relay carries the client's connection to ftp.other. */
+      const others: RemoteBindControls = {
+        find: async (_client, _address, host, patient) => {
+          asked.push([host, patient]);
+          return {
+            id: "cn_there",
+            location: "default",
+            mappingId: "mp_control",
+            virtualHost: "ftp.other",
+            virtualPort: 21,
+            internalHost: "10.0.0.6",
+            internalPort: 21,
+            agentId: "ag_2",
+          };
+        },
+        whenGone: () => () => {},
+      };
+      const bind = (host: string) =>
+        resolveBind(fakeStore(), connections, who, "198.51.100.7", { host, port: 0 }, others);
+      const none = await bind("0.0.0.0");
+      assert.ok(!(none instanceof UnderpassError) && !("error" in none));
+      assert.deepEqual([none.control.id, none.local], ["cn_there", false], "none here: another relay's");
+      connections.add(liveControl("cn_here"));
+      const toHere = await bind("FTP.corp");
+      assert.ok(!(toHere instanceof UnderpassError) && !("error" in toHere));
+      assert.deepEqual([toHere.control.id, toHere.local], ["cn_here", true]);
+      const toThere = await bind("ftp.other");
+      assert.ok(!(toThere instanceof UnderpassError) && !("error" in toThere));
+      assert.deepEqual([toThere.control.id, toThere.local], ["cn_there", false], "to DST's host, elsewhere");
+      const fake = await bind("0.0.0.0");
+      assert.ok(!(fake instanceof UnderpassError) && !("error" in fake));
+      assert.deepEqual([fake.control.id, fake.local], ["cn_here", true], "to no one's host: this relay's");
+      assert.deepEqual(asked, [
+        ["0.0.0.0", true],
+        ["ftp.other", false],
+        ["0.0.0.0", false],
+      ]);
     });
 
     it("resolves against the mappings alone (pure)", () => {
@@ -337,6 +383,8 @@ describe("SOCKS stages", () => {
         connectedAt: new Date(),
         remoteAddress: "127.0.0.1:1",
         agentVersion: "0.1.0",
+        hostName: null,
+        instanceId: null,
         capabilities,
         opens: { pending: 0 },
         maxStreams: 32_768,

@@ -204,6 +204,28 @@ export function storeConformance(name: string, sut: StoreUnderTest): void {
       assert.deepEqual(await (await again(s)).listAgents(), [b]);
     });
 
+    it("keeps an agent's single-instance flag: set on add, cleared and set again by replace, exported and imported", async () => {
+      const s = await fresh();
+      const single = agentRecord("ag_1", { singleInstance: true });
+      const plain = agentRecord("ag_2");
+      await s.addAgent(single);
+      await s.addAgent(plain);
+      assert.deepEqual(await s.getAgent("ag_1"), single);
+      assert.deepEqual(await s.findAgentByTokenHash(single.tokenHash), single);
+      assert.equal((await s.getAgent("ag_2"))?.singleInstance, undefined, "absent unless set");
+      const { singleInstance: _, ...cleared } = single;
+      await s.replaceAgent(cleared);
+      assert.deepEqual(await s.getAgent("ag_1"), cleared);
+      assert.equal("singleInstance" in ((await s.getAgent("ag_1")) ?? {}), false);
+      await s.replaceAgent({ ...plain, singleInstance: true });
+      const later = await again(s);
+      assert.deepEqual(await later.listAgents(), [cleared, { ...plain, singleInstance: true }]);
+      const exported = await later.exportConfig();
+      await later.importConfig({ ...exported, agents: [single, plain] });
+      assert.deepEqual(await later.listAgents(), [single, plain]);
+      assert.deepEqual(await (await again(later)).getAgent("ag_1"), single);
+    });
+
     it("replaceClient: a new password and username replace the old; unknown ids and taken names are refused", async () => {
       const s = await fresh();
       const c = clientRecord("cl_1");
