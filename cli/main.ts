@@ -16,12 +16,14 @@ import { tuneHeapForTunnelTraffic } from "./heap-tuning.js";
  * module loads only when one runs. Each command loads only its own modules (dynamic imports): an
  * agent that loaded the relay, its admin API (fastify, the OpenAPI document) and the demo along
  * with itself held some 19 MiB more at rest, the code and objects of modules it never runs.
+ * Keep it the same list as ADMIN_COMMANDS (test/e2e/admin-cli.test.ts runs every command).
  */
 const ADMIN_COMMAND_NAMES: ReadonlySet<string> = new Set([
   "agents",
   "clients",
   "mappings",
   "connections",
+  "relays",
   "audit",
   "export",
   "import",
