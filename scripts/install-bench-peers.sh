@@ -33,12 +33,15 @@ declare -A PACKAGE_OF=(
   [vsftpd]=vsftpd
   [curl]=curl
   [openssl]=openssl
+  [haproxy]=haproxy
 )
 
 missing=()
 for cmd in "${!PACKAGE_OF[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$cmd]}")
 done
+# the cluster peer's database: Debian keeps the server's binaries off PATH
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 
 if [[ ${#missing[@]} -eq 0 && "${1:-}" != "--force" ]]; then
   log "bench peers already installed"
@@ -46,7 +49,7 @@ if [[ ${#missing[@]} -eq 0 && "${1:-}" != "--force" ]]; then
 fi
 
 # One package may be named by several commands; --force installs them all.
-if [[ ${#missing[@]} -eq 0 ]]; then missing=("${PACKAGE_OF[@]}"); fi
+if [[ ${#missing[@]} -eq 0 ]]; then missing=("${PACKAGE_OF[@]}" postgresql); fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
 log "installing: ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive

@@ -23,6 +23,7 @@ const COLOR: Readonly<Record<PeerId, string>> = {
   ssh: "#59a14f",
   "underpass-ws": "#4e79a7",
   "underpass-wss": "#76b7b2",
+  "underpass-cluster": "#af7aa1",
   "baseline-ws": "#bab0ac",
   "baseline-wss": "#d7d2cf",
 };

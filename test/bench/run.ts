@@ -15,6 +15,7 @@ import { startDante } from "./peers/dante-peer.js";
 import { startOpenSsh } from "./peers/openssh-peer.js";
 import type { Peer, PeerContext, PeerId } from "./peers/peer.js";
 import { directPeer, startMicrosocks } from "./peers/simple-peers.js";
+import { startUnderpassCluster } from "./peers/underpass-cluster-peer.js";
 import { startUnderpass } from "./peers/underpass-peer.js";
 import { assertRunning, type Daemon, startDaemon } from "./processes.js";
 import type { PeerStatus } from "./report.js";
@@ -39,6 +40,7 @@ const NEEDS: Readonly<Record<PeerId, readonly string[]>> = {
   ssh: ["sshd", "ssh", "ssh-keygen"],
   "underpass-ws": [],
   "underpass-wss": ["openssl"],
+  "underpass-cluster": ["haproxy"],
   "baseline-ws": [],
   "baseline-wss": ["openssl"],
 };
@@ -88,6 +90,8 @@ async function startPeer(id: PeerId, ctx: PeerContext): Promise<Peer> {
       return startUnderpass(ctx, false);
     case "underpass-wss":
       return startUnderpass(ctx, true);
+    case "underpass-cluster":
+      return startUnderpassCluster(ctx);
     case "baseline-ws":
       return startUnderpass(ctx, false, true);
     case "baseline-wss":

@@ -13,6 +13,7 @@ export const PEER_IDS = [
   "ssh",
   "underpass-ws",
   "underpass-wss",
+  "underpass-cluster",
   "baseline-ws",
   "baseline-wss",
 ] as const;
@@ -26,6 +27,7 @@ export const PEER_LABEL: Readonly<Record<PeerId, string>> = {
   ssh: "OpenSSH -R (aes128-gcm)",
   "underpass-ws": "Underpass ws",
   "underpass-wss": "Underpass wss",
+  "underpass-cluster": "Underpass, 3 relays behind haproxy",
   "baseline-ws": "Underpass ws (baseline build)",
   "baseline-wss": "Underpass wss (baseline build)",
 };

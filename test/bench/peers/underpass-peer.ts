@@ -12,12 +12,48 @@ import { freePort, waitFor, waitForPort } from "../../helpers/ports.js";
 import { makeSelfSignedCert } from "../../helpers/tls.js";
 import { type DelayLink, startDelayLink } from "../delay-link.js";
 import { assertRunning, type Daemon, startDaemon } from "../processes.js";
+import type { Destination } from "../socks5-client.js";
 import type { Peer, PeerContext, Service } from "./peer.js";
 
 /** Node's flags for the relay and the agent: none, or a CPU profile written at exit. */
-function nodeArgs(ctx: PeerContext, name: string): string[] {
+export function nodeArgs(ctx: PeerContext, name: string): string[] {
   const profile = ctx.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles", name)}`] : [];
   return [...profile, ...ctx.nodeFlags];
+}
+
+/** A call to the relay's admin API; the parsed JSON answer, or an error naming the status. */
+export type AdminApi = (method: string, path: string, body?: unknown) => Promise<unknown>;
+
+export function adminApi(baseUrl: string, token: string): AdminApi {
+  return async (method, path, body) => {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+/** Maps `service` as the virtual host `<name>.bench`, port for port. */
+export async function exposeMapped(api: AdminApi, service: Service): Promise<Destination> {
+  const virtualHost = `${service.name}.bench`;
+  const start = service.virtualStart ?? service.ports.start;
+  const span = service.ports.end - service.ports.start;
+  const range = (a: number, n: number): string => (n === 0 ? String(a) : `${a}-${a + n}`);
+  await api("POST", "/v1/mappings", {
+    virtualHost,
+    virtualPort: range(start, span),
+    internalHost: service.host,
+    internalPort: range(service.ports.start, span),
+    description: `bench ${service.name}`,
+  });
+  return { host: virtualHost, port: start };
 }
 
 /** `baseline` runs the build in `ctx.cli` under the baseline-* ids, to compare two builds in one run. */
@@ -35,20 +71,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
     await certs?.close();
   };
 
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const api = async (method: string, path: string, body?: unknown): Promise<unknown> => {
-    const res = await fetch(`${admin}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${adminToken}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
+  const api = adminApi(`http://127.0.0.1:${adminPort}`, adminToken);
 
   try {
     const relay = startDaemon(
@@ -119,20 +142,7 @@ export async function startUnderpass(ctx: PeerContext, tls: boolean, baseline = 
     return {
       id,
       proxy: { host: "127.0.0.1", port: socksPort, username: client.username, password: client.password },
-      async expose(service: Service) {
-        const virtualHost = `${service.name}.bench`;
-        const start = service.virtualStart ?? service.ports.start;
-        const span = service.ports.end - service.ports.start;
-        const range = (a: number, n: number): string => (n === 0 ? String(a) : `${a}-${a + n}`);
-        await api("POST", "/v1/mappings", {
-          virtualHost,
-          virtualPort: range(start, span),
-          internalHost: service.host,
-          internalPort: range(service.ports.start, span),
-          description: `bench ${service.name}`,
-        });
-        return { host: virtualHost, port: start };
-      },
+      expose: (service: Service) => exposeMapped(api, service),
       pids: () => [relay.pid, agent.pid],
       stop,
     };
