@@ -29,11 +29,12 @@ function created(agent: AgentRecord, token: string) {
 function agentView(
   agent: AgentRecord,
   deps: AdminRouteOptions["deps"],
-  links: readonly AgentLink[] = deps.tunnels.statusOf(agent.id).links,
+  /** Every relay's tunnels of the agent; this relay's alone when not given. */
+  links?: readonly AgentLink[],
 ): AgentAnswer {
   const { id, name, location, createdAt, lastSeenAt, lastAddress } = agent;
   const local = deps.tunnels.statusOf(id);
-  const all = [...links].sort((a, b) =>
+  const all = [...(links ?? local.links)].sort((a, b) =>
     a.connectedAt < b.connectedAt ? -1 : a.connectedAt > b.connectedAt ? 1 : 0,
   );
   // this relay's own tunnel first; else the agent's oldest on any relay

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { NotFoundError, UnderpassError } from "../../shared/errors.js";
-import type { MappingRecord, Store } from "../store/store.js";
+import { type MappingRecord, type Store, sameRoute } from "../store/store.js";
 import { auditChange } from "./change-audit.js";
 import type { AdminRouteOptions } from "./deps.js";
 import { validationError } from "./error-answer.js";
@@ -107,7 +107,7 @@ export const mappingRoutes: FastifyPluginAsyncZod<AdminRouteOptions> = async (ap
         after: mappingAnswerOf(after),
       });
       // A description is not routing: live transfers keep going when only that changed.
-      if (!sameFields(before, { ...after, description: before.description })) {
+      if (!sameRoute(before, after)) {
         afterwards(req.log, "resetting the mapping's connections", () => deps.connections.killByMapping(id));
       }
       return mappingAnswerOf(after);
@@ -182,15 +182,5 @@ export function mappingAnswerOf(m: MappingRecord): MappingAnswer {
 }
 
 function sameFields(a: MappingFields, b: MappingFields): boolean {
-  return (
-    a.virtualHost === b.virtualHost &&
-    a.virtualPort.start === b.virtualPort.start &&
-    a.virtualPort.end === b.virtualPort.end &&
-    a.internalHost === b.internalHost &&
-    a.internalPort.start === b.internalPort.start &&
-    a.internalPort.end === b.internalPort.end &&
-    a.location === b.location &&
-    a.protocol === b.protocol &&
-    a.description === b.description
-  );
+  return sameRoute(a, b) && a.description === b.description;
 }

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../../shared/logger.js";
 import type { ConfigChange, ConfigChangeBatch } from "../store/changes.js";
-import type { MappingRecord } from "../store/store.js";
+import { sameRoute } from "../store/store.js";
 
 export type ChangeEffect =
   | { readonly do: "disconnect-agent"; readonly agentId: string; readonly reason: string }
@@ -22,20 +22,6 @@ export interface EffectTargets {
     killByMapping(mappingId: string): number;
   };
   readonly logger: Logger;
-}
-
-/** Whether two versions of a mapping route the same way (only the description may differ). */
-function sameRoute(a: MappingRecord, b: MappingRecord): boolean {
-  return (
-    a.virtualHost === b.virtualHost &&
-    a.virtualPort.start === b.virtualPort.start &&
-    a.virtualPort.end === b.virtualPort.end &&
-    a.internalHost === b.internalHost &&
-    a.internalPort.start === b.internalPort.start &&
-    a.internalPort.end === b.internalPort.end &&
-    a.location === b.location &&
-    a.protocol === b.protocol
-  );
 }
 
 /** What `change` asks of the relay's live traffic; null when nothing live depends on it. */

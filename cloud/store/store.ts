@@ -53,6 +53,26 @@ export interface MappingRecord {
   readonly updatedAt: string;
 }
 
+/** What decides where a mapping's connections go: every field but its id, times and description. */
+export type MappingRoute = Omit<MappingRecord, "id" | "createdAt" | "updatedAt" | "description">;
+
+/**
+ * Whether two versions of a mapping route the same way; connections a change leaves routed as
+ * they were keep going (a new description is not routing).
+ */
+export function sameRoute(a: MappingRoute, b: MappingRoute): boolean {
+  return (
+    a.virtualHost === b.virtualHost &&
+    a.virtualPort.start === b.virtualPort.start &&
+    a.virtualPort.end === b.virtualPort.end &&
+    a.internalHost === b.internalHost &&
+    a.internalPort.start === b.internalPort.start &&
+    a.internalPort.end === b.internalPort.end &&
+    a.location === b.location &&
+    a.protocol === b.protocol
+  );
+}
+
 /** Everything the store holds. */
 export interface StoreData {
   readonly version: 1;
