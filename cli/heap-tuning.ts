@@ -18,6 +18,9 @@
  * data path's young garbage is small; its external buffers trigger young GCs by themselves.
  */
 import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { Logger } from "../shared/logger.js";
+import { DEFAULT_MEMORY_REDUCER, MemoryReducer } from "./memory-reducer.js";
 
 /** Old generation grows to 1 + this/100 times its live size before a mark-compact. */
 const HEAP_GROWING_PERCENT = 300;
@@ -42,4 +45,40 @@ export function tuneHeapForTunnelTraffic(): void {
   };
   unlessGiven("--heap-growing-percent", HEAP_GROWING_PERCENT);
   unlessGiven("--semi-space-growth-factor", SEMI_SPACE_GROWTH_FACTOR);
+}
+
+/** How often the memory reducer samples the array buffer bytes, in ms. */
+const MEMORY_REDUCER_INTERVAL_MS = 1_000;
+
+let reducing = false;
+
+/**
+ * Starts the memory reducer (memory-reducer.ts) once per process: a sample a second on an
+ * unref'd timer, and a full GC when a burst of traffic is over. The GC function comes from V8's
+ * `--expose-gc`, set here before a fresh context exposes it (as the `expose-gc` package does):
+ * the process's own global object does not get it, so nothing else sees a `gc`.
+ */
+export function startMemoryReducer(log: Logger): void {
+  if (reducing) return;
+  reducing = true;
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as (() => void) | undefined;
+  if (typeof gc !== "function") {
+    log.warn("V8 does not expose its garbage collector: memory after a burst of traffic waits for V8");
+    return;
+  }
+  const reducer = new MemoryReducer(process.memoryUsage().arrayBuffers, DEFAULT_MEMORY_REDUCER);
+  const timer = setInterval(() => {
+    const before = process.memoryUsage().arrayBuffers;
+    if (!reducer.sample(before)) return;
+    const t0 = performance.now();
+    gc();
+    const after = process.memoryUsage().arrayBuffers;
+    reducer.collected(after);
+    log.debug(
+      { arrayBuffersBefore: before, arrayBuffersAfter: after, gcMs: Math.round(performance.now() - t0) },
+      "traffic went quiet: collected the buffers it left",
+    );
+  }, MEMORY_REDUCER_INTERVAL_MS);
+  timer.unref();
 }

@@ -9,7 +9,7 @@
 import { ValidationError } from "../shared/errors.js";
 import { createLogger } from "../shared/logger.js";
 import { VERSION } from "../shared/version.js";
-import { tuneHeapForTunnelTraffic } from "./heap-tuning.js";
+import { startMemoryReducer, tuneHeapForTunnelTraffic } from "./heap-tuning.js";
 
 /**
  * The admin commands (`underpass agents ...`, ADMIN_COMMANDS of admin/commands.ts), by name: their
@@ -67,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
         import("../cloud/relay.js"),
       ]);
       const logger = createLogger({ name: "underpass-cloud" });
+      startMemoryReducer(logger);
       const relay = await startRelay(relayConfigFromEnv(process.env, logger));
       if (relay.generatedAdminToken) {
         process.stdout.write(
@@ -85,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
         import("../agent/agent.js"),
       ]);
       const logger = createLogger({ name: "underpass-agent" });
+      startMemoryReducer(logger);
       const agent = startAgent(agentConfigFromEnv(process.env, logger));
       onSignals(() => agent.close());
       return -1;

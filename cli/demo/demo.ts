@@ -13,6 +13,7 @@ import { parsePolicy } from "../../agent/policy.js";
 import { startRelay } from "../../cloud/relay.js";
 import { createLogger } from "../../shared/logger.js";
 import { formatPortRange, type PortRange } from "../../shared/net/port-range.js";
+import { startMemoryReducer } from "../heap-tuning.js";
 import { startDemoFtpServer } from "./ftp-server.js";
 
 const VIRTUAL_HOST = "ftp.demo.internal";
@@ -75,6 +76,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     name: "underpass-demo",
     level: process.env["UNDERPASS_LOG_LEVEL"] ?? "warn",
   });
+  startMemoryReducer(logger);
   const work = await mkdtemp(join(tmpdir(), "underpass-demo-"));
   const files = join(work, "ftp");
   await mkdir(join(files, "reports"), { recursive: true });

@@ -1,0 +1,103 @@
+/**
+ * The memory reducer in a real process: a child that loads it as `underpass cloud` and `agent`
+ * do, makes buffers outlive young GCs as a busy tunnel's queued writes do (promoted, freed only
+ * by a full GC), drops them and goes quiet. The reducer must collect them, with no allocation
+ * to start a GC, and say so in its log; without the reducer V8 keeps them (the control child).
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { dirname, join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const HEAP_TUNING = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "cli", "heap-tuning.js");
+const MIB = 1024 * 1024;
+
+/** The child: `reduce` starts the reducer; prints its array buffer bytes as JSON lines until told to stop. */
+const CHILD = `
+const { startMemoryReducer, tuneHeapForTunnelTraffic } = await import(process.argv[1]);
+const lines = [];
+const log = { debug: (o, msg) => process.stdout.write(JSON.stringify({ msg, ...o }) + "\\n"), warn: () => {} };
+tuneHeapForTunnelTraffic();
+if (process.argv[2] === "reduce") startMemoryReducer(log);
+let held = [];
+// 64 MiB in 64 KiB buffers, each kept across several young GCs (made by small JS garbage)
+for (let i = 0; i < 1024; i++) {
+  held.push(Buffer.alloc(64 * 1024, i));
+  for (let j = 0; j < 200; j++) lines.push({ j, s: "x".repeat(32) });
+  if (lines.length > 20000) lines.length = 0;
+}
+held = null;
+lines.length = 0;
+process.stdout.write(JSON.stringify({ msg: "dropped", external: process.memoryUsage().arrayBuffers }) + "\\n");
+const t = setInterval(() => process.stdout.write(JSON.stringify({ msg: "sample", external: process.memoryUsage().arrayBuffers }) + "\\n"), 250);
+process.stdin.on("data", () => { clearInterval(t); process.exit(0); });
+`;
+
+interface Line {
+  readonly msg: string;
+  readonly external?: number;
+  readonly arrayBuffersBefore?: number;
+  readonly arrayBuffersAfter?: number;
+}
+
+/** Runs the child until `until` holds for a line (or `timeoutMs` passes); returns its lines. */
+async function runChild(mode: "reduce" | "control", until: (l: Line) => boolean, timeoutMs: number) {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", CHILD, HEAP_TUNING, mode], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines: Line[] = [];
+  let buffered = "";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      child.stdout.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString("utf8");
+        let nl = buffered.indexOf("\n");
+        while (nl >= 0) {
+          const l = JSON.parse(buffered.slice(0, nl)) as Line;
+          buffered = buffered.slice(nl + 1);
+          lines.push(l);
+          if (until(l)) {
+            clearTimeout(timer);
+            resolve();
+          }
+          nl = buffered.indexOf("\n");
+        }
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`child exited early (${code})`));
+      });
+    });
+  } finally {
+    if (child.exitCode === null) {
+      child.stdin.end("stop\n");
+      await once(child, "exit");
+    }
+  }
+  return lines;
+}
+
+describe("memory reducer in a process", () => {
+  it("collects the buffers a burst left once the process is quiet, and logs it", async () => {
+    const lines = await runChild("reduce", (l) => l.arrayBuffersAfter !== undefined, 20_000);
+    const dropped = lines.find((l) => l.msg === "dropped");
+    assert.ok(dropped?.external !== undefined && dropped.external > 32 * MIB, "the burst left its buffers");
+    const collected = lines.find((l) => l.arrayBuffersAfter !== undefined);
+    assert.ok(collected, "the reducer collected within 20 s");
+    assert.ok(
+      collected.arrayBuffersBefore! - collected.arrayBuffersAfter! > 32 * MIB,
+      JSON.stringify(collected),
+    );
+  });
+
+  it("without the reducer the same buffers stay (the control)", async () => {
+    // 4 s: the reducer collects after 2-3 quiet samples a second apart
+    const lines = await runChild("control", () => false, 4_000);
+    const samples = lines.filter((l) => l.msg === "sample");
+    assert.ok(samples.length >= 4, `samples: ${samples.length}`);
+    assert.ok(samples.at(-1)!.external! > 32 * MIB, JSON.stringify(samples.at(-1)));
+  });
+});
