@@ -35,14 +35,16 @@ export function dial(host: string, port: number, timeoutMs: number): Promise<Soc
       socket.destroy();
       reject(new HostUnreachableError(`${host}:${port} did not answer within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve(socket);
-    });
-    socket.once("error", (err: NodeJS.ErrnoException) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       reject(dialError(err, host, port));
+    };
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      // off(), not removeAllListeners(): the latter deletes the key and turns _events into a dictionary
+      socket.off("error", onError);
+      resolve(socket);
     });
+    socket.once("error", onError);
   });
 }

@@ -51,12 +51,14 @@ export async function serveOpen(
       session.reject(stream, decision.error);
       return;
     }
-    log = settings.logger.child(bindings);
+    // a child logger (its bindings serialized at once) only when its debug lines are written
+    log = settings.logger.isLevelEnabled("debug") ? settings.logger.child(bindings) : null;
     switch (open.kind) {
       case OPEN_KIND.CONNECT:
         await serveConnect(session, stream, open, decision.dialHost, settings, log);
         return;
       case OPEN_KIND.BIND:
+        log ??= settings.logger.child(bindings);
         await serveBind(session, stream, open, decision.dialHost, settings.bind ?? DEFAULT_BIND, log);
         return;
       default: {
@@ -85,7 +87,7 @@ async function serveConnect(
   open: OpenFrame,
   dialHost: string,
   settings: OpenSettings,
-  log: Logger,
+  log: Logger | null,
 ): Promise<void> {
   const timeoutMs = Math.min(
     open.timeoutMs || DEFAULT_DIAL_TIMEOUT_MS,
@@ -98,7 +100,7 @@ async function serveConnect(
   }
   session.accept(stream, socket.localAddress ?? "", socket.localPort ?? 0);
   pipeSocketStream(socket, stream);
-  log.debug("target connected");
+  log?.debug("target connected");
 }
 
 /**

@@ -45,10 +45,14 @@ interface Totals {
 export function startLiveFeed(o: LiveFeedOptions): () => void {
   const { events, hub, connections } = o;
   const sampleMs = o.sampleMs ?? 2_000;
-  /** Bytes of connections that closed since the last sample, by location. */
-  let closedSince = new Map<string, Totals>();
-  /** What each live connection had carried at the last sample. */
-  let seen = new Map<string, Totals & { location: string }>();
+  /**
+   * Bytes carried by the connections that closed, by location, ever: with what the live ones
+   * carried so far, every byte the relay moved; a sample is how far that moved since the last
+   * one. Nothing is kept per connection (a map of every live one cost ~100 B each, and a copy
+   * of the whole list every period).
+   */
+  const closedTotal = new Map<string, Totals>();
+  let lastTotal = new Map<string, Totals>();
   const publish = (type: string, data: unknown): void => {
     if (hub.hasSubscribers) hub.publish({ type, data });
   };
@@ -91,13 +95,12 @@ export function startLiveFeed(o: LiveFeedOptions): () => void {
       }),
     ),
     events.socksClosed.subscribe((m) => {
-      // the part of its bytes no sample has counted yet goes into the next one
-      const before = seen.get(m.connectionId);
-      seen.delete(m.connectionId);
-      const t = closedSince.get(m.location) ?? { up: 0, down: 0 };
-      t.up += m.bytesUp - (before?.up ?? 0);
-      t.down += m.bytesDown - (before?.down ?? 0);
-      closedSince.set(m.location, t);
+      // its bytes move from the live connections' sum to the closed ones': the next sample
+      // counts only the part no sample has counted yet
+      const t = closedTotal.get(m.location) ?? { up: 0, down: 0 };
+      t.up += m.bytesUp;
+      t.down += m.bytesDown;
+      closedTotal.set(m.location, t);
       publish(LIVE_EVENT.CONNECTION_CLOSED, {
         connectionId: m.connectionId,
         location: m.location,
@@ -130,25 +133,25 @@ export function startLiveFeed(o: LiveFeedOptions): () => void {
     const now = Date.now();
     const seconds = Math.max(0.001, (now - last) / 1000);
     last = now;
-    const perLocation = new Map<string, Totals & { connections: number }>();
-    const nextSeen = new Map<string, Totals & { location: string }>();
-    for (const c of connections.list()) {
-      const before = seen.get(c.id);
-      const t = perLocation.get(c.location) ?? { up: 0, down: 0, connections: 0 };
-      t.up += c.bytesUp - (before?.up ?? 0);
-      t.down += c.bytesDown - (before?.down ?? 0);
+    const total = new Map<string, Totals & { connections: number }>();
+    for (const [location, closed] of closedTotal)
+      total.set(location, { up: closed.up, down: closed.down, connections: 0 });
+    connections.eachLiveBytes((location, up, down) => {
+      const t = total.get(location) ?? { up: 0, down: 0, connections: 0 };
+      t.up += up;
+      t.down += down;
       t.connections++;
-      perLocation.set(c.location, t);
-      nextSeen.set(c.id, { up: c.bytesUp, down: c.bytesDown, location: c.location });
+      total.set(location, t);
+    });
+    const perLocation = new Map<string, Totals & { connections: number }>();
+    for (const [location, t] of total) {
+      const before = lastTotal.get(location);
+      const up = t.up - (before?.up ?? 0);
+      const down = t.down - (before?.down ?? 0);
+      if (t.connections > 0 || up > 0 || down > 0)
+        perLocation.set(location, { up, down, connections: t.connections });
     }
-    for (const [location, closed] of closedSince) {
-      const t = perLocation.get(location) ?? { up: 0, down: 0, connections: 0 };
-      t.up += closed.up;
-      t.down += closed.down;
-      perLocation.set(location, t);
-    }
-    seen = nextSeen;
-    closedSince = new Map();
+    lastTotal = total;
     const locations = Object.fromEntries(
       [...perLocation].map(([location, t]) => [
         location,

@@ -74,13 +74,10 @@ export class PreauthGuard {
       return null;
     }
     this.#total++;
-    const slot = new PreauthSlot(this, socket, key);
     const peer = peerKey(socket);
+    const slot = new PreauthSlot(this, socket, key, peer);
     this.#byPeer.set(peer, slot);
-    socket.once("close", () => {
-      if (this.#byPeer.get(peer) === slot) this.#byPeer.delete(peer);
-      slot.socketClosed();
-    });
+    socket.once("close", slot.onSocketClose);
     if (o.deadlineMs > 0) slot.startDeadline(o.deadlineMs);
     return slot;
   }
@@ -91,6 +88,11 @@ export class PreauthGuard {
     readonly remotePort?: number | undefined;
   }): PreauthSlot | undefined {
     return this.#byPeer.get(peerKey(socket));
+  }
+
+  /** @internal the slot no longer needs to be found by its peer. */
+  forget(peer: string, slot: PreauthSlot): void {
+    if (this.#byPeer.get(peer) === slot) this.#byPeer.delete(peer);
   }
 
   /** @internal the slot is given back. */
@@ -126,16 +128,24 @@ export class PreauthSlot {
   readonly #guard: PreauthGuard;
   readonly #socket: Socket;
   readonly #key: string;
+  readonly #peer: string;
   #timer: NodeJS.Timeout | null = null;
   /** Counted until the socket closes (`pre-auth`), no more (`released`), or until `#holdUntil`. */
   #state: "pre-auth" | "released" | "held" = "pre-auth";
   #holdUntil = 0;
 
-  constructor(guard: PreauthGuard, socket: Socket, key: string) {
+  constructor(guard: PreauthGuard, socket: Socket, key: string, peer: string) {
     this.#guard = guard;
     this.#socket = socket;
     this.#key = key;
+    this.#peer = peer;
   }
+
+  /** @internal the socket's close listener while the slot counts. */
+  readonly onSocketClose = (): void => {
+    this.#guard.forget(this.#peer, this);
+    this.socketClosed();
+  };
 
   /** The source key the connection counts under. */
   get key(): string {
@@ -145,6 +155,9 @@ export class PreauthSlot {
   /** The peer authenticated: it no longer counts here and the deadline is off. */
   admitted(): void {
     this.#stopDeadline();
+    // nothing more to do at its close: the slot and its listener go now, not with the socket
+    this.#guard.forget(this.#peer, this);
+    this.#socket.off("close", this.onSocketClose);
     if (this.#state === "released") return;
     this.#release();
   }

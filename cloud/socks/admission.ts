@@ -8,7 +8,6 @@
  * tunnel limit is: the bound is the relay's momentary state, and a retry later may pass. `0x02`
  * says the ruleset forbids the destination, which would send an operator to the mappings.
  */
-import type { Socket } from "node:net";
 import { LimitExceededError } from "../../shared/errors.js";
 import { LIMIT } from "../limits/limit-names.js";
 import type { PreauthSlot } from "../limits/preauth-guard.js";
@@ -17,21 +16,22 @@ import type { Principal } from "./authenticate.js";
 
 export class Admission {
   readonly #g: SocksGuards;
-  readonly #slot: PreauthSlot;
+  #slot: PreauthSlot | null;
+  readonly #key: string;
   #client: string | null = null;
   #source: string | null = null;
   /** A failed authentication's answer, held back by the backoff. */
   #tarpit: NodeJS.Timeout | null = null;
 
-  constructor(guards: SocksGuards, slot: PreauthSlot, socket: Socket) {
+  constructor(guards: SocksGuards, slot: PreauthSlot) {
     this.#g = guards;
     this.#slot = slot;
-    socket.once("close", () => this.#closed());
+    this.#key = slot.key;
   }
 
   /** The handshake deadline (`ms`) ran out: counted, the caller closes. */
   deadlineRanOut(ms: number): void {
-    const key = this.#slot.key;
+    const key = this.#key;
     this.#g.hits.hit(
       LIMIT.SOCKS_HANDSHAKE_DEADLINE,
       key,
@@ -52,7 +52,8 @@ export class Admission {
 
   /** The client proved who it is (or needs not): it no longer counts as before authentication. */
   authenticated(): void {
-    this.#slot.admitted();
+    this.#slot?.admitted();
+    this.#slot = null;
   }
 
   /**
@@ -61,10 +62,10 @@ export class Admission {
    */
   failed(username: string): number {
     const g = this.#g;
-    const key = this.#slot.key;
+    const key = this.#key;
     const delayMs = g.authBackoff.fail([`source:${key}`, `user:${username}`]);
     if (delayMs > 0) {
-      this.#slot.holdUntil(Date.now() + delayMs);
+      this.#slot?.holdUntil(Date.now() + delayMs);
       g.hits.hit(
         LIMIT.SOCKS_AUTH_BACKOFF,
         key,
@@ -78,7 +79,7 @@ export class Admission {
   /** The request was read: count under the client and the source, or the refusal. */
   establish(who: Principal): LimitExceededError | null {
     const g = this.#g;
-    const source = this.#slot.key;
+    const source = this.#key;
     if (!g.perSource.tryAcquire(source)) {
       const max = g.perSource.max;
       g.hits.hit(
@@ -106,7 +107,8 @@ export class Admission {
     return null;
   }
 
-  #closed(): void {
+  /** Its socket closed (or its splice ended): what it counted goes back. */
+  closed(): void {
     if (this.#tarpit) clearTimeout(this.#tarpit);
     if (this.#source !== null) this.#g.perSource.release(this.#source);
     if (this.#client !== null) this.#g.perClient.release(this.#client);

@@ -83,13 +83,25 @@ export class ClientConnection {
   /** A BIND waiting for its peer, and what ends that wait. */
   #cancelBind: CancelBindWait | null = null;
   readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
+  readonly #onEnd = (): void => {
+    // a FIN before the handshake could complete: no more bytes can finish it, so its
+    // slot is given back now rather than at the deadline ("authenticating" still has a
+    // request to read from what came before the FIN)
+    const st = this.#state;
+    if (st === "greeting" || st === "credentials" || st === "request") this.#socket.destroy();
+  };
+  readonly #onClose = (): void => {
+    this.#enter("closed");
+    this.#access.stop();
+    this.#admission.closed();
+  };
 
   constructor(socket: Socket, shared: SocksShared, slot: PreauthSlot) {
     this.#socket = socket;
     this.#shared = shared;
     this.#o = shared.o;
     this.#log = shared.o.logger;
-    this.#admission = new Admission(shared.o.guards, slot, socket);
+    this.#admission = new Admission(shared.o.guards, slot);
     // before any store lookup: a revocation from here on is seen (revocation.ts)
     this.#access = new AccessWatch(shared.o.connections, (reason) => this.#revoked(reason));
   }
@@ -100,17 +112,8 @@ export class ClientConnection {
     publishAccepted(this.#o.events, s);
     s.on("data", this.#onData);
     s.on("error", ignore); // 'close' follows
-    s.on("end", () => {
-      // a FIN before the handshake could complete: no more bytes can finish it, so its
-      // slot is given back now rather than at the deadline ("authenticating" still has a
-      // request to read from what came before the FIN)
-      const st = this.#state;
-      if (st === "greeting" || st === "credentials" || st === "request") s.destroy();
-    });
-    s.on("close", () => {
-      this.#enter("closed");
-      this.#access.stop();
-    });
+    s.on("end", this.#onEnd);
+    s.on("close", this.#onClose);
     this.#timer = setTimeout(() => {
       if (!HANDSHAKE_STATES.has(this.#state)) return;
       this.#admission.deadlineRanOut(this.#o.handshakeTimeoutMs);
@@ -295,6 +298,10 @@ export class ClientConnection {
     // BND: the agent's address towards the target (socksify puts it into PORT as the control socket's own)
     this.#reply(unmapIPv4(opened.address) || "0.0.0.0", opened.port);
     const { stream } = opened;
+    // the splice takes the socket over: this object, its watch and its listeners can go
+    socket.off("end", this.#onEnd);
+    socket.off("close", this.#onClose);
+    socket.off("error", ignore);
     splice(
       this.#shared.splice,
       {
@@ -311,6 +318,7 @@ export class ClientConnection {
         ...peerOf(this.#socket),
         openMs: performance.now() - this.#requestAt,
         reservation,
+        admission: this.#admission,
       },
       this.#takeEarly(),
       target.grant === "connect" && mapping.protocol === "ftp"

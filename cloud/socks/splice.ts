@@ -44,6 +44,8 @@ export interface Carriage {
   readonly openMs: number | null;
   /** Its place in the buffer budget (cloud/limits/buffer-budget.ts), given back at its close. */
   readonly reservation: BufferReservation;
+  /** What the connection counts under (admission.ts), given back at its close; none for a BIND's peer. */
+  readonly admission?: { closed(): void };
 }
 
 /** A filter that is told when its connection is over. */
@@ -60,10 +62,11 @@ export function splice(
 ): LiveConnection {
   const carried = new CarriedConnection(deps, c, early, filterFor);
   deps.connections.add(carried);
-  carried.published();
+  carried.published(c);
   // before the pipe: the stream's early bytes are credited through the budget too
   c.reservation.attach(c.stream);
   pipeSocketStream(c.socket, c.stream, carried);
+  carried.early = undefined; // sent: not kept for the connection's life
   return carried;
 }
 
@@ -79,15 +82,18 @@ class CarriedConnection implements LiveConnection, PipeOptions {
   readonly internalHost: string;
   readonly internalPort: number;
   readonly agentId: string;
-  readonly remoteAddress: string;
-  readonly startedAt = new Date();
+  readonly #startedMs = Date.now();
+  readonly #remoteHost: string;
+  readonly #remotePort: number;
   readonly stream: MuxStream;
   readonly socket: Socket;
-  readonly early: Buffer;
+  early: Buffer | undefined;
   readonly filter: SpliceFilter | undefined;
   readonly ftpControl: boolean;
   readonly #deps: SpliceDeps;
-  readonly #c: Carriage;
+  readonly #grant: ConnectionGrant;
+  readonly #reservation: BufferReservation;
+  readonly #admission: { closed(): void } | undefined;
 
   constructor(
     deps: SpliceDeps,
@@ -96,7 +102,9 @@ class CarriedConnection implements LiveConnection, PipeOptions {
     filterFor: ((connectionId: string) => SpliceFilter) | null,
   ) {
     this.#deps = deps;
-    this.#c = c;
+    this.#grant = c.grant;
+    this.#reservation = c.reservation;
+    this.#admission = c.admission;
     this.id = deps.connections.newId();
     this.kind = c.grant === "bind" || c.grant === "ftp-active-data" ? "bind" : "connect";
     this.clientId = c.who.clientId;
@@ -108,7 +116,8 @@ class CarriedConnection implements LiveConnection, PipeOptions {
     this.internalHost = c.internalHost;
     this.internalPort = c.internalPort;
     this.agentId = c.tunnel.agentId;
-    this.remoteAddress = `${c.remoteAddress}:${c.remotePort}`;
+    this.#remoteHost = c.remoteAddress;
+    this.#remotePort = c.remotePort;
     this.stream = c.stream;
     this.socket = c.socket;
     this.early = early;
@@ -116,10 +125,16 @@ class CarriedConnection implements LiveConnection, PipeOptions {
     this.ftpControl = c.grant === "connect" && c.mapping.protocol === "ftp";
   }
 
-  published(): void {
+  get remoteAddress(): string {
+    return `${this.#remoteHost}:${this.#remotePort}`;
+  }
+  get startedAt(): Date {
+    return new Date(this.#startedMs);
+  }
+
+  published(c: Carriage): void {
     const opened = this.#deps.events.socksOpened;
     if (!opened.active) return;
-    const c = this.#c;
     opened.publish({
       relayId: opened.relayId,
       connectionId: this.id,
@@ -143,7 +158,8 @@ class CarriedConnection implements LiveConnection, PipeOptions {
 
   onClose(outcome: { error: UnderpassError | null; localError: Error | null }): void {
     this.#deps.connections.remove(this.id);
-    this.#c.reservation.release();
+    this.#reservation.release();
+    this.#admission?.closed();
     this.filter?.closed();
     const broke = outcome.error ?? outcome.localError;
     if (broke) this.#deps.logger.debug({ connectionId: this.id, err: broke.message }, "connection broke");
@@ -152,13 +168,13 @@ class CarriedConnection implements LiveConnection, PipeOptions {
     closed.publish({
       relayId: closed.relayId,
       connectionId: this.id,
-      grant: this.#c.grant,
+      grant: this.#grant,
       location: this.location,
       mappingId: this.mappingId,
       agentId: this.agentId,
       bytesUp: this.stream.bytesOut,
       bytesDown: this.stream.bytesIn,
-      durationMs: Date.now() - this.startedAt.getTime(),
+      durationMs: Date.now() - this.#startedMs,
       error: outcome.error?.code ?? null,
       clientError: outcome.localError?.message ?? null,
     });

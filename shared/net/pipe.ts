@@ -218,7 +218,9 @@ function onSocketClose(this: PipedSocket): void {
  * Splice until both sides are done; the socket is read from here on (it may be paused before).
  * The socket must have been created with `allowHalfOpen: true`.
  */
-export function pipeSocketStream(socket: Socket, stream: MuxStream, options: PipeOptions = {}): void {
+const NO_OPTIONS: PipeOptions = {};
+
+export function pipeSocketStream(socket: Socket, stream: MuxStream, options: PipeOptions = NO_OPTIONS): void {
   const pipe = new SocketStreamPipe(socket, stream, options);
   (socket as PipedSocket)[kPipe] = pipe;
   stream.attach(pipe);

@@ -51,7 +51,7 @@ export class ReceiveWindow implements WindowHolder {
   /** The window as announced in the hello: the floor of every sweep and reclaim. */
   readonly #initial: number;
   /** The budgets it is counted in: the tunnel's (and, through it, the process's), a client's. */
-  readonly #budgets: WindowBudget[];
+  #budgets: WindowBudget[];
   /** The window the stream tops its credit up to, in bytes. */
   #target: number;
   /** Bytes the peer may still send. */
@@ -105,7 +105,8 @@ export class ReceiveWindow implements WindowHolder {
    */
   join(budget: WindowBudget): void {
     if (this.#closed || this.#budgets.includes(budget)) return;
-    this.#budgets.push(budget);
+    // a new exact-size array: push() would grow the backing store to 17 slots
+    this.#budgets = this.#budgets.concat(budget);
     budget.charge(this, this.#reserved);
   }
 
@@ -113,7 +114,7 @@ export class ReceiveWindow implements WindowHolder {
   leave(budget: WindowBudget): void {
     const i = this.#budgets.indexOf(budget);
     if (i <= 0) return;
-    this.#budgets.splice(i, 1);
+    this.#budgets = this.#budgets.filter((b) => b !== budget);
     budget.giveBack(this, this.#reserved, true);
   }
 
