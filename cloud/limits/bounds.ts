@@ -76,7 +76,7 @@ export const DEFAULT_BOUNDS: RelayBounds = {
   bindPerClient: 64,
   bindPerAgent: 512,
   bufferBudgetBytes: 256 * 1024 * 1024,
-  clientBufferBytes: 64 * 1024 * 1024,
+  clientBufferBytes: 128 * 1024 * 1024,
   idleTimeoutMs: 3_600_000,
   ftpIdleTimeoutMs: 0,
   summaryPeriodMs: 60_000,
