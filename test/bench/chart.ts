@@ -133,10 +133,23 @@ async function writeSvg(
   label: (p: PeerId) => string,
   panels: readonly string[],
 ): Promise<string> {
-  const legend = peers.map((p, i) => {
-    const x = LEFT + i * 180;
-    return `<rect x="${x}" y="38" width="12" height="12" fill="${COLOR[p]}"/><text x="${x + 16}" y="48" font-size="12">${esc(label(p))}</text>`;
-  });
+  // entries as wide as their labels (about 7 px a character at 12 px), in rows that fit the width
+  const legend: string[] = [];
+  let x = LEFT;
+  let row = 0;
+  for (const p of peers) {
+    const text = label(p);
+    const advance = 16 + text.length * 7 + 14;
+    if (x > LEFT && x + advance > W - 10) {
+      x = LEFT;
+      row++;
+    }
+    const y = 38 + row * 17;
+    legend.push(
+      `<rect x="${x}" y="${y}" width="12" height="12" fill="${COLOR[p]}"/><text x="${x + 16}" y="${y + 10}" font-size="12">${esc(text)}</text>`,
+    );
+    x += advance;
+  }
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif">`,
     `<rect width="${W}" height="${h}" fill="white"/>`,
