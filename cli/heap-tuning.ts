@@ -20,7 +20,7 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Logger } from "../shared/logger.js";
-import { DEFAULT_MEMORY_REDUCER, MemoryReducer } from "./memory-reducer.js";
+import { MemoryReducer } from "./memory-reducer.js";
 
 /** Old generation grows to 1 + this/100 times its live size before a mark-compact. */
 const HEAP_GROWING_PERCENT = 300;
@@ -67,7 +67,7 @@ export function startMemoryReducer(log: Logger): void {
     log.warn("V8 does not expose its garbage collector: memory after a burst of traffic waits for V8");
     return;
   }
-  const reducer = new MemoryReducer(process.memoryUsage().arrayBuffers, DEFAULT_MEMORY_REDUCER);
+  const reducer = new MemoryReducer(process.memoryUsage().arrayBuffers);
   const timer = setInterval(() => {
     const before = process.memoryUsage().arrayBuffers;
     if (!reducer.sample(before)) return;

@@ -14,9 +14,8 @@
  * The reducer reads the bytes of Node's array buffers once per interval (process.memoryUsage();
  * V8's own `external_memory` statistic kept counting promoted buffers a full GC had freed, 64 MiB
  * of them in the test). When they stand at least `growthBytes` above where the last collection
- * left them and moved less than
- * `quietBytes` over `quietSamples` intervals in a row (the burst is over; a trickle is quiet
- * enough), it runs one full GC. While traffic flows it does nothing: the collector's own
+ * left them and moved less than `quietBytes` over `quietSamples` intervals in a row (the burst is
+ * over; a trickle is quiet enough), it runs one full GC. While traffic flows it does nothing: the collector's own
  * heuristics keep that cost where heap-tuning.ts put it.
  */
 
@@ -44,25 +43,25 @@ export class MemoryReducer {
   #last: number | null = null;
   #quiet = 0;
 
-  /** `external`: array buffer bytes now, before any traffic. */
-  constructor(external: number, options: MemoryReducerOptions = DEFAULT_MEMORY_REDUCER) {
+  /** `arrayBuffers`: array buffer bytes now, before any traffic. */
+  constructor(arrayBuffers: number, options: MemoryReducerOptions = DEFAULT_MEMORY_REDUCER) {
     this.#o = options;
-    this.#floor = external;
+    this.#floor = arrayBuffers;
   }
 
   /** A sample of array buffer bytes: true when a full GC should run now. */
-  sample(external: number): boolean {
-    if (external < this.#floor) this.#floor = external;
-    const moved = this.#last === null ? Number.POSITIVE_INFINITY : Math.abs(external - this.#last);
-    this.#last = external;
+  sample(arrayBuffers: number): boolean {
+    if (arrayBuffers < this.#floor) this.#floor = arrayBuffers;
+    const moved = this.#last === null ? Number.POSITIVE_INFINITY : Math.abs(arrayBuffers - this.#last);
+    this.#last = arrayBuffers;
     this.#quiet = moved < this.#o.quietBytes ? this.#quiet + 1 : 0;
-    return this.#quiet >= this.#o.quietSamples && external - this.#floor >= this.#o.growthBytes;
+    return this.#quiet >= this.#o.quietSamples && arrayBuffers - this.#floor >= this.#o.growthBytes;
   }
 
-  /** A collection ran and left `external` bytes: the new floor. */
-  collected(external: number): void {
-    this.#floor = external;
-    this.#last = external;
+  /** A collection ran and left `arrayBuffers` bytes: the new floor. */
+  collected(arrayBuffers: number): void {
+    this.#floor = arrayBuffers;
+    this.#last = arrayBuffers;
     this.#quiet = 0;
   }
 }

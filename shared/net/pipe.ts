@@ -214,12 +214,13 @@ function onSocketClose(this: PipedSocket): void {
   this[kPipe].socketClosed();
 }
 
+/** The options of a pipe that has none: one object for all of them, not one per call. */
+const NO_OPTIONS: PipeOptions = {};
+
 /**
  * Splice until both sides are done; the socket is read from here on (it may be paused before).
  * The socket must have been created with `allowHalfOpen: true`.
  */
-const NO_OPTIONS: PipeOptions = {};
-
 export function pipeSocketStream(socket: Socket, stream: MuxStream, options: PipeOptions = NO_OPTIONS): void {
   const pipe = new SocketStreamPipe(socket, stream, options);
   (socket as PipedSocket)[kPipe] = pipe;

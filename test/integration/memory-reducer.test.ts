@@ -30,14 +30,14 @@ for (let i = 0; i < 1024; i++) {
 }
 held = null;
 lines.length = 0;
-process.stdout.write(JSON.stringify({ msg: "dropped", external: process.memoryUsage().arrayBuffers }) + "\\n");
-const t = setInterval(() => process.stdout.write(JSON.stringify({ msg: "sample", external: process.memoryUsage().arrayBuffers }) + "\\n"), 250);
+process.stdout.write(JSON.stringify({ msg: "dropped", arrayBuffers: process.memoryUsage().arrayBuffers }) + "\\n");
+const t = setInterval(() => process.stdout.write(JSON.stringify({ msg: "sample", arrayBuffers: process.memoryUsage().arrayBuffers }) + "\\n"), 250);
 process.stdin.on("data", () => { clearInterval(t); process.exit(0); });
 `;
 
 interface Line {
   readonly msg: string;
-  readonly external?: number;
+  readonly arrayBuffers?: number;
   readonly arrayBuffersBefore?: number;
   readonly arrayBuffersAfter?: number;
 }
@@ -84,7 +84,10 @@ describe("memory reducer in a process", () => {
   it("collects the buffers a burst left once the process is quiet, and logs it", async () => {
     const lines = await runChild("reduce", (l) => l.arrayBuffersAfter !== undefined, 20_000);
     const dropped = lines.find((l) => l.msg === "dropped");
-    assert.ok(dropped?.external !== undefined && dropped.external > 32 * MIB, "the burst left its buffers");
+    assert.ok(
+      dropped?.arrayBuffers !== undefined && dropped.arrayBuffers > 32 * MIB,
+      "the burst left its buffers",
+    );
     const collected = lines.find((l) => l.arrayBuffersAfter !== undefined);
     assert.ok(collected, "the reducer collected within 20 s");
     assert.ok(
@@ -98,6 +101,6 @@ describe("memory reducer in a process", () => {
     const lines = await runChild("control", () => false, 4_000);
     const samples = lines.filter((l) => l.msg === "sample");
     assert.ok(samples.length >= 4, `samples: ${samples.length}`);
-    assert.ok(samples.at(-1)!.external! > 32 * MIB, JSON.stringify(samples.at(-1)));
+    assert.ok(samples.at(-1)!.arrayBuffers! > 32 * MIB, JSON.stringify(samples.at(-1)));
   });
 });
