@@ -68,17 +68,24 @@ export function startMemoryReducer(log: Logger): void {
     return;
   }
   const reducer = new MemoryReducer(process.memoryUsage().arrayBuffers);
+  // V8 frees the dead array buffers on a background thread after the GC returns (measured: a
+  // read right after gc() still counted 43 of 67 MB), so the next sample is what it left
+  let collection: { readonly arrayBuffersBefore: number; readonly gcMs: number } | null = null;
   const timer = setInterval(() => {
-    const before = process.memoryUsage().arrayBuffers;
-    if (!reducer.sample(before)) return;
+    const arrayBuffers = process.memoryUsage().arrayBuffers;
+    if (collection !== null) {
+      reducer.collected(arrayBuffers);
+      log.debug(
+        { ...collection, arrayBuffersAfter: arrayBuffers },
+        "traffic went quiet: collected the buffers it left",
+      );
+      collection = null;
+      return;
+    }
+    if (!reducer.sample(arrayBuffers)) return;
     const t0 = performance.now();
     gc();
-    const after = process.memoryUsage().arrayBuffers;
-    reducer.collected(after);
-    log.debug(
-      { arrayBuffersBefore: before, arrayBuffersAfter: after, gcMs: Math.round(performance.now() - t0) },
-      "traffic went quiet: collected the buffers it left",
-    );
+    collection = { arrayBuffersBefore: arrayBuffers, gcMs: Math.round(performance.now() - t0) };
   }, MEMORY_REDUCER_INTERVAL_MS);
   timer.unref();
 }

@@ -58,7 +58,7 @@ export class MemoryReducer {
     return this.#quiet >= this.#o.quietSamples && arrayBuffers - this.#floor >= this.#o.growthBytes;
   }
 
-  /** A collection ran and left `arrayBuffers` bytes: the new floor. */
+  /** A collection ran and left `arrayBuffers` bytes (a sample after V8 freed them): the new floor. */
   collected(arrayBuffers: number): void {
     this.#floor = arrayBuffers;
     this.#last = arrayBuffers;

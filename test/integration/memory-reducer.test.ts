@@ -3,6 +3,11 @@
  * do, makes buffers outlive young GCs as a busy tunnel's queued writes do (promoted, freed only
  * by a full GC), drops them and goes quiet. The reducer must collect them, with no allocation
  * to start a GC, and say so in its log; without the reducer V8 keeps them (the control child).
+ *
+ * The child promotes its buffers with two young GCs of its own rather than by making garbage
+ * until V8 runs them: how many young GCs the garbage made, and so which buffers were promoted,
+ * depended on the machine's load. The burst stays below V8's 64 MiB external-memory soft limit,
+ * past which V8 starts a full GC by itself (the control child then lost its buffers).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -17,19 +22,15 @@ const MIB = 1024 * 1024;
 /** The child: `reduce` starts the reducer; prints its array buffer bytes as JSON lines until told to stop. */
 const CHILD = `
 const { startMemoryReducer, tuneHeapForTunnelTraffic } = await import(process.argv[1]);
-const lines = [];
 const log = { debug: (o, msg) => process.stdout.write(JSON.stringify({ msg, ...o }) + "\\n"), warn: () => {} };
 tuneHeapForTunnelTraffic();
 if (process.argv[2] === "reduce") startMemoryReducer(log);
+// 40 MiB in 64 KiB buffers, promoted to the old generation by two young GCs
 let held = [];
-// 64 MiB in 64 KiB buffers, each kept across several young GCs (made by small JS garbage)
-for (let i = 0; i < 1024; i++) {
-  held.push(Buffer.alloc(64 * 1024, i));
-  for (let j = 0; j < 200; j++) lines.push({ j, s: "x".repeat(32) });
-  if (lines.length > 20000) lines.length = 0;
-}
+for (let i = 0; i < 640; i++) held.push(Buffer.alloc(64 * 1024, i));
+gc({ type: "minor" });
+gc({ type: "minor" });
 held = null;
-lines.length = 0;
 process.stdout.write(JSON.stringify({ msg: "dropped", arrayBuffers: process.memoryUsage().arrayBuffers }) + "\\n");
 const t = setInterval(() => process.stdout.write(JSON.stringify({ msg: "sample", arrayBuffers: process.memoryUsage().arrayBuffers }) + "\\n"), 250);
 process.stdin.on("data", () => { clearInterval(t); process.exit(0); });
@@ -44,9 +45,13 @@ interface Line {
 
 /** Runs the child until `until` holds for a line (or `timeoutMs` passes); returns its lines. */
 async function runChild(mode: "reduce" | "control", until: (l: Line) => boolean, timeoutMs: number) {
-  const child = spawn(process.execPath, ["--input-type=module", "-e", CHILD, HEAP_TUNING, mode], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--expose-gc", "--input-type=module", "-e", CHILD, HEAP_TUNING, mode],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   const lines: Line[] = [];
   let buffered = "";
   try {
