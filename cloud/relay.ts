@@ -62,8 +62,7 @@ import { LiveConnections } from "./socks/connections.js";
 import { openOnPremises, pickTunnel } from "./socks/open.js";
 import { createSocksServer } from "./socks/server.js";
 import { FileStore } from "./store/file-store.js";
-import { PostgresStore } from "./store/postgres-store.js";
-import type { MappingRecord, Store } from "./store/store.js";
+import type { MappingRecord, Store, StoreDatabase } from "./store/store.js";
 import { recordUsage, type UsageRecorder } from "./store/usage-recorder.js";
 import {
   DEFAULT_TLS_RELOAD,
@@ -161,12 +160,9 @@ export interface Relay {
 export async function startRelay(config: RelayConfig): Promise<Relay> {
   const log = config.logger;
   const audit = config.audit ?? log.child({ audit: true });
-  const store: Store =
-    config.store ??
-    (config.databaseUrl
-      ? new PostgresStore({ url: config.databaseUrl, logger: log })
-      : new FileStore({ dir: config.dataDir, logger: log }));
+  const store = await configuredStore(config);
   await store.open();
+  const database = store.database ?? null;
 
   let generatedAdminToken: string | null = null;
   let adminTokenHash: string;
@@ -190,8 +186,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
   const events = relayEvents(relayId);
   // FTP's control, data and BIND connections may each land on another relay of a cluster
   const shared =
-    store instanceof PostgresStore
-      ? await clusterFtp(store, events, log).catch(async (err: unknown) => {
+    database !== null
+      ? await clusterFtp(store, database, events, log).catch(async (err: unknown) => {
           await store.close();
           throw err;
         })
@@ -277,8 +273,8 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
 
   // a cluster keeps one trail, in its database
   const auditLog: AuditLog =
-    store instanceof PostgresStore
-      ? new PostgresAuditLog({ pool: store.pool, logger: log, relayId })
+    database !== null
+      ? new PostgresAuditLog({ pool: database.pool, logger: log, relayId })
       : new FileAuditLog({ dir: join(config.dataDir, "audit"), relayId });
   const stopAudit = writeAuditLog(events, audit, auditLog, { summaryPeriodMs: bounds.summaryPeriodMs });
   // what another relay changed is acted on here too (tunnels closed, connections reset)
@@ -503,27 +499,34 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
       ...(relay.metricsAddress ? { metrics: fmt(relay.metricsAddress) } : {}),
       adminTls: Boolean(config.adminTls),
       relayId,
-      ...(store instanceof PostgresStore
-        ? { store: "postgres", origin: store.origin }
-        : { dataDir: config.dataDir }),
+      ...(database !== null ? { store: "postgres", origin: database.origin } : { dataDir: config.dataDir }),
     },
     "relay listening",
   );
   return relay;
 }
 
+/** The store the configuration names. `pg` loads only for a relay with a database: 3 MiB of heap otherwise. */
+async function configuredStore(config: RelayConfig): Promise<Store> {
+  if (config.store) return config.store;
+  if (!config.databaseUrl) return new FileStore({ dir: config.dataDir, logger: config.logger });
+  const { PostgresStore } = await import("./store/postgres-store.js");
+  return new PostgresStore({ url: config.databaseUrl, logger: config.logger });
+}
+
 /** What the relays of a cluster share of FTP, under this relay's lease in their database. */
 async function clusterFtp(
-  store: PostgresStore,
+  store: Store,
+  database: StoreDatabase,
   events: RelayEvents,
   logger: Logger,
 ): Promise<{ expectations: FtpExpectations; bindControls: RemoteBindControls; close(): Promise<void> }> {
-  const lease = new RelayLease({ pool: store.pool, relayId: events.relayId, logger });
+  const lease = new RelayLease({ pool: database.pool, relayId: events.relayId, logger });
   await lease.open();
-  const bindControls = new SharedBindControls({ pool: store.pool, lease, events, logger });
+  const bindControls = new SharedBindControls({ pool: database.pool, lease, events, logger });
   return {
     expectations: new SharedFtpExpectations({
-      pool: store.pool,
+      pool: database.pool,
       lease,
       mappingOf: (id) => store.getMapping(id),
       logger,
@@ -564,7 +567,7 @@ async function joinCluster(
     "",
     { url: "UNDERPASS_RELAY_ADMIN_URL", listen: "UNDERPASS_ADMIN_LISTEN" },
   );
-  if (tunnelUrl.url === null && store instanceof PostgresStore) {
+  if (tunnelUrl.url === null && store.database !== undefined) {
     log.warn({ relayId, why: tunnelUrl.why }, "this relay is not advertised to agents");
   }
   const self: RelaySelf = {
@@ -576,8 +579,14 @@ async function joinCluster(
     startedAt,
   };
   const membership: Membership =
-    store instanceof PostgresStore
-      ? new DatabaseMembership({ pool: store.pool, self, load, timers: config.membership, logger: log })
+    store.database !== undefined
+      ? new DatabaseMembership({
+          pool: store.database.pool,
+          self,
+          load,
+          timers: config.membership,
+          logger: log,
+        })
       : new LocalMembership(self, load, log);
   await membership.start();
   return membership;

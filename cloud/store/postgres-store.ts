@@ -29,7 +29,15 @@ import { selectOverlap } from "./postgres-rows.js";
 import { connectionConfig, type DatabaseTarget, describeTarget, parseDatabaseUrl } from "./postgres-url.js";
 import * as w from "./postgres-writes.js";
 import { ConfigSnapshot, SnapshotReads } from "./snapshot.js";
-import type { AgentRecord, ClientRecord, ConfigData, MappingRecord, Store, UsageNote } from "./store.js";
+import type {
+  AgentRecord,
+  ClientRecord,
+  ConfigData,
+  MappingRecord,
+  Store,
+  StoreDatabase,
+  UsageNote,
+} from "./store.js";
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:5432/database[?sslmode=…]` (postgres-url.ts). */
@@ -82,6 +90,10 @@ export class PostgresStore extends SnapshotReads implements Store {
   get pool(): pg.Pool {
     if (this.#pool === null) throw new StoreError("the PostgreSQL store is not open");
     return this.#pool;
+  }
+
+  get database(): StoreDatabase {
+    return this;
   }
 
   /** The server process that LISTENs for this store, or null while it is being dialled. */

@@ -3,6 +3,7 @@
  * the embedded file store when several relays serve the same agents. Secrets are kept only
  * as hashes (`tokenHash`, `passwordHash`, SHA-256 hex of high-entropy generated secrets).
  */
+import type pg from "pg";
 import type { PortRange } from "../../shared/net/port-range.js";
 import type { ConfigChangeListener, StoreHealth } from "./changes.js";
 
@@ -159,4 +160,17 @@ export interface Store {
   onChange?(listener: ConfigChangeListener): () => void;
   /** Whether writes can be taken now; a store without this one is always available. */
   health?(): StoreHealth;
+  /**
+   * The database behind a store that the relays of a cluster share: the relay keeps its audit
+   * trail, its membership and FTP's state across relays there too. Absent over the file store.
+   */
+  readonly database?: StoreDatabase;
+}
+
+/** The PostgreSQL database behind a shared store. */
+export interface StoreDatabase {
+  /** The store's pool; open the store first. */
+  readonly pool: pg.Pool;
+  /** Names the store's writes in the change rows. */
+  readonly origin: string;
 }
