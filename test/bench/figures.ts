@@ -83,6 +83,30 @@ export const LATENCY_P99: FigureInfo = {
   title: LATENCY_P50.title.replace("p50", "p99"),
 };
 
+/**
+ * The steps of a latency round, p50 of each over a repetition's rounds: each the time from the
+ * step before (from the start of the round for the first). Where a peer spends its open; the
+ * direct peer has only the TCP connect and the echo.
+ */
+export const LATENCY_STEPS = (
+  [
+    ["connected", "connect", "TCP connect to the proxy"],
+    ["method", "greeting", "SOCKS5 greeting → method reply"],
+    ["auth", "auth", "username/password → status"],
+    ["reply", "request", "CONNECT → success reply (the proxy's dial included)"],
+    ["echo", "echo", "1-byte echo through the proxy"],
+  ] as const
+).map(([mark, id, what]) => ({
+  mark,
+  figure: {
+    id: `latency.step.${id}`,
+    title: `latency step p50: ${what}`,
+    unit: "ms",
+    digits: 3,
+    higherIsBetter: false,
+  } satisfies FigureInfo,
+}));
+
 /** The connections of the burst, and how many are in flight at once. */
 export const BURST = { connections: 1000, parallel: 50 } as const;
 
@@ -211,6 +235,12 @@ export class FigureBook {
       fig.peers[peer] = p;
     }
     return p;
+  }
+
+  /** Puts figures in the book, in this order, before their samples: the report's rows follow it. */
+  declare(infos: readonly FigureInfo[]): void {
+    for (const info of infos)
+      if (!this.figures.has(info.id)) this.figures.set(info.id, { ...info, peers: {} });
   }
 
   record(info: FigureInfo, peer: PeerId, value: number): void {

@@ -61,14 +61,19 @@ function replyLength(b: Buffer): number {
 
 type Step = "method" | "auth" | "reply";
 
+/** The moments of a connect: the TCP connection up, and each SOCKS answer read. */
+export type ConnectMark = "connected" | "method" | "auth" | "reply";
+
 /**
  * Connect to `dest`, through `proxy` unless it is null. The socket has noDelay set and is
- * paused on return, with any early target bytes unshifted.
+ * paused on return, with any early target bytes unshifted. `mark` hears each moment of the
+ * exchange as it happens (the latency figure's steps).
  */
 export function connectVia(
   proxy: SocksEndpoint | null,
   dest: Destination,
   timeoutMs = 30_000,
+  mark: (m: ConnectMark) => void = () => {},
 ): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const hop = proxy ?? dest;
@@ -92,6 +97,7 @@ export function connectVia(
     };
     socket.once("error", fail);
     socket.once("connect", () => {
+      mark("connected");
       if (proxy === null) return done(Buffer.alloc(0));
       const method = proxy.username === undefined ? SOCKS.NO_AUTH : SOCKS.USERNAME_PASSWORD;
       socket.write(Buffer.from([SOCKS.VERSION, 1, method]));
@@ -100,6 +106,7 @@ export function connectVia(
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       if (step === "method") {
         if (buf.length < 2) return;
+        mark("method");
         if (buf[1] === SOCKS.USERNAME_PASSWORD && proxy?.username !== undefined) {
           const u = Buffer.from(proxy.username);
           const p = Buffer.from(proxy.password ?? "");
@@ -118,6 +125,7 @@ export function connectVia(
       if (step === "auth") {
         if (buf.length < 2) return;
         if (buf[1] !== 0x00) return fail(new Error(`${describe(proxy)} refused the credentials`));
+        mark("auth");
         buf = buf.subarray(2);
         socket.write(connectRequest(dest));
         step = "reply";
@@ -125,6 +133,7 @@ export function connectVia(
       if (step === "reply") {
         const n = replyLength(buf);
         if (n === 0) return;
+        mark("reply");
         if (buf[1] !== SOCKS.SUCCEEDED) {
           return fail(
             new Error(
