@@ -160,15 +160,17 @@ export class TunnelClient {
   }
 
   /** One connection's life; resolves when it ends, with whether it got established. */
-  #connectOnce(): Promise<boolean> {
+  async #connectOnce(): Promise<boolean> {
     this.#setState("connecting");
+    const handshakeMs = this.#o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const agent = await proxyAgentFor(this.#o.proxy, this.#o.relayUrl, handshakeMs);
+    // stopped while the proxy's module loaded: there is no connection to end
+    if (this.#stopped) return false;
     return new Promise<boolean>((resolve) => {
       let established = false;
       /** The certificate was refused: said already, the abort that follows is not news. */
       let refused = false;
       let socket: Socket | null = null;
-      const handshakeMs = this.#o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-      const agent = proxyAgentFor(this.#o.proxy, this.#o.relayUrl, handshakeMs);
       const pins = this.#o.relayUrl.startsWith("wss://") ? this.#o.pins : undefined;
       const ws = new WebSocket(this.#o.relayUrl, {
         perMessageDeflate: false,

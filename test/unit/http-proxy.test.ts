@@ -58,7 +58,7 @@ describe("HTTPS_PROXY", () => {
     );
   });
 
-  it("gives an agent for relays outside NO_PROXY and none for relays it covers, by the relay URL's port", () => {
+  it("gives an agent for relays outside NO_PROXY and none for relays it covers, by the relay URL's port", async () => {
     const settings = {
       url: parseProxyUrl("http://proxy.corp:3128", "HTTPS_PROXY"),
       noProxy: parseNoProxy(".internal.example, relay.example:443, [::1]"),
@@ -69,8 +69,12 @@ describe("HTTPS_PROXY", () => {
     assert.equal(usesProxy(settings, "wss://eu.relay.internal.example:8443/tunnel"), false);
     assert.equal(usesProxy(settings, "ws://[::1]:8443/tunnel"), false);
     assert.equal(usesProxy(settings, "wss://relay.other:8443/tunnel"), true);
-    assert.equal(proxyAgentFor(settings, "wss://relay.example/tunnel", 1000), undefined);
-    assert.notEqual(proxyAgentFor(settings, "wss://relay.other:8443/tunnel", 1000), undefined);
-    assert.equal(proxyAgentFor(undefined, "wss://relay.other:8443/tunnel", 1000), undefined, "no proxy set");
+    assert.equal(await proxyAgentFor(settings, "wss://relay.example/tunnel", 1000), undefined);
+    assert.notEqual(await proxyAgentFor(settings, "wss://relay.other:8443/tunnel", 1000), undefined);
+    assert.equal(
+      await proxyAgentFor(undefined, "wss://relay.other:8443/tunnel", 1000),
+      undefined,
+      "no proxy set",
+    );
   });
 });

@@ -1,7 +1,8 @@
 /**
- * What `underpass cloud` loads: over the file store it never loads `pg` (its code and heap cost
- * a relay 5-7 MiB of RSS at rest), and with UNDERPASS_DATABASE_URL it does. A module hook given
- * through NODE_OPTIONS reports every module the process resolves.
+ * What `underpass cloud` and `agent` load: a relay over the file store never loads `pg` (its
+ * code and heap cost a relay 5-7 MiB of RSS at rest), a relay with UNDERPASS_DATABASE_URL does;
+ * an agent without HTTPS_PROXY never loads `https-proxy-agent`, one with a proxy does. A module
+ * hook given through NODE_OPTIONS reports every module the process resolves.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -23,8 +24,9 @@ register("data:text/javascript," + encodeURIComponent(
 `;
 
 const PG = /module resolved: \S*\/node_modules\/pg\//;
+const PROXY_AGENT = /module resolved: \S*\/node_modules\/https-proxy-agent\//;
 
-describe("the modules a relay loads", () => {
+describe("the modules a relay and an agent load", () => {
   const children = new ChildRegistry();
   let work = "";
   let nodeOptions = "";
@@ -76,5 +78,39 @@ describe("the modules a relay loads", () => {
     } finally {
       await relay.stop();
     }
+  });
+
+  /** `underpass agent` towards a relay URL where nothing listens, with `env`, once it failed to connect. */
+  async function agentTried(env: Record<string, string>): Promise<string> {
+    const closed = await freePort();
+    const agent = spawnCli(
+      ["agent"],
+      cliEnv({
+        UNDERPASS_RELAY_URL: `ws://127.0.0.1:${closed}/tunnel`,
+        UNDERPASS_AGENT_TOKEN: "modules-agent-token",
+        UNDERPASS_ALLOW: "127.0.0.1:*",
+        NODE_OPTIONS: nodeOptions,
+        ...env,
+      }),
+      children,
+    );
+    try {
+      await agent.waitForLog((l) => l.msg === "tunnel connection failed", { timeoutMs: 20_000 });
+      return agent.stderr();
+    } finally {
+      await agent.stop();
+    }
+  }
+
+  it("an agent without a proxy: no https-proxy-agent", async () => {
+    const err = await agentTried({});
+    assert.match(err, /module resolved: \S*\/node_modules\/ws\//, "the hook reports modules");
+    assert.doesNotMatch(err, PROXY_AGENT);
+  });
+
+  it("an agent with a proxy: https-proxy-agent (the control)", async () => {
+    // nothing listens at the proxy either: the CONNECT fails, which is all this needs
+    const proxy = await freePort();
+    assert.match(await agentTried({ HTTPS_PROXY: `http://127.0.0.1:${proxy}` }), PROXY_AGENT);
   });
 });
