@@ -3,7 +3,7 @@
  * the tunnel drops, reconnect forever with capped exponential backoff and jitter. What an OPEN
  * from the relay leads to is open-handler.ts.
  */
-import type { IncomingMessage } from "node:http";
+import type { Agent, IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
@@ -163,7 +163,14 @@ export class TunnelClient {
   async #connectOnce(): Promise<boolean> {
     this.#setState("connecting");
     const handshakeMs = this.#o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    const agent = await proxyAgentFor(this.#o.proxy, this.#o.relayUrl, handshakeMs);
+    let agent: Agent | undefined;
+    try {
+      agent = await proxyAgentFor(this.#o.proxy, this.#o.relayUrl, handshakeMs);
+    } catch (err) {
+      // the proxy's module would not load: said, and tried again after the backoff like any failure
+      this.#log.warn({ err: String(err), url: this.#o.relayUrl }, "tunnel connection failed");
+      return false;
+    }
     // stopped while the proxy's module loaded: there is no connection to end
     if (this.#stopped) return false;
     return new Promise<boolean>((resolve) => {

@@ -62,21 +62,29 @@ export function startMemoryReducer(log: Logger): void {
   if (reducing) return;
   reducing = true;
   setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as (() => void) | undefined;
+  let gc: unknown;
+  try {
+    gc = runInNewContext("gc");
+  } catch {
+    // a ReferenceError: the flag did not take (a V8 that ignores it)
+  }
   if (typeof gc !== "function") {
     log.warn("V8 does not expose its garbage collector: memory after a burst of traffic waits for V8");
     return;
   }
   const reducer = new MemoryReducer(process.memoryUsage().arrayBuffers);
+  const collect = gc as () => void;
   // V8 frees the dead array buffers on a background thread after the GC returns (measured: a
-  // read right after gc() still counted 43 of 67 MB), so the next sample is what it left
-  let collection: { readonly arrayBuffersBefore: number; readonly gcMs: number } | null = null;
+  // read right after gc() still counted 43 of 67 MB), so what it left is read again at the next
+  // sample; the lower of the two, since traffic that started meanwhile is not what it left
+  let collection: { readonly before: number; readonly right: number; readonly gcMs: number } | null = null;
   const timer = setInterval(() => {
     const arrayBuffers = process.memoryUsage().arrayBuffers;
     if (collection !== null) {
-      reducer.collected(arrayBuffers);
+      const after = Math.min(collection.right, arrayBuffers);
+      reducer.collected(after);
       log.debug(
-        { ...collection, arrayBuffersAfter: arrayBuffers },
+        { arrayBuffersBefore: collection.before, arrayBuffersAfter: after, gcMs: collection.gcMs },
         "traffic went quiet: collected the buffers it left",
       );
       collection = null;
@@ -84,8 +92,9 @@ export function startMemoryReducer(log: Logger): void {
     }
     if (!reducer.sample(arrayBuffers)) return;
     const t0 = performance.now();
-    gc();
-    collection = { arrayBuffersBefore: arrayBuffers, gcMs: Math.round(performance.now() - t0) };
+    collect();
+    const gcMs = Math.round(performance.now() - t0);
+    collection = { before: arrayBuffers, right: process.memoryUsage().arrayBuffers, gcMs };
   }, MEMORY_REDUCER_INTERVAL_MS);
   timer.unref();
 }

@@ -26,6 +26,7 @@ export interface RunReport {
 function toJson(r: RunReport): unknown {
   const figures: Record<string, unknown> = {};
   for (const [id, f] of r.book.figures) {
+    if (Object.keys(f.peers).length === 0) continue; // declared, never measured
     const peers: Record<string, unknown> = {};
     for (const [peer, p] of Object.entries(f.peers)) {
       if (!p) continue;
@@ -69,8 +70,11 @@ const SECTIONS: ReadonlyArray<readonly [string, readonly string[]]> = [
   ],
 ];
 
+/** The figures of a section that some peer has a sample or a failure of (declared ones may have none). */
 function sectionFigures(book: FigureBook, prefixes: readonly string[]): FigureRecord[] {
-  return [...book.figures.values()].filter((f) => prefixes.some((p) => f.id.startsWith(p)));
+  return [...book.figures.values()].filter(
+    (f) => prefixes.some((p) => f.id.startsWith(p)) && Object.keys(f.peers).length > 0,
+  );
 }
 
 function table(figs: readonly FigureRecord[]): string[] {
