@@ -61,19 +61,12 @@ let reducing = false;
 export function startMemoryReducer(log: Logger): void {
   if (reducing) return;
   reducing = true;
-  setFlagsFromString("--expose-gc");
-  let gc: unknown;
-  try {
-    gc = runInNewContext("gc");
-  } catch {
-    // a ReferenceError: the flag did not take (a V8 that ignores it)
-  }
-  if (typeof gc !== "function") {
+  const collect = exposedGc();
+  if (collect === null) {
     log.warn("V8 does not expose its garbage collector: memory after a burst of traffic waits for V8");
     return;
   }
   const reducer = new MemoryReducer(process.memoryUsage().arrayBuffers);
-  const collect = gc as () => void;
   // V8 frees the dead array buffers on a background thread after the GC returns (measured: a
   // read right after gc() still counted 43 of 67 MB), so what it left is read again at the next
   // sample; the lower of the two, since traffic that started meanwhile is not what it left
@@ -97,4 +90,15 @@ export function startMemoryReducer(log: Logger): void {
     collection = { before: arrayBuffers, right: process.memoryUsage().arrayBuffers, gcMs };
   }, MEMORY_REDUCER_INTERVAL_MS);
   timer.unref();
+}
+
+/** V8's full GC, exposed to a fresh context only; null when the flag does not take. */
+function exposedGc(): (() => void) | null {
+  setFlagsFromString("--expose-gc");
+  try {
+    const gc: unknown = runInNewContext("gc");
+    return typeof gc === "function" ? (gc as () => void) : null;
+  } catch {
+    return null; // a ReferenceError: no `gc` in the new context
+  }
 }

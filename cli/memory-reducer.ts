@@ -15,8 +15,8 @@
  * V8's own `external_memory` statistic kept counting promoted buffers a full GC had freed, 64 MiB
  * of them in the test). When they stand at least `growthBytes` above where the last collection
  * left them and moved less than `quietBytes` over `quietSamples` intervals in a row (the burst is
- * over; a trickle is quiet enough), it runs one full GC. While traffic flows it does nothing: the collector's own
- * heuristics keep that cost where heap-tuning.ts put it.
+ * over; a trickle is quiet enough), it runs one full GC. While traffic flows it does nothing:
+ * the collector's own heuristics keep that cost where heap-tuning.ts put it.
  */
 
 /** When a quiet process is worth a full GC; sizes in bytes. */

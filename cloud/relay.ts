@@ -392,7 +392,7 @@ export async function startRelay(config: RelayConfig): Promise<Relay> {
     }
     membership = await joinCluster(
       config,
-      store,
+      database,
       relayId,
       startedAt,
       {
@@ -546,7 +546,7 @@ async function clusterFtp(
  */
 async function joinCluster(
   config: RelayConfig,
-  store: Store,
+  database: StoreDatabase | null,
   relayId: string,
   startedAt: string,
   bound: { readonly tunnel: AddressInfo; readonly socks: AddressInfo; readonly admin: AddressInfo },
@@ -567,7 +567,7 @@ async function joinCluster(
     "",
     { url: "UNDERPASS_RELAY_ADMIN_URL", listen: "UNDERPASS_ADMIN_LISTEN" },
   );
-  if (tunnelUrl.url === null && store.database !== undefined) {
+  if (tunnelUrl.url === null && database !== null) {
     log.warn({ relayId, why: tunnelUrl.why }, "this relay is not advertised to agents");
   }
   const self: RelaySelf = {
@@ -579,9 +579,9 @@ async function joinCluster(
     startedAt,
   };
   const membership: Membership =
-    store.database !== undefined
+    database !== null
       ? new DatabaseMembership({
-          pool: store.database.pool,
+          pool: database.pool,
           self,
           load,
           timers: config.membership,

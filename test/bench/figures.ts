@@ -98,6 +98,7 @@ export const LATENCY_STEPS = (
   ] as const
 ).map(([mark, id, what]) => ({
   mark,
+  name: id,
   figure: {
     id: `latency.step.${id}`,
     title: `latency step p50: ${what}`,
@@ -235,6 +236,11 @@ export class FigureBook {
       fig.peers[peer] = p;
     }
     return p;
+  }
+
+  /** The figures some peer has a sample or a failure of, in the book's order. */
+  measured(): FigureRecord[] {
+    return [...this.figures.values()].filter((f) => Object.keys(f.peers).length > 0);
   }
 
   /** Puts figures in the book, in this order, before their samples: the report's rows follow it. */

@@ -25,8 +25,7 @@ export interface RunReport {
 
 function toJson(r: RunReport): unknown {
   const figures: Record<string, unknown> = {};
-  for (const [id, f] of r.book.figures) {
-    if (Object.keys(f.peers).length === 0) continue; // declared, never measured
+  for (const f of r.book.measured()) {
     const peers: Record<string, unknown> = {};
     for (const [peer, p] of Object.entries(f.peers)) {
       if (!p) continue;
@@ -38,7 +37,7 @@ function toJson(r: RunReport): unknown {
         ...(p.errors.length ? { errors: p.errors } : {}),
       };
     }
-    figures[id] = { title: f.title, unit: f.unit, higherIsBetter: f.higherIsBetter, peers };
+    figures[f.id] = { title: f.title, unit: f.unit, higherIsBetter: f.higherIsBetter, peers };
   }
   const { figures: selected, ...options } = r.options;
   return {
@@ -70,11 +69,8 @@ const SECTIONS: ReadonlyArray<readonly [string, readonly string[]]> = [
   ],
 ];
 
-/** The figures of a section that some peer has a sample or a failure of (declared ones may have none). */
 function sectionFigures(book: FigureBook, prefixes: readonly string[]): FigureRecord[] {
-  return [...book.figures.values()].filter(
-    (f) => prefixes.some((p) => f.id.startsWith(p)) && Object.keys(f.peers).length > 0,
-  );
+  return book.measured().filter((f) => prefixes.some((p) => f.id.startsWith(p)));
 }
 
 function table(figs: readonly FigureRecord[]): string[] {

@@ -6,8 +6,8 @@
  *
  * The child gets V8's `gc` the way the reducer does (no --expose-gc on its command line, which
  * would hide a reducer that cannot get it) and promotes its buffers with two young GCs of its
- * own rather than by making garbage until V8 runs them: how many young GCs the garbage made, and so which buffers were promoted,
- * depended on the machine's load. The burst stays below V8's 64 MiB external-memory soft limit,
+ * own rather than by making garbage until V8 runs them: how many young GCs the garbage made,
+ * and so which buffers were promoted, depended on the machine's load. The burst stays below V8's 64 MiB external-memory soft limit,
  * past which V8 starts a full GC by itself (the control child then lost its buffers).
  */
 import assert from "node:assert/strict";
@@ -37,8 +37,8 @@ for (let i = 0; i < 640; i++) held.push(Buffer.alloc(64 * 1024, i));
 gc({ type: "minor" });
 gc({ type: "minor" });
 held = null;
-process.stdout.write(JSON.stringify({ msg: "dropped", arrayBuffers: process.memoryUsage().arrayBuffers }) + "\\n");
-const t = setInterval(() => process.stdout.write(JSON.stringify({ msg: "sample", arrayBuffers: process.memoryUsage().arrayBuffers }) + "\\n"), 250);
+say("dropped", { arrayBuffers: process.memoryUsage().arrayBuffers });
+const t = setInterval(() => say("sample", { arrayBuffers: process.memoryUsage().arrayBuffers }), 250);
 process.stdin.on("data", () => { clearInterval(t); process.exit(0); });
 `;
 

@@ -51,10 +51,10 @@ async function round(peer: Peer, echo: Destination, moments?: Moments): Promise<
   return total;
 }
 
-type StepFigure = (typeof LATENCY_STEPS)[number]["figure"];
+type Step = (typeof LATENCY_STEPS)[number];
 
 /** The p50 of each step every round went through (direct: the connect and the echo). */
-function stepMedians(rounds: readonly Moments[]): Array<{ figure: StepFigure; p50: number }> {
+function stepMedians(rounds: readonly Moments[]): Array<{ step: Step; p50: number }> {
   const spans = LATENCY_STEPS.map(() => [] as number[]);
   for (const m of rounds) {
     let before = 0;
@@ -67,7 +67,7 @@ function stepMedians(rounds: readonly Moments[]): Array<{ figure: StepFigure; p5
   }
   return LATENCY_STEPS.flatMap((step, i) => {
     const v = spans[i]!.sort((x, y) => x - y);
-    return v.length > 0 && v.length === rounds.length ? [{ figure: step.figure, p50: quantile(v, 0.5) }] : [];
+    return v.length > 0 && v.length === rounds.length ? [{ step, p50: quantile(v, 0.5) }] : [];
   });
 }
 
@@ -111,12 +111,12 @@ export async function runLatency(ctx: RunContext): Promise<void> {
         ctx.book.record(LATENCY_P50, peer.id, p50);
         ctx.book.record(LATENCY_P99, peer.id, p99);
         const steps = stepMedians(moments);
-        for (const { figure, p50 } of steps) ctx.book.record(figure, peer.id, p50);
+        for (const { step, p50 } of steps) ctx.book.record(step.figure, peer.id, p50);
         const rate = await withDeadline(burst(peer, echo), 120_000, `${peer.id} burst`);
         ctx.book.record(CONNECT_BURST, peer.id, rate);
         ctx.log(
           `latency rep ${rep} ${peer.id}: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, ` +
-            `burst ${rate.toFixed(0)} conn/s; steps p50 ${steps.map((st) => `${st.figure.id.slice("latency.step.".length)} ${st.p50.toFixed(3)}`).join(", ")}`,
+            `burst ${rate.toFixed(0)} conn/s; steps p50 ${steps.map((s) => `${s.step.name} ${s.p50.toFixed(3)}`).join(", ")}`,
         );
       } catch (err) {
         ctx.book.fail(LATENCY_P50, peer.id, err);
